@@ -1,0 +1,258 @@
+"""The contracts plugins implement: component base classes and hyperparameter declarations."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from nnsim.errors import HyperError
+
+#: A unit is "saturated" where its local derivative is below this share of the largest
+#: derivative the activation can have (tanh: |y| > 0.975, as in makemore's |tanh| > 0.97).
+SATURATION_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """A declared hyperparameter: default, type, valid range or choices, one line of help.
+
+    `low`/`high` are inclusive unless `low_open`/`high_open`. The type is the default's type
+    (an int default accepts only ints, a float default accepts ints and floats). A `learnable`
+    hyperparameter is the initial value of a parameter the optimizer then trains.
+    """
+
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    help: str = ""
+    learnable: bool = False
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def range_text(self) -> str:
+        """The valid values in words, e.g. 'a number in (0, 10]' or 'one of relu, tanh'."""
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        what = {bool: "true or false", int: "an integer", float: "a number",
+                str: "a string"}.get(self.kind, self.kind.__name__)
+        if self.low is None and self.high is None:
+            return what
+        lo = "-inf" if self.low is None else _fmt(self.low)
+        hi = "inf" if self.high is None else _fmt(self.high)
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        return f"{what} in {left}{lo}, {hi}{right}"
+
+    def validate(self, value: Any) -> Any:
+        """Return `value` coerced to this hyperparameter's type, or raise ValueError."""
+        kind = self.kind
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"expected true or false, got {value!r}")
+        elif kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise ValueError(f"expected an integer, got {value!r}")
+        elif kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expected a number, got {value!r}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"expected a finite number, got {value!r}")
+        elif kind is str:
+            if not isinstance(value, str):
+                raise ValueError(f"expected a string, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"expected {self.range_text()}, got {value!r}")
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            raise ValueError(f"expected {self.range_text()}, got {value!r}")
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            raise ValueError(f"expected {self.range_text()}, got {value!r}")
+        return value
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+class Component:
+    """Base of every plugin component: a registry name and declared hyperparameters.
+
+    `Component(**values)` validates each value against its declaration and stores it as an
+    attribute of the same name; undeclared names and invalid values raise HyperError.
+    """
+
+    family: ClassVar[str] = "component"
+    name: ClassVar[str] = ""
+    hyperparameters: ClassVar[dict[str, Hyper]] = {}
+
+    def __init__(self, **values: Any) -> None:
+        declared = self.hyperparameters
+        for key in values:
+            if key not in declared:
+                raise HyperError(key, f"{self.family} {self.name!r} has no hyperparameter "
+                                      f"{key!r}", sorted(declared))
+        for key, hyper in declared.items():
+            raw = values.get(key, hyper.default)
+            try:
+                setattr(self, key, hyper.validate(raw))
+            except ValueError as exc:
+                raise HyperError(key, str(exc)) from None
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+    def hyper_values(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.hyperparameters}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper_values().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Activation(Component):
+    """A pointwise non-linearity.
+
+    Subclasses implement `forward(x)` and `backward(x, y, grad_y)`. Learnable parameters are
+    declared as hyperparameters with `learnable=True`: the engine then hands the component
+    one vector per such name in `self.params` (one entry per unit, starting at the declared
+    value) and `backward` returns `(grad_x, {name: grad})` instead of `grad_x` alone.
+    """
+
+    family = "activation"
+    #: the largest |derivative| the function can have (for the saturation threshold)
+    max_grad: ClassVar[float] = 1.0
+    #: the range the activation histogram covers; values outside fall in the end bins
+    hist_range: ClassVar[tuple[float, float]] = (-3.0, 3.0)
+
+    params: dict[str, np.ndarray]
+
+    @classmethod
+    def learnable(cls) -> tuple[str, ...]:
+        return tuple(k for k, h in cls.hyperparameters.items() if h.learnable)
+
+    def init_params(self, width: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+        return {k: np.full(width, getattr(self, k), dtype=dtype) for k in self.learnable()}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, x: np.ndarray, y: np.ndarray, grad_y: np.ndarray):
+        raise NotImplementedError
+
+    def saturated(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Boolean mask of the entries whose local gradient has (almost) vanished."""
+        local = self.backward(x, y, np.ones_like(y))
+        if isinstance(local, tuple):
+            local = local[0]
+        return np.abs(local) < SATURATION_SHARE * self.max_grad
+
+
+class Initializer(Component):
+    """Draws initial weights: `sample(shape, fan_in, fan_out, rng)` -> array of `shape`."""
+
+    family = "initializer"
+
+    def sample(self, shape: tuple[int, ...], fan_in: int, fan_out: int,
+               rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def expected_mean(self, fan_in: int, fan_out: int) -> float | None:
+        """The mean every draw should have (None where no rule is declared)."""
+        return 0.0
+
+    def expected_std(self, fan_in: int, fan_out: int) -> float | None:
+        """The standard deviation the rule promises (None where no rule is declared)."""
+        return None
+
+    def bound(self, fan_in: int, fan_out: int) -> float | None:
+        """The largest |value| a draw may have (None where unbounded)."""
+        return None
+
+
+class Normalizer(Component):
+    """Normalizes a layer's pre-activations over the batch or over the features.
+
+    `params` (learnable, e.g. gamma and beta) are kept apart from `buffers` (running
+    statistics, not trained). `forward(x, training)` caches what `backward(grad_y)` needs;
+    `backward` returns `(grad_x, {param name: grad})`.
+    """
+
+    family = "normalizer"
+    #: True for the component that does nothing: the engine then leaves the layer out
+    passthrough: ClassVar[bool] = False
+
+    params: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+
+    def init_params(self, width: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+        return {}
+
+    def init_buffers(self, width: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+        return {}
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad_y: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+
+class Optimizer(Component):
+    """Updates parameters in place from their gradients.
+
+    The engine keeps every trainable parameter in one contiguous vector, so `update(params,
+    grads, state, t)` sees flat arrays (`t` counts steps from 1). `state_names` lists the
+    per-parameter state vectors (e.g. "velocity") that `init_state` creates; the engine
+    reports their norms per layer. Every optimizer declares an `lr` hyperparameter.
+    """
+
+    family = "optimizer"
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def init_state(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: np.zeros_like(params) for name in self.state_names}
+
+    def update(self, params: np.ndarray, grads: np.ndarray, state: dict[str, np.ndarray],
+               t: int) -> None:
+        raise NotImplementedError
+
+
+class Dataset(Component):
+    """Produces inputs and targets from a seeded generator: `generate(rng) -> (X, y)`.
+
+    Classification datasets return integer labels in [0, classes); regression datasets
+    (`task = "regression"`) return float targets of shape (n, outputs).
+    """
+
+    family = "dataset"
+    task: ClassVar[str] = "classification"
+
+    def n_classes(self) -> int:
+        """How many classes the labels use (classification), or outputs (regression)."""
+        return 2
+
+    def generate(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+FAMILIES: dict[str, type[Component]] = {
+    "activation": Activation,
+    "initializer": Initializer,
+    "normalizer": Normalizer,
+    "optimizer": Optimizer,
+    "dataset": Dataset,
+}

@@ -1,0 +1,292 @@
+"""The MLP: (Dense → normalizer → activation → dropout) × depth → Dense, over flat parameters.
+
+Every trainable parameter lives in one contiguous vector (`params`), with its gradient at the
+same offsets in `grads`: all weight matrices first, then all biases, then the learnable
+parameters of normalizers and activations. Layers see views into these vectors. The
+optimizer updates everything in a few vectorized calls, and the telemetry reduces
+per-layer statistics with one `np.add.reduceat` each, whatever the depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nnsim.components import Activation, Normalizer
+from nnsim.config import ModelConfig
+from nnsim.errors import PluginError
+from nnsim.pluginmanager import Registry
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Where one parameter tensor sits in the flat vectors."""
+
+    layer: int
+    name: str
+    start: int
+    stop: int
+    shape: tuple[int, ...]
+
+
+class Dense:
+    """One affine map x @ W + b; W has shape (fan_in, fan_out)."""
+
+    def __init__(self, index: int, fan_in: int, fan_out: int) -> None:
+        self.index = index
+        self.fan_in = fan_in
+        self.fan_out = fan_out
+        self.W = self.b = self.gW = self.gb = np.empty(0)
+
+
+class HiddenLayer(Dense):
+    """Dense, then optionally a normalizer, the activation and dropout."""
+
+    def __init__(self, index: int, fan_in: int, fan_out: int, activation: Activation,
+                 norm: Normalizer | None, norm_after: bool, dropout: float) -> None:
+        super().__init__(index, fan_in, fan_out)
+        self.activation = activation
+        self.norm = norm
+        self.norm_after = norm_after
+        self.dropout = dropout
+        self.act_learnable = activation.learnable()
+        self.act_grads: dict[str, np.ndarray] = {}
+        self.norm_grads: dict[str, np.ndarray] = {}
+        self.mask: np.ndarray | None = None
+        self.fixed_mask: np.ndarray | None = None  # for gradient checks
+
+
+def _call(component, method: str, *args):
+    """Call a plugin method; wrap its failures in a PluginError naming it."""
+    try:
+        return getattr(component, method)(*args)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{component.family} {component.name!r}: {method}() raised "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def _store(component, method: str, views: dict[str, np.ndarray], values: dict) -> None:
+    """Copy a plugin's parameter gradients into the flat gradient vector, checking shapes."""
+    for key, view in views.items():
+        value = values.get(key) if isinstance(values, dict) else None
+        if value is None or np.shape(value) != view.shape:
+            raise PluginError(f"{component.family} {component.name!r}: {method}() must return a "
+                              f"gradient of shape {view.shape} for {key!r}, got "
+                              f"{None if value is None else np.shape(value)}")
+        np.copyto(view, value, casting="unsafe")
+
+
+def _check_shape(component, method: str, value, shape) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.shape != shape:
+        got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
+        raise PluginError(f"{component.family} {component.name!r}: {method}() must return an "
+                          f"array of shape {shape}, got {got}")
+    return value
+
+
+class Network:
+    """The multi-layer perceptron, its flat parameter vectors and training workspaces."""
+
+    def __init__(self, input_dim: int, outputs: int, cfg: ModelConfig, registry: Registry,
+                 rng: np.random.Generator, batch_size: int) -> None:
+        self.dtype = np.dtype(cfg.dtype)
+        self.batch_size = batch_size
+        widths = [input_dim, *cfg.hidden, outputs]
+        self.widths = widths
+        norm_cls = registry.get("normalizer", cfg.normalizer.name)
+        self.hidden: list[HiddenLayer] = []
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-2], widths[1:-1])):
+            act = cfg.activation.build(registry, "activation")
+            norm = None if norm_cls.passthrough else cfg.normalizer.build(registry, "normalizer")
+            self.hidden.append(HiddenLayer(i, fan_in, fan_out, act, norm,
+                                           cfg.norm_position == "after", cfg.dropout))
+        self.output = Dense(len(self.hidden), widths[-2], widths[-1])
+        self.dense: list[Dense] = [*self.hidden, self.output]
+        self._layout(cfg, registry, rng)
+        self._workspaces()
+
+    # ------------------------------------------------------------ parameters
+
+    def _layout(self, cfg: ModelConfig, registry: Registry, rng: np.random.Generator) -> None:
+        weight_init = cfg.initializer.build(registry, "initializer")
+        bias_init = cfg.bias_initializer.build(registry, "initializer")
+        shapes: list[tuple[int, str, tuple[int, ...]]] = []
+        shapes += [(d.index, "W", (d.fan_in, d.fan_out)) for d in self.dense]
+        shapes += [(d.index, "b", (d.fan_out,)) for d in self.dense]
+        initial: dict[tuple[int, str], np.ndarray] = {}
+        owners: dict[tuple[int, str], tuple[object, str]] = {}
+        for layer in self.hidden:
+            w = layer.fan_out
+            parts = []
+            if layer.norm is not None:
+                parts.append((layer.norm, _call(layer.norm, "init_params", w, self.dtype)))
+                layer.norm.buffers = {k: np.array(v, dtype=self.dtype) for k, v in
+                                      _call(layer.norm, "init_buffers", w, self.dtype).items()}
+            parts.append((layer.activation, _call(layer.activation, "init_params", w, self.dtype)))
+            for component, values in parts:
+                component.params = {}
+                for name, value in values.items():
+                    # the flat name is unique per layer: an activation's "beta" next to
+                    # batch norm's "beta" becomes "act_beta"
+                    flat = name if (layer.index, name) not in owners else f"act_{name}"
+                    value = np.asarray(value)
+                    shapes.append((layer.index, flat, value.shape))
+                    initial[(layer.index, flat)] = value
+                    owners[(layer.index, flat)] = (component, name)
+
+        segments, offset = [], 0
+        for index, name, shape in shapes:
+            size = int(np.prod(shape))
+            segments.append(Segment(index, name, offset, offset + size, shape))
+            offset += size
+        self.segments: list[Segment] = segments
+        self.size = offset
+        self.n_weights = sum(d.fan_in * d.fan_out for d in self.dense)
+        self.n_biases = sum(d.fan_out for d in self.dense)
+        self.params = np.zeros(offset, self.dtype)
+        self.grads = np.zeros(offset, self.dtype)
+
+        def view(flat: np.ndarray, seg: Segment) -> np.ndarray:
+            return flat[seg.start:seg.stop].reshape(seg.shape)
+
+        for seg in segments:
+            layer = self.dense[seg.layer]
+            p, g = view(self.params, seg), view(self.grads, seg)
+            if seg.name == "W":
+                layer.W, layer.gW = p, g
+                p[...] = self._draw(weight_init, seg.shape, layer, rng, "model.initializer")
+            elif seg.name == "b":
+                layer.b, layer.gb = p, g
+                p[...] = self._draw(bias_init, seg.shape, layer, rng, "model.bias_initializer")
+            else:
+                p[...] = initial[(seg.layer, seg.name)]
+                component, name = owners[(seg.layer, seg.name)]
+                component.params[name] = p
+                grads = layer.norm_grads if component is layer.norm else layer.act_grads
+                grads[name] = g
+
+    def _draw(self, init, shape, layer: Dense, rng, key: str) -> np.ndarray:
+        value = _call(init, "sample", shape, layer.fan_in, layer.fan_out, rng)
+        return _check_shape(init, "sample", np.asarray(value), shape)
+
+    def segment_slices(self, name: str) -> list[Segment]:
+        return [s for s in self.segments if s.name == name]
+
+    # ------------------------------------------------------------ workspaces
+
+    def _workspaces(self) -> None:
+        b, dt = self.batch_size, self.dtype
+        sizes = [b * layer.fan_out for layer in self.hidden]
+        self.act_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+        self.acts = np.empty(sum(sizes), dt)  # every hidden activation of the last batch
+        start = 0
+        for layer, size in zip(self.hidden, sizes):
+            layer.a_buf = self.acts[start:start + size].reshape(b, layer.fan_out)
+            layer.z_buf = np.empty((b, layer.fan_out), dt)
+            layer.gin_buf = np.empty((b, layer.fan_in), dt)
+            start += size
+        self.logits_buf = np.empty((b, self.output.fan_out), dt)
+        self.gout_buf = np.empty((b, self.output.fan_in), dt)
+
+    # ------------------------------------------------------------ passes
+
+    def forward(self, x: np.ndarray, training: bool = True, rng: np.random.Generator | None = None
+                ) -> np.ndarray:
+        """Logits for a batch. In training mode caches what `backward` needs (batch_size rows)."""
+        reuse = training and x.shape[0] == self.batch_size
+        h = x
+        for layer in self.hidden:
+            if reuse:
+                z = np.matmul(h, layer.W, out=layer.z_buf)
+                z += layer.b
+            else:
+                z = h @ layer.W + layer.b
+            layer.h_in = h
+            if layer.norm is not None and not layer.norm_after:
+                z = self._norm_forward(layer, z, training)
+            a = _call(layer.activation, "forward", z)
+            if a is not z:
+                _check_shape(layer.activation, "forward", a, z.shape)
+            if reuse:
+                np.copyto(layer.a_buf, a, casting="unsafe")
+                a = layer.a_buf
+            layer.z, layer.a = z, a
+            h = a
+            if layer.norm is not None and layer.norm_after:
+                h = self._norm_forward(layer, h, training)
+            if training and layer.dropout > 0.0:
+                if layer.fixed_mask is not None:
+                    mask = layer.fixed_mask
+                else:
+                    keep = 1.0 - layer.dropout
+                    mask = (rng.random(h.shape, dtype=self.dtype) < keep) * self.dtype.type(
+                        1.0 / keep)
+                layer.mask = mask
+                h = h * mask
+            else:
+                layer.mask = None
+        self.h_last = h
+        if reuse:
+            logits = np.matmul(h, self.output.W, out=self.logits_buf)
+            logits += self.output.b
+            return logits
+        return h @ self.output.W + self.output.b
+
+    def _norm_forward(self, layer: HiddenLayer, x: np.ndarray, training: bool) -> np.ndarray:
+        y = _call(layer.norm, "forward", x, training)
+        return _check_shape(layer.norm, "forward", y, x.shape)
+
+    def _norm_backward(self, layer: HiddenLayer, g: np.ndarray) -> np.ndarray:
+        result = _call(layer.norm, "backward", g)
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise PluginError(f"normalizer {layer.norm.name!r}: backward() must return "
+                              f"(grad_x, {{param: grad}})")
+        gx, pg = result
+        _store(layer.norm, "backward", layer.norm_grads, pg)
+        return _check_shape(layer.norm, "backward", gx, g.shape)
+
+    def backward(self, grad_logits: np.ndarray, input_grad: bool = False) -> None:
+        """Fill `grads` from ∂L/∂logits. Sets each layer's `grad_in_sq` (‖∂L/∂input‖²) when
+        `input_grad`; the first layer's input gradient is only computed then."""
+        out = self.output
+        g = grad_logits
+        np.matmul(self.h_last.T, g, out=out.gW)
+        np.sum(g, axis=0, out=out.gb)
+        reuse = g.shape[0] == self.batch_size
+        g = np.matmul(g, out.W.T, out=self.gout_buf if reuse else None)
+        if input_grad:
+            out.grad_in_sq = float(np.vdot(g, g))
+        for layer in reversed(self.hidden):
+            if layer.mask is not None:
+                g = g * layer.mask
+            if layer.norm is not None and layer.norm_after:
+                g = self._norm_backward(layer, g)
+            result = _call(layer.activation, "backward", layer.z, layer.a, g)
+            if layer.act_learnable:
+                if not isinstance(result, tuple) or len(result) != 2:
+                    raise PluginError(f"activation {layer.activation.name!r}: backward() must "
+                                      f"return (grad_x, {{param: grad}}) for learnable "
+                                      f"{', '.join(layer.act_learnable)}")
+                result, pg = result
+                _store(layer.activation, "backward", layer.act_grads, pg)
+            g = _check_shape(layer.activation, "backward", result, layer.z.shape)
+            if layer.norm is not None and not layer.norm_after:
+                g = self._norm_backward(layer, g)
+            np.matmul(layer.h_in.T, g, out=layer.gW)
+            np.sum(g, axis=0, out=layer.gb)
+            if layer.index > 0 or input_grad:
+                g = np.matmul(g, layer.W.T, out=layer.gin_buf if reuse else None)
+                if input_grad:
+                    layer.grad_in_sq = float(np.vdot(g, g))
+        self.input_grad = g if input_grad else None
+
+    # ------------------------------------------------------------ state
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        """Normalizer buffers by 'layer{i}.{name}' (running statistics; not trained)."""
+        return {f"layer{layer.index}.{k}": v for layer in self.hidden if layer.norm is not None
+                for k, v in layer.norm.buffers.items()}
+

@@ -1,0 +1,92 @@
+"""Immutable per-step records: what one step's forward and backward pass measured."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+#: Layer fields that hold one number each, in record order (the CSV and the TUI use these).
+LAYER_SCALARS = ("act_mean", "act_std", "saturated", "dead", "grad_norm", "grad_in_norm",
+                 "weight_norm", "update_ratio", "update_cos", "step_size")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerRecord:
+    """Statistics of one dense layer (hidden, or the output layer) at one step.
+
+    Layers count from 1 (`index`); the output layer comes last.
+    Activation statistics describe the layer's activation output (for the output layer, its
+    logits). `state` holds the norm of each optimizer state vector over the layer's weights
+    (e.g. ('velocity', 0.3)); `learnable` the mean of each learnable parameter of the layer's
+    normalizer and activation (e.g. ('gamma', 1.01)).
+    """
+
+    index: int
+    kind: str
+    width: int
+    act_mean: float
+    act_std: float
+    hist: tuple[int, ...]
+    hist_range: tuple[float, float]
+    saturated: float
+    dead: float
+    grad_norm: float
+    grad_in_norm: float
+    weight_norm: float
+    update_ratio: float
+    update_cos: float
+    step_size: float
+    state: tuple[tuple[str, float], ...] = ()
+    learnable: tuple[tuple[str, float], ...] = ()
+
+    def state_norm(self, name: str) -> float | None:
+        return dict(self.state).get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("state", "learnable"):
+                continue
+            value = getattr(self, f.name)
+            d[f.name] = list(value) if isinstance(value, tuple) else _json_float(value)
+        for name, value in self.state:
+            d[f"{name}_norm"] = _json_float(value)
+        for name, value in self.learnable:
+            d[f"{name}_mean"] = _json_float(value)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One training step: global numbers plus one LayerRecord per dense layer.
+
+    `loss` is the data loss of the minibatch before the update (`reg_loss` the L1/L2
+    penalty beside it); `grad_norm` the global gradient norm before clipping; `val_loss` and
+    `val_accuracy` are set on evaluation steps only. `nonfinite` names the first non-finite
+    quantity of a diverged step, e.g. "layer 3 grad_norm".
+    """
+
+    step: int
+    epoch: float
+    loss: float
+    accuracy: float | None
+    reg_loss: float
+    grad_norm: float
+    lr: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    nonfinite: str | None = None
+    layers: tuple[LayerRecord, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: _json_float(getattr(self, f.name)) for f in fields(self) if f.name != "layers"}
+        d["layers"] = [layer.to_dict() for layer in self.layers]
+        return d
+
+
+def _json_float(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as the strings 'nan', 'inf', '-inf'."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value

@@ -1,0 +1,231 @@
+"""`Simulation`: the public Python API. Builds an experiment from a Config and steps it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnsim.config import Config
+from nnsim.engine.data import DataPipeline
+from nnsim.engine.losses import mean_squared_error, softmax_cross_entropy
+from nnsim.engine.network import Network, _call
+from nnsim.engine.records import StepRecord
+from nnsim.engine.telemetry import Telemetry
+from nnsim.errors import ConfigError, HyperError, PluginError
+from nnsim.pluginmanager import Registry, default_registry
+
+STREAMS = ("data", "split", "init", "shuffle", "dropout", "augment")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where a run first went non-finite."""
+
+    step: int
+    where: str
+
+    def __str__(self) -> str:
+        return f"diverged at step {self.step}: non-finite {self.where}"
+
+
+class Simulation:
+    """One experiment: data, network, optimizer, and the step counter.
+
+    `step()` runs one minibatch (forward, backward, update) and returns a frozen
+    StepRecord of that step's statistics. The same config and seed give identical records.
+    """
+
+    def __init__(self, config: Config | None = None, registry: Registry | None = None,
+                 telemetry: bool = True) -> None:
+        self.registry = registry or default_registry()
+        self.config = config if config is not None else Config.from_dict({}, self.registry)
+        self.telemetry_enabled = telemetry
+        self._build()
+
+    # ------------------------------------------------------------ building
+
+    def _build(self) -> None:
+        cfg, reg = self.config, self.registry
+        seeds = np.random.SeedSequence(cfg.seed).spawn(len(STREAMS))
+        self.rngs = {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds)}
+        dtype = np.dtype(cfg.model.dtype)
+        self.data = DataPipeline(cfg.data, reg, dtype, cfg.train.batch_size, self.rngs["data"],
+                                 self.rngs["split"], self.rngs["shuffle"], self.rngs["augment"])
+        self.task = self.data.task
+        self.net = Network(self.data.input_dim, self.data.outputs, cfg.model, reg,
+                           self.rngs["init"], cfg.train.batch_size)
+        self.optimizer = cfg.optimizer.build(reg, "optimizer")
+        state = _call(self.optimizer, "init_state", self.net.params)
+        for name, value in state.items():
+            if not isinstance(value, np.ndarray) or value.shape != self.net.params.shape:
+                raise PluginError(f"optimizer {self.optimizer.name!r}: init_state() must return "
+                                  f"arrays shaped like the parameters, got {name!r}")
+        self.opt_state: dict[str, np.ndarray] = state
+        self.telemetry = Telemetry(self.net, state) if self.telemetry_enabled else None
+        t = cfg.train
+        self._reg = np.empty(self.net.n_weights, dtype) if (t.l1 or t.l2) else None
+        self.step_count = 0
+        self.best_val = math.inf
+        self.evals_since_best = 0
+        self.stopped: str | None = None
+        self.divergence: Divergence | None = None
+        self.last: StepRecord | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        """Rebuild from the seed (a new one if given): same seed, same run."""
+        if seed is not None:
+            self.config = self.config.with_overrides([("seed", seed)], self.registry)
+        self._build()
+
+    def reconfigure(self, config: Config) -> bool:
+        """Adopt a new config. Optimizer hyperparameters apply live; anything else rebuilds
+        from the seed. Returns True when it rebuilt."""
+        if config.structure_key() == self.config.structure_key():
+            for key, value in config.optimizer.hypers.items():
+                setattr(self.optimizer, key, value)
+            self.config = config
+            return False
+        self.config = config
+        self._build()
+        return True
+
+    def set_hyper(self, key: str, value: Any) -> None:
+        """Change one optimizer hyperparameter (e.g. 'lr') live, validated."""
+        hyper = self.optimizer.hyperparameters.get(key)
+        if hyper is None:
+            raise ConfigError(f"optimizer.{key}", HyperError(
+                key, f"optimizer {self.optimizer.name!r} has no hyperparameter {key!r}",
+                self.optimizer.hyperparameters).message)
+        try:
+            hyper.validate(value)
+        except ValueError as exc:
+            raise ConfigError(f"optimizer.{key}", str(exc)) from None
+        self.reconfigure(self.config.with_overrides([(f"optimizer.{key}", value)],
+                                                    self.registry))
+
+    # ------------------------------------------------------------ stepping
+
+    @property
+    def lr(self) -> float:
+        return float(getattr(self.optimizer, "lr", math.nan))
+
+    def _loss(self, logits: np.ndarray, targets: np.ndarray, want_grad: bool = True):
+        if self.task == "classification":
+            loss, grad, correct = softmax_cross_entropy(logits, targets, want_grad)
+            return loss, grad, correct / len(targets)
+        loss, grad = mean_squared_error(logits, targets, want_grad)
+        return loss, grad, None
+
+    def step(self) -> StepRecord:
+        """One minibatch: forward, backward, update. Returns the step's record."""
+        net, cfg = self.net, self.config.train
+        xb, yb = self.data.next_batch()
+        logits = net.forward(xb, training=True, rng=self.rngs["dropout"])
+        loss, grad_logits, accuracy = self._loss(logits, yb)
+        tel = self.telemetry
+        net.backward(grad_logits, input_grad=tel is not None)
+
+        reg_loss = 0.0
+        if self._reg is not None:
+            w, g, tmp = net.params[:net.n_weights], net.grads[:net.n_weights], self._reg
+            if cfg.l2:
+                reg_loss += 0.5 * cfg.l2 * float(np.vdot(w, w))
+                np.multiply(w, cfg.l2, out=tmp)
+                g += tmp
+            if cfg.l1:
+                np.abs(w, out=tmp)
+                reg_loss += cfg.l1 * float(tmp.sum(dtype=np.float64))
+                np.sign(w, out=tmp)
+                tmp *= cfg.l1
+                g += tmp
+        if tel is not None:
+            tel.before_update()
+        grad_norm = math.sqrt(float(np.vdot(net.grads, net.grads)))
+        if cfg.clip_norm and grad_norm > cfg.clip_norm:
+            net.grads *= cfg.clip_norm / grad_norm
+
+        self.step_count += 1
+        _call(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
+        layers = ()
+        if tel is not None:
+            tel.after_update()
+            layers = tel.layers(logits)
+
+        nonfinite = self._check_finite(loss, grad_norm)
+        val_loss = val_acc = None
+        if cfg.eval_every and self.step_count % cfg.eval_every == 0 and nonfinite is None:
+            val_loss, val_acc = self.evaluate()
+            self._early_stopping(val_loss)
+        record = StepRecord(self.step_count, self.data.epoch, loss, accuracy, reg_loss,
+                            grad_norm, self.lr, val_loss, val_acc, nonfinite, layers)
+        self.last = record
+        return record
+
+    def _check_finite(self, loss: float, grad_norm: float) -> str | None:
+        where = None
+        if not math.isfinite(loss):
+            where = "loss"
+        elif self.telemetry is not None:
+            where = self.telemetry.first_nonfinite()
+        if where is None and not math.isfinite(grad_norm):
+            where = "gradient"
+        if where is None and not math.isfinite(float(np.vdot(self.net.params, self.net.params))):
+            where = self._locate_nonfinite_param()
+        if where is not None and self.divergence is None:
+            self.divergence = Divergence(self.step_count, where)
+        return where
+
+    def _locate_nonfinite_param(self) -> str:
+        for seg in self.net.segments:
+            if not np.isfinite(self.net.params[seg.start:seg.stop]).all():
+                return f"layer {seg.layer + 1} parameter {seg.name}"
+        return "parameters"
+
+    def _early_stopping(self, val_loss: float | None) -> None:
+        patience = self.config.train.early_stopping
+        if val_loss is None:
+            return
+        if val_loss < self.best_val:
+            self.best_val, self.evals_since_best = val_loss, 0
+            self.best_step = self.step_count
+        else:
+            self.evals_since_best += 1
+            if patience and self.evals_since_best >= patience and self.stopped is None:
+                self.stopped = (f"early stopping at step {self.step_count}: validation loss has "
+                                f"not improved for {patience} evaluations (best "
+                                f"{self.best_val:.4g} at step {self.best_step})")
+
+    def evaluate(self) -> tuple[float | None, float | None]:
+        """Loss and accuracy on the validation split, in inference mode."""
+        if len(self.data.val_x) == 0:
+            return None, None
+        logits = self.net.forward(self.data.val_x, training=False)
+        loss, _, acc = self._loss(logits, self.data.val_y, want_grad=False)
+        return loss, acc
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (classification) or outputs (regression), in inference mode.
+        `x` is in the preprocessed input space."""
+        logits = self.net.forward(np.asarray(x, dtype=self.net.dtype), training=False)
+        if self.task != "classification":
+            return logits
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def steps(self, n: int, stop_on_divergence: bool = True) -> Iterator[StepRecord]:
+        """Yield up to n records; stops early on early stopping, or on divergence if asked."""
+        for _ in range(n):
+            if self.stopped is not None:
+                return
+            record = self.step()
+            yield record
+            if record.nonfinite is not None and stop_on_divergence:
+                return
+
+    def run(self, n: int) -> list[StepRecord]:
+        """Run up to n steps and return their records."""
+        return list(self.steps(n))

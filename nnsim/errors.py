@@ -1,0 +1,42 @@
+"""Errors nnsim reports to the user as one line: what was wrong, where, and what would be right."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """' (did you mean 'relu'?)' for a near miss, else ''."""
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class NnsimError(Exception):
+    """Base of the errors nnsim explains to the user without a traceback."""
+
+
+class HyperError(NnsimError, ValueError):
+    """A hyperparameter value a component refused; `key` names the hyperparameter."""
+
+    def __init__(self, key: str, message: str, options: Iterable[str] | None = None) -> None:
+        if options is not None:
+            options = list(options)
+            message += did_you_mean(key, options)
+            message += f"; valid: {', '.join(options)}" if options else "; it takes none"
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+class ConfigError(NnsimError, ValueError):
+    """A bad configuration; `key` is the dotted key (or file) it concerns."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.message = message
+
+
+class PluginError(NnsimError):
+    """A plugin misbehaved at run time; names the plugin, the component and the method."""

@@ -1,0 +1,1 @@
+"""nnsim's built-in plugins, registered exactly like third-party ones."""

@@ -1,0 +1,186 @@
+"""Built-in optimizers: sgd, momentum (as the lecture writes it), nesterov, adagrad, rmsprop,
+adam and adamw. Each updates the flat parameter vector in place without allocating."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nnsim import hookimpl
+from nnsim.components import Hyper, Optimizer
+
+LR_HELP = "learning rate α"
+
+
+def _lr(default: float) -> Hyper:
+    return Hyper(default, low=0.0, high=10.0, low_open=True, help=LR_HELP)
+
+
+class _Scratch:
+    """A reusable temporary the size of the parameters (no allocation on the hot path)."""
+
+    _tmp: np.ndarray | None = None
+
+    def scratch(self, like: np.ndarray) -> np.ndarray:
+        tmp = self._tmp
+        if tmp is None or tmp.shape != like.shape or tmp.dtype != like.dtype:
+            tmp = self._tmp = np.empty_like(like)
+        return tmp
+
+
+class SGD(Optimizer, _Scratch):
+    """Plain gradient descent: w ← w − α·∂L/∂w."""
+
+    name = "sgd"
+    hyperparameters = {"lr": _lr(0.1)}
+
+    def update(self, params, grads, state, t):
+        tmp = self.scratch(params)
+        np.multiply(grads, self.lr, out=tmp)
+        params -= tmp
+
+
+class Momentum(Optimizer, _Scratch):
+    """Momentum as the lecture writes it: v ← β·v + ∂L/∂w, then w ← w − α·v."""
+
+    name = "momentum"
+    state_names = ("velocity",)
+    hyperparameters = {
+        "lr": _lr(0.05),
+        "beta": Hyper(0.9, low=0.0, high=1.0, high_open=True, help="velocity decay β"),
+    }
+
+    def update(self, params, grads, state, t):
+        v = state["velocity"]
+        v *= self.beta
+        v += grads
+        tmp = self.scratch(params)
+        np.multiply(v, self.lr, out=tmp)
+        params -= tmp
+
+
+class Nesterov(Optimizer, _Scratch):
+    """Nesterov momentum: v ← β·v + g, then w ← w − α·(g + β·v) (a look-ahead step)."""
+
+    name = "nesterov"
+    state_names = ("velocity",)
+    hyperparameters = Momentum.hyperparameters
+
+    def update(self, params, grads, state, t):
+        v = state["velocity"]
+        v *= self.beta
+        v += grads
+        tmp = self.scratch(params)
+        np.multiply(v, self.beta, out=tmp)
+        tmp += grads
+        tmp *= self.lr
+        params -= tmp
+
+
+class Adagrad(Optimizer, _Scratch):
+    """Adagrad: G ← G + g², then w ← w − α·g / (√G + ε): steps shrink where gradients were large."""
+
+    name = "adagrad"
+    state_names = ("sum_sq",)
+    hyperparameters = {
+        "lr": _lr(0.05),
+        "eps": Hyper(1e-8, low=0.0, high=1.0, low_open=True, help="added to the denominator"),
+    }
+
+    def update(self, params, grads, state, t):
+        acc = state["sum_sq"]
+        tmp = self.scratch(params)
+        np.multiply(grads, grads, out=tmp)
+        acc += tmp
+        np.sqrt(acc, out=tmp)
+        tmp += self.eps
+        np.divide(grads, tmp, out=tmp)
+        tmp *= self.lr
+        params -= tmp
+
+
+class RMSprop(Optimizer, _Scratch):
+    """RMSprop: s ← ρ·s + (1−ρ)·g², then w ← w − α·g / (√s + ε)."""
+
+    name = "rmsprop"
+    state_names = ("sq_avg",)
+    hyperparameters = {
+        "lr": _lr(0.001),
+        "rho": Hyper(0.99, low=0.0, high=1.0, high_open=True, help="decay of the squared average"),
+        "eps": Hyper(1e-8, low=0.0, high=1.0, low_open=True, help="added to the denominator"),
+    }
+
+    def update(self, params, grads, state, t):
+        s = state["sq_avg"]
+        tmp = self.scratch(params)
+        np.multiply(grads, grads, out=tmp)
+        tmp *= 1.0 - self.rho
+        s *= self.rho
+        s += tmp
+        np.sqrt(s, out=tmp)
+        tmp += self.eps
+        np.divide(grads, tmp, out=tmp)
+        tmp *= self.lr
+        params -= tmp
+
+
+class Adam(Optimizer, _Scratch):
+    """Adam: bias-corrected first (m) and second (v) moment estimates, w ← w − α·m̂/(√v̂ + ε)."""
+
+    name = "adam"
+    state_names = ("m", "v")
+    hyperparameters = {
+        "lr": _lr(0.001),
+        "beta1": Hyper(0.9, low=0.0, high=1.0, high_open=True, help="decay of the mean m"),
+        "beta2": Hyper(0.999, low=0.0, high=1.0, high_open=True,
+                       help="decay of the uncentred variance v"),
+        "eps": Hyper(1e-8, low=0.0, high=1.0, low_open=True, help="added to the denominator"),
+    }
+
+    def update(self, params, grads, state, t):
+        self._adam(params, grads, state, t)
+
+    def _adam(self, params, grads, state, t):
+        m, v = state["m"], state["v"]
+        b1, b2 = self.beta1, self.beta2
+        tmp = self.scratch(params)
+        m *= b1
+        np.multiply(grads, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(grads, grads, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        c1 = 1.0 - b1**t
+        c2 = 1.0 - b2**t
+        # α·m̂/(√v̂ + ε) = (α/c1)·m / (√v/√c2 + ε)
+        np.sqrt(v, out=tmp)
+        tmp *= 1.0 / math.sqrt(c2)
+        tmp += self.eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr / c1
+        params -= tmp
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay, w ← w − α·λ·w before the Adam step."""
+
+    name = "adamw"
+    hyperparameters = {
+        **Adam.hyperparameters,
+        "weight_decay": Hyper(0.01, low=0.0, high=1.0, help="decoupled weight decay λ"),
+    }
+
+    def update(self, params, grads, state, t):
+        params *= 1.0 - self.lr * self.weight_decay
+        self._adam(params, grads, state, t)
+
+
+OPTIMIZERS = (SGD, Momentum, Nesterov, Adagrad, RMSprop, Adam, AdamW)
+
+
+@hookimpl
+def register_optimizers(register):
+    for cls in OPTIMIZERS:
+        register(cls)
