@@ -215,27 +215,36 @@ def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
         raise ConfigError(parts[0], f"expected a table, got {node!r}")
     section, rest = parts[0], parts[1:]
     if section in ("data", "optimizer") and rest == ["name"]:
-        old = node.get("name")
-        if old is not None and old != value:
-            keep = set(SCHEMA[section])
-            for k in list(node):
-                if k not in keep:
-                    del node[k]
+        family = "dataset" if section == "data" else "optimizer"
+        _drop_foreign_hypers(node, family, value, keep=set(SCHEMA[section]))
     if section == "model" and len(rest) == 2 and rest[0] in COMPONENT_KEYS:
         current = node.get(rest[0])
         if isinstance(current, str):
             node[rest[0]] = {"name": current}
-        elif current is None:
+        elif not isinstance(current, dict):
             node[rest[0]] = {"name": SCHEMA["model"][rest[0]][0]}
         if rest[1] == "name":
-            node[rest[0]] = {"name": value}
-            return
+            _drop_foreign_hypers(node[rest[0]], COMPONENT_KEYS[rest[0]], value, keep={"name"})
     for part in rest[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(key, f"{part!r} is not a table")
         node = child
     node[rest[-1]] = copy.deepcopy(value)
+
+
+def _drop_foreign_hypers(table: dict[str, Any], family: str, new_name: Any,
+                        keep: set[str]) -> None:
+    """On a change of component, forget hyperparameters the new one does not declare."""
+    if table.get("name") in (None, new_name):
+        return
+    try:
+        declared = default_registry().get(family, new_name).hyperparameters
+    except (UnknownComponent, TypeError):
+        return  # validation reports the unknown name
+    for key in list(table):
+        if key not in keep and key not in declared:
+            del table[key]
 
 
 # ---------------------------------------------------------------- validation
@@ -314,6 +323,11 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
         sections[name] = merged
 
     d = sections["data"]
+    try:
+        declared = registry.get("dataset", d["name"]).hyperparameters
+    except (UnknownComponent, TypeError):
+        declared = {}
+    _check_keys("data", d, [*SCHEMA["data"], *declared])
     data_extra = {k: v for k, v in d.items() if k not in SCHEMA["data"]}
     dataset = _component("data.name", d["name"], "dataset", registry, data_extra)
     data = DataConfig(

@@ -120,15 +120,13 @@ class Simulation:
         loss, grad = mean_squared_error(logits, targets, want_grad)
         return loss, grad, None
 
-    def step(self) -> StepRecord:
-        """One minibatch: forward, backward, update. Returns the step's record."""
+    def compute_gradients(self, xb: np.ndarray, yb: np.ndarray, telemetry: bool = False):
+        """Forward and backward on one batch, plus the L1/L2 penalty: fills `net.grads` with
+        the gradient of loss + penalty. Returns (logits, loss, accuracy, penalty)."""
         net, cfg = self.net, self.config.train
-        xb, yb = self.data.next_batch()
         logits = net.forward(xb, training=True, rng=self.rngs["dropout"])
         loss, grad_logits, accuracy = self._loss(logits, yb)
-        tel = self.telemetry
-        net.backward(grad_logits, input_grad=tel is not None)
-
+        net.backward(grad_logits, input_grad=telemetry)
         reg_loss = 0.0
         if self._reg is not None:
             w, g, tmp = net.params[:net.n_weights], net.grads[:net.n_weights], self._reg
@@ -142,6 +140,19 @@ class Simulation:
                 np.sign(w, out=tmp)
                 tmp *= cfg.l1
                 g += tmp
+        return logits, loss, accuracy, reg_loss
+
+    def step(self) -> StepRecord:
+        """One minibatch: forward, backward, update. Returns the step's record."""
+        # overflow on the way to a divergence is reported in the record, not as a warning
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._step()
+
+    def _step(self) -> StepRecord:
+        net, cfg = self.net, self.config.train
+        tel = self.telemetry
+        xb, yb = self.data.next_batch()
+        logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, tel is not None)
         if tel is not None:
             tel.before_update()
         grad_norm = math.sqrt(float(np.vdot(net.grads, net.grads)))

@@ -1,0 +1,230 @@
+"""The `nnsim` command: the TUI by default, `nnsim run` headless, `nnsim plugins`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import IO, Sequence
+
+from nnsim import __version__
+from nnsim.errors import NnsimError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
+COMMANDS = ("run", "plugins")
+
+
+class UsageError(Exception):
+    """Bad command-line usage, reported as one line with exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml",
+                   help="experiment config (defaults when left out)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, value read as TOML (e.g. model.activation=relu, "
+                        "'model.hidden=[64,64]'); repeatable")
+    p.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
+
+
+def build_parser() -> tuple[Parser, Parser, Parser]:
+    tui = Parser(prog="nnsim", description="Watch a deep network train, live, layer by layer. "
+                 f"Commands: {', '.join(COMMANDS)} (nnsim COMMAND --help).")
+    _config_args(tui)
+    tui.add_argument("--paused", action="store_true", help="open paused")
+    tui.add_argument("--version", action="version", version=f"nnsim {__version__}")
+
+    run = Parser(prog="nnsim run", description="Train headless and write one record per step.")
+    _config_args(run)
+    run.add_argument("--steps", type=int, metavar="N", help="steps to run (default train.steps)")
+    run.add_argument("--every", type=int, default=1, metavar="K",
+                     help="write every K-th record (and the last)")
+    run.add_argument("--format", choices=("jsonl", "csv", "table"),
+                     help="output format (default: table on a terminal, else jsonl)")
+    run.add_argument("--out", metavar="FILE", help="write records here instead of stdout")
+    run.add_argument("--on-divergence", choices=("stop", "continue"), default="stop",
+                     help="what to do at the first non-finite loss, activation, gradient or "
+                          "parameter (exit code 3 either way)")
+    run.add_argument("--no-telemetry", action="store_true",
+                     help="global numbers only, no per-layer statistics (faster)")
+
+    plugins = Parser(prog="nnsim plugins", description="List components and failed plugins.")
+    plugins.add_argument("--json", action="store_true", help="machine-readable output")
+    return tui, run, plugins
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _load_config(args):
+    from nnsim.config import load
+
+    sets = list(args.sets)
+    if args.seed is not None:
+        sets.append(f"seed={args.seed}")
+    return load(args.config, sets)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    tui, run, plugins = build_parser()
+    try:
+        if argv and argv[0] == "run":
+            return cmd_run(run.parse_args(argv[1:]))
+        if argv and argv[0] == "plugins":
+            return cmd_plugins(plugins.parse_args(argv[1:]))
+        return cmd_tui(tui.parse_args(argv))
+    except UsageError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except NnsimError as exc:
+        from nnsim.errors import ConfigError
+
+        _err(f"nnsim: error: {exc}")
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PLUGIN
+    except KeyboardInterrupt:
+        _err("nnsim: interrupted")
+        return 130
+    except BrokenPipeError:
+        # `nnsim run | head`: the reader left; exit quietly without a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim (TUI)
+
+def cmd_tui(args) -> int:
+    config = _load_config(args)
+    from nnsim.tui.app import make_app
+
+    app = make_app(config, paused=args.paused)
+    app.run()
+    return app.return_code or EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim run
+
+class Progress:
+    """A one-line progress bar on stderr, redrawn a few times a second."""
+
+    def __init__(self, total: int, stream: IO[str]) -> None:
+        self.total, self.stream = total, stream
+        self.start = self.last = time.perf_counter()
+
+    def update(self, record, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < 0.2:
+            return
+        self.last = now
+        done = record.step
+        width = 30
+        filled = int(width * min(done / max(self.total, 1), 1.0))
+        rate = done / max(now - self.start, 1e-9)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
+                          f"loss {record.loss:.4f}  {rate:,.0f} steps/s ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def cmd_run(args) -> int:
+    from nnsim.engine import Simulation
+    from nnsim.engine.writers import WRITERS
+
+    config = _load_config(args)
+    steps = config.train.steps if args.steps is None else args.steps
+    if steps < 0:
+        raise UsageError(f"nnsim run: --steps must be 0 or more, got {steps}")
+    if args.every < 1:
+        raise UsageError(f"nnsim run: --every must be 1 or more, got {args.every}")
+    sim = Simulation(config, telemetry=not args.no_telemetry)
+    for failure in sim.registry.failures:
+        _err(f"nnsim: warning: plugin {failure}")
+
+    out: IO[str]
+    if args.out:
+        try:
+            out = open(args.out, "w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise UsageError(f"nnsim run: cannot write --out {args.out!r}: {exc.strerror}")
+    else:
+        out = sys.stdout
+    fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
+    writer = WRITERS[fmt](out)
+    progress = Progress(steps, sys.stderr) if sys.stderr.isatty() else None
+    record = None
+    try:
+        for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop"):
+            if record.step % args.every == 0 or record.step == steps or record.nonfinite:
+                writer.write(record)
+            if progress:
+                progress.update(record)
+        if record is not None and record.step % args.every and not record.nonfinite \
+                and record.step != steps:
+            writer.write(record)  # the last record, when stopped early between K-steps
+    finally:
+        if progress and record is not None:
+            progress.update(record, force=True)
+            progress.close()
+        writer.close()
+        if out is not sys.stdout:
+            out.close()
+    if sim.stopped:
+        _err(f"nnsim: {sim.stopped}")
+    if sim.divergence is not None:
+        _err(f"nnsim: {sim.divergence}")
+        return EXIT_DIVERGED
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim plugins
+
+def plugins_report(registry) -> dict:
+    families = {}
+    for family, table in registry.families.items():
+        families[family] = [{
+            "name": name,
+            "source": entry.source,
+            "plugin": entry.plugin,
+            "summary": entry.cls.summary(),
+            "hyperparameters": {
+                key: {"type": h.kind.__name__, "default": h.default, "range": h.range_text(),
+                      "learnable": h.learnable, "help": h.help}
+                for key, h in entry.cls.hyperparameters.items()},
+        } for name, entry in table.items()]
+    failures = [{"plugin": f.plugin, "source": f.source, "stage": f.stage, "error": f.error}
+                for f in registry.failures]
+    return {"families": families, "failures": failures}
+
+
+def cmd_plugins(args) -> int:
+    from nnsim.pluginmanager import default_registry
+
+    registry = default_registry()
+    report = plugins_report(registry)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for family, entries in report["families"].items():
+            print(f"{family}s:")
+            for e in entries:
+                print(f"  {e['name']:<16} {e['summary']}  [{e['source']}]")
+                for key, h in e["hyperparameters"].items():
+                    learn = ", learnable" if h["learnable"] else ""
+                    print(f"      {key} = {h['default']!r}  ({h['range']}{learn}) {h['help']}")
+            print()
+        if report["failures"]:
+            print("failed plugins:")
+            for f in report["failures"]:
+                print(f"  {f['plugin']} ({f['source']}) at {f['stage']}: {f['error']}")
+    return EXIT_OK

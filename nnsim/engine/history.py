@@ -1,0 +1,69 @@
+"""Bounded history of step records, and the per-field series views draw from it."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from nnsim.engine.records import StepRecord
+
+
+class History:
+    """The newest `capacity` records, plus every validation result in a ring of its own."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self.records: deque[StepRecord] = deque(maxlen=capacity)
+        self.evals: deque[tuple[int, float, float | None]] = deque(maxlen=capacity)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def clear(self) -> None:
+        self.records.clear()
+        self.evals.clear()
+
+    def append(self, record: StepRecord) -> None:
+        self.records.append(record)
+        if record.val_loss is not None:
+            self.evals.append((record.step, record.val_loss, record.val_accuracy))
+
+    def extend(self, records) -> None:
+        for record in records:
+            self.append(record)
+
+    @property
+    def last(self) -> StepRecord | None:
+        return self.records[-1] if self.records else None
+
+    def series(self, field: str, layer: int | None = None, last: int | None = None
+               ) -> np.ndarray:
+        """Values of a record field (or, with `layer` counting from 1, of a layer field, or of
+        a layer's state or learnable entry by name) over the newest `last` records; missing
+        values are NaN."""
+        records = self.records if last is None or last >= len(self.records) else \
+            list(self.records)[-last:]
+        if layer is None:
+            values = [getattr(r, field) for r in records]
+        else:
+            values = [_layer_value(r, layer, field) for r in records]
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    def eval_series(self, field: str = "val_loss") -> np.ndarray:
+        column = 1 if field == "val_loss" else 2
+        return np.array([np.nan if e[column] is None else e[column] for e in self.evals],
+                        dtype=np.float64)
+
+
+def _layer_value(record: StepRecord, layer: int, field: str):
+    if layer > len(record.layers) or layer < 1:
+        return None
+    lr = record.layers[layer - 1]
+    value = getattr(lr, field, None)
+    if value is not None:
+        return value
+    for name, v in (*lr.state, *lr.learnable):
+        if name == field:
+            return v
+    return None

@@ -1,0 +1,43 @@
+"""Helpers shared by the tests: small configs and central differences in float64."""
+
+import numpy as np
+
+from nnsim.config import Config
+
+
+def small_config(*overrides: tuple[str, object]) -> Config:
+    """A small, fast experiment (two hidden layers of 8, float64) with dotted overrides."""
+    base = Config.from_dict({
+        "seed": 3,
+        "data": {"name": "spiral", "samples": 240},
+        "model": {"hidden": [8, 8], "dtype": "float64"},
+        "train": {"batch_size": 16, "eval_every": 10},
+    })
+    return base.with_overrides(list(overrides))
+
+
+def numeric_grad(f, x: np.ndarray, eps: float = 1e-6, indices=None) -> np.ndarray:
+    """∂f/∂x by central differences at the chosen flat indices (all by default); x is
+    perturbed in place and restored."""
+    flat = x.reshape(-1)
+    idx = range(flat.size) if indices is None else indices
+    out = np.zeros(flat.size)
+    for i in idx:
+        old = flat[i]
+        flat[i] = old + eps
+        up = f()
+        flat[i] = old - eps
+        down = f()
+        flat[i] = old
+        out[i] = (up - down) / (2 * eps)
+    return out.reshape(x.shape)
+
+
+def assert_close(analytic, numeric, rtol=1e-5, atol=1e-8):
+    analytic, numeric = np.asarray(analytic, float), np.asarray(numeric, float)
+    err = np.abs(analytic - numeric)
+    bound = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric))
+    worst = int(np.argmax(err - bound))
+    assert (err <= bound).all(), (
+        f"gradient mismatch at flat index {worst}: analytic {analytic.flat[worst]!r} "
+        f"vs numeric {numeric.flat[worst]!r}")
