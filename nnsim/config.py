@@ -181,7 +181,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(p), f"malformed TOML: {exc}") from None
+        message = str(exc)
+        if "end of document" in message:
+            lines = text.count("\n") + (not text.endswith("\n"))
+            message = message.replace("at end of document",
+                                      f"at end of document, line {lines}")
+        raise ConfigError(str(p), f"malformed TOML: {message}") from None
 
 
 def parse_set(item: str) -> tuple[str, Any]:

@@ -116,8 +116,8 @@ class PluginLoader:
     def collect(self) -> Registry:
         for family, hook_name in HOOKS.items():
             hook = getattr(self.pm.hook, hook_name)
-            # pluggy calls the last registered first; built-ins must win name clashes.
-            for impl in reversed(hook.get_hookimpls()):
+            # in registration order, so built-ins come first and win name clashes
+            for impl in hook.get_hookimpls():
                 self._call(family, hook_name, impl)
         return self.registry
 
