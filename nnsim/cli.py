@@ -75,6 +75,9 @@ def _load_config(args):
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from nnsim.engine.memory import tune_allocator
+
+    tune_allocator()
     tui, run, plugins = build_parser()
     try:
         if argv and argv[0] == "run":

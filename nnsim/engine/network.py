@@ -2,9 +2,9 @@
 
 Every trainable parameter lives in one contiguous vector (`params`), with its gradient at the
 same offsets in `grads`: all weight matrices first, then all biases, then the learnable
-parameters of normalizers and activations. Layers see views into these vectors. The
-optimizer updates everything in a few vectorized calls, and the telemetry reduces
-per-layer statistics with one `np.add.reduceat` each, whatever the depth.
+parameters of normalizers and activations. Layers see views into these vectors, so the
+optimizer updates everything in a few vectorized calls whatever the depth. Matrix products
+of training batches write into preallocated workspaces.
 """
 
 from __future__ import annotations
@@ -179,15 +179,9 @@ class Network:
 
     def _workspaces(self) -> None:
         b, dt = self.batch_size, self.dtype
-        sizes = [b * layer.fan_out for layer in self.hidden]
-        self.act_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
-        self.acts = np.empty(sum(sizes), dt)  # every hidden activation of the last batch
-        start = 0
-        for layer, size in zip(self.hidden, sizes):
-            layer.a_buf = self.acts[start:start + size].reshape(b, layer.fan_out)
+        for layer in self.hidden:
             layer.z_buf = np.empty((b, layer.fan_out), dt)
             layer.gin_buf = np.empty((b, layer.fan_in), dt)
-            start += size
         self.logits_buf = np.empty((b, self.output.fan_out), dt)
         self.gout_buf = np.empty((b, self.output.fan_in), dt)
 
@@ -210,9 +204,6 @@ class Network:
             a = _call(layer.activation, "forward", z)
             if a is not z:
                 _check_shape(layer.activation, "forward", a, z.shape)
-            if reuse:
-                np.copyto(layer.a_buf, a, casting="unsafe")
-                a = layer.a_buf
             layer.z, layer.a = z, a
             h = a
             if layer.norm is not None and layer.norm_after:

@@ -1,18 +1,18 @@
-"""Immutable per-step records: what one step's forward and backward pass measured."""
+"""Immutable per-step records: what one step's forward and backward pass measured.
+
+Records are named tuples: immutable, cheap to create on every step, and picklable."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Layer fields that hold one number each, in record order (the CSV and the TUI use these).
 LAYER_SCALARS = ("act_mean", "act_std", "saturated", "dead", "grad_norm", "grad_in_norm",
                  "weight_norm", "update_ratio", "update_cos", "step_size")
 
 
-@dataclass(frozen=True, slots=True)
-class LayerRecord:
+class LayerRecord(NamedTuple):
     """Statistics of one dense layer (hidden, or the output layer) at one step.
 
     Layers count from 1 (`index`); the output layer comes last.
@@ -45,11 +45,11 @@ class LayerRecord:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in ("state", "learnable"):
+        for name in self._fields:
+            if name in ("state", "learnable"):
                 continue
-            value = getattr(self, f.name)
-            d[f.name] = list(value) if isinstance(value, tuple) else _json_float(value)
+            value = getattr(self, name)
+            d[name] = list(value) if isinstance(value, tuple) else _json_float(value)
         for name, value in self.state:
             d[f"{name}_norm"] = _json_float(value)
         for name, value in self.learnable:
@@ -57,8 +57,7 @@ class LayerRecord:
         return d
 
 
-@dataclass(frozen=True, slots=True)
-class StepRecord:
+class StepRecord(NamedTuple):
     """One training step: global numbers plus one LayerRecord per dense layer.
 
     `loss` is the data loss of the minibatch before the update (`reg_loss` the L1/L2
@@ -80,7 +79,7 @@ class StepRecord:
     layers: tuple[LayerRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: _json_float(getattr(self, f.name)) for f in fields(self) if f.name != "layers"}
+        d = {name: _json_float(getattr(self, name)) for name in self._fields if name != "layers"}
         d["layers"] = [layer.to_dict() for layer in self.layers]
         return d
 

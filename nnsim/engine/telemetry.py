@@ -1,8 +1,8 @@
-"""Per-layer statistics of a training step, reduced over all layers at once.
+"""Per-layer statistics of a training step, computed with as few NumPy calls as possible.
 
-Activations of every hidden layer sit in one flat workspace and weights in the first block of
-the flat parameter vector, so each statistic is one `np.add.reduceat` over segment offsets
-instead of a Python loop of small NumPy calls per layer.
+A sample of every hidden layer's activations is copied side by side into one buffer, so the
+histograms of all layers are one `np.bincount` whatever the depth. Sums of squares (activation variance around the
+mean, norms of weights, gradients, updates and optimizer state) are BLAS dot products.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from nnsim.engine.network import Network
 from nnsim.engine.records import LayerRecord
 
 HIST_BINS = 20
+#: histograms count at most about this many activations per layer: the first rows of the
+#: (shuffled) batch, a random sample; mean, std, saturation and dead units use every row
+HIST_SAMPLE = 4096
 
 
 class Telemetry:
@@ -25,58 +28,75 @@ class Telemetry:
         self.state = optimizer_state
         dt = net.dtype
         hidden = net.hidden
-        self.n_hidden = len(hidden)
-        sizes = np.array([layer.a_buf.size for layer in hidden], dtype=np.intp)
-        self.act_sizes = sizes.astype(np.float64)
-        n = int(sizes.sum())
-        elem_layer = np.repeat(np.arange(self.n_hidden), sizes)
-        self.elem_layer = elem_layer
+        self.n_hidden = n = len(hidden)
+        b = net.batch_size
+        sizes = [b * layer.fan_out for layer in hidden]
+        self.act_sizes = [float(size) for size in sizes]
+        self.centred = [np.empty((b, layer.fan_out), dt) for layer in hidden]
+
+        # Histograms count the first `rows` rows of each layer's batch, copied side by side
+        # into one buffer so that one bincount serves every layer.
+        rows = [min(b, max(1, math.ceil(HIST_SAMPLE / layer.fan_out))) for layer in hidden]
+        self.sample_rows = rows
+        counts = np.array([r * layer.fan_out for r, layer in zip(rows, hidden)], dtype=np.intp)
+        self.sample = np.empty(int(counts.sum()), dt)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+        self.sample_views = [self.sample[s:s + c].reshape(r, layer.fan_out)
+                             for s, c, r, layer in zip(starts, counts, rows, hidden)]
+        elem_layer = np.repeat(np.arange(n), counts)
         ranges = np.array([layer.activation.hist_range for layer in hidden], dtype=np.float64)
         lo, hi = ranges[:, 0], ranges[:, 1]
         scale = HIST_BINS / np.maximum(hi - lo, 1e-12)
-        base = np.arange(self.n_hidden) * HIST_BINS
-        # bin index (float) = a * scale + shift, clipped into the layer's own block of bins
+        base = np.arange(n) * HIST_BINS
+        # bin (as a float) = a · scale + shift, clipped into the layer's own block of bins
         self.hist_scale = scale[elem_layer].astype(dt)
         self.hist_shift = (base - lo * scale)[elem_layer].astype(dt)
         self.hist_low = base[elem_layer].astype(dt)
         self.hist_high = (base + HIST_BINS - 0.5)[elem_layer].astype(dt)
+        self.hist_float = np.empty(int(counts.sum()), dt)
+        self.hist_int = np.empty(int(counts.sum()), np.intp)
         self.hist_ranges = [tuple(map(float, r)) for r in ranges]
-        self.scratch = np.empty(n, dt)
-        self.scratch_int = np.empty(n, np.intp)
-        self.nw = net.n_weights
-        self.w_offsets = np.array([s.start for s in net.segment_slices("W")], dtype=np.intp)
-        self.sq = np.empty(self.nw, dt)
+
+        self.weights = [d.W.reshape(-1) for d in net.dense]
+        self.weight_grads = [d.gW.reshape(-1) for d in net.dense]
         self.old = np.empty(net.size, dt)
+        self.deltas = [self.old[s.start:s.stop] for s in net.segment_slices("W")]
+        self.state_views = {name: [vec[s.start:s.stop] for s in net.segment_slices("W")]
+                            for name, vec in optimizer_state.items()}
         extra = [s for s in net.segments if s.name not in ("W", "b")]
         self.extra = extra
         self.extra_start = net.n_weights + net.n_biases
         self.extra_offsets = np.array([s.start - self.extra_start for s in extra], dtype=np.intp)
         self.extra_sizes = np.array([s.stop - s.start for s in extra], dtype=np.float64)
 
-    def _reduce(self, values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, offsets, dtype=np.float64)
-
     def before_update(self) -> None:
         """Measure the forward and backward pass; remember the weights for the update."""
         net = self.net
-        acts = net.acts
-        s = self.scratch
-        offsets = net.act_offsets
-        means = self._reduce(acts, offsets) / self.act_sizes
-        self.finite_acts = np.isfinite(means)
-        np.take(means.astype(net.dtype), self.elem_layer, out=s)
-        np.subtract(acts, s, out=s)
-        np.multiply(s, s, out=s)
-        self.act_mean = means
-        self.act_std = np.sqrt(self._reduce(s, offsets) / self.act_sizes)
-        np.multiply(acts, self.hist_scale, out=s)
-        s += self.hist_shift
-        if not self.finite_acts.all():
-            np.nan_to_num(s, copy=False, nan=0.0, posinf=1e30, neginf=-1e30)
-        np.clip(s, self.hist_low, self.hist_high, out=s)
-        np.copyto(self.scratch_int, s, casting="unsafe")
-        self.hist = np.bincount(self.scratch_int, minlength=self.n_hidden * HIST_BINS).reshape(
-            self.n_hidden, HIST_BINS)
+        means, variances = [], []
+        for layer, c, size in zip(net.hidden, self.centred, self.act_sizes):
+            a = layer.a
+            m = float(a.sum()) / size
+            var = float(np.vdot(a, a)) / size - m * m
+            if not var > 1e-3 * m * m:
+                # E[a²] − m² loses the digits when the spread is tiny beside the mean (a
+                # sigmoid layer near 0.5): measure around the mean instead
+                np.subtract(a, m, out=c)
+                var = float(np.vdot(c, c)) / size
+            means.append(m)
+            variances.append(var)
+        self.act_mean, self.act_var = means, variances
+
+        for view, layer, rows in zip(self.sample_views, net.hidden, self.sample_rows):
+            np.copyto(view, layer.a[:rows])
+        h = self.hist_float
+        np.multiply(self.sample, self.hist_scale, out=h)
+        h += self.hist_shift
+        if not math.isfinite(sum(means)):
+            np.nan_to_num(h, copy=False, nan=0.0, posinf=1e30, neginf=-1e30)
+        np.clip(h, self.hist_low, self.hist_high, out=h)
+        np.copyto(self.hist_int, h, casting="unsafe")
+        self.hist = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS).reshape(
+            self.n_hidden, HIST_BINS).tolist()
 
         saturated, dead = [], []
         for layer in net.hidden:
@@ -85,76 +105,68 @@ class Telemetry:
             dead.append(np.count_nonzero(mask.all(axis=0)) / mask.shape[1])
         self.saturated, self.dead = saturated, dead
 
-        nw, sq = self.nw, self.sq
-        gw = net.grads[:nw]
-        np.multiply(gw, gw, out=sq)
-        self.grad_sq = self._reduce(sq, self.w_offsets)
-        pw = net.params[:nw]
-        np.multiply(pw, pw, out=sq)
-        self.weight_sq = self._reduce(sq, self.w_offsets)
+        self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
+        self.weight_sq = [float(np.vdot(w, w)) for w in self.weights]
         np.copyto(self.old, net.params)
 
     def after_update(self) -> None:
         """Measure what the optimizer did to the weights."""
-        net, nw, sq = self.net, self.nw, self.sq
-        delta = self.old
-        np.subtract(net.params, delta, out=delta)
-        d = delta[:nw]
-        np.multiply(d, d, out=sq)
-        self.delta_sq = self._reduce(sq, self.w_offsets)
-        np.multiply(d, net.grads[:nw], out=sq)
-        self.delta_dot_grad = self._reduce(sq, self.w_offsets)
-        self.state_sq = {}
-        for name, vec in self.state.items():
-            v = vec[:nw]
-            np.multiply(v, v, out=sq)
-            self.state_sq[name] = self._reduce(sq, self.w_offsets)
+        net = self.net
+        np.subtract(net.params, self.old, out=self.old)
+        self.delta_sq = [float(np.vdot(d, d)) for d in self.deltas]
+        self.delta_dot_grad = [float(np.vdot(d, g)) for d, g in zip(self.deltas,
+                                                                     self.weight_grads)]
+        self.state_norm = {name: [math.sqrt(float(np.vdot(v, v))) for v in views]
+                           for name, views in self.state_views.items()}
         if self.extra:
-            self.extra_mean = self._reduce(net.params[self.extra_start:],
-                                           self.extra_offsets) / self.extra_sizes
+            self.extra_mean = (np.add.reduceat(net.params[self.extra_start:], self.extra_offsets,
+                                               dtype=np.float64) / self.extra_sizes).tolist()
 
     def layers(self, logits: np.ndarray) -> tuple[LayerRecord, ...]:
         """Assemble the LayerRecords of this step."""
         net = self.net
-        grad_norm = np.sqrt(self.grad_sq)
-        weight_norm = np.sqrt(self.weight_sq)
-        delta_norm = np.sqrt(self.delta_sq)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            update_ratio = np.where(weight_norm > 0, delta_norm / weight_norm, 0.0)
-            step_size = np.where(grad_norm > 0, delta_norm / grad_norm, 0.0)
-            denom = delta_norm * grad_norm
-            update_cos = np.where(denom > 0, -self.delta_dot_grad / denom, 0.0)
-        state = {k: np.sqrt(v).tolist() for k, v in self.state_sq.items()}
         learnable: list[list[tuple[str, float]]] = [[] for _ in net.dense]
-        if self.extra:
-            for seg, mean in zip(self.extra, self.extra_mean.tolist()):
-                learnable[seg.layer].append((seg.name, mean))
-        gn, wn = grad_norm.tolist(), weight_norm.tolist()
-        ur, ss, uc = update_ratio.tolist(), step_size.tolist(), update_cos.tolist()
-        means, stds = self.act_mean.tolist(), self.act_std.tolist()
-        hist = self.hist.tolist()
+        for seg, mean in zip(self.extra, self.extra_mean if self.extra else ()):
+            learnable[seg.layer].append((seg.name, mean))
+        states = list(self.state_norm.items())
+        means = self.act_mean
+        stds = [_sqrt(v) for v in self.act_var]
+        n_logits = logits.size
+        logit_mean = float(logits.sum(dtype=np.float64)) / n_logits
+        logit_std = math.sqrt(max(float(np.vdot(logits, logits)) / n_logits - logit_mean * logit_mean,
+                                  0.0))
         records = []
-        for i, layer in enumerate(net.hidden):
-            records.append(LayerRecord(
-                i + 1, "hidden", layer.fan_out, means[i], stds[i], tuple(hist[i]),
-                self.hist_ranges[i], self.saturated[i], self.dead[i], gn[i],
-                math.sqrt(layer.grad_in_sq), wn[i], ur[i], uc[i], ss[i],
-                tuple((k, v[i]) for k, v in state.items()), tuple(learnable[i])))
-        out = net.output
-        o = len(net.hidden)
-        records.append(LayerRecord(
-            o + 1, "output", out.fan_out, float(logits.mean()), float(logits.std()), (),
-            (0.0, 0.0), 0.0, 0.0, gn[o], math.sqrt(out.grad_in_sq), wn[o], ur[o], uc[o], ss[o],
-            tuple((k, v[o]) for k, v in state.items()), ()))
+        for i, dense in enumerate(net.dense):
+            g2, w2, d2 = self.grad_sq[i], self.weight_sq[i], self.delta_sq[i]
+            gn, wn, dn = _sqrt(g2), _sqrt(w2), _sqrt(d2)
+            ratio = dn / wn if wn > 0 else 0.0
+            step = dn / gn if gn > 0 else 0.0
+            cos = -self.delta_dot_grad[i] / (dn * gn) if dn * gn > 0 else 0.0
+            state = tuple((name, values[i]) for name, values in states)
+            if i < self.n_hidden:
+                records.append(LayerRecord(
+                    i + 1, "hidden", dense.fan_out, means[i], stds[i], tuple(self.hist[i]),
+                    self.hist_ranges[i], self.saturated[i], self.dead[i], gn,
+                    _sqrt(dense.grad_in_sq), wn, ratio, cos, step, state, tuple(learnable[i])))
+            else:
+                records.append(LayerRecord(
+                    i + 1, "output", dense.fan_out, logit_mean, logit_std, (), (0.0, 0.0), 0.0,
+                    0.0, gn, _sqrt(dense.grad_in_sq), wn, ratio, cos, step, state, ()))
         return tuple(records)
 
     def first_nonfinite(self) -> str | None:
         """The first non-finite per-layer quantity of this step, e.g. 'layer 2 act_mean'
         (layers count from 1; the output layer is the last)."""
-        checks = [("act_mean", self.act_mean), ("grad_norm", self.grad_sq),
-                  ("weight_norm", self.weight_sq)]
+        checks = (("act_mean", self.act_mean), ("grad_norm", self.grad_sq),
+                  ("weight_norm", self.weight_sq))
+        if math.isfinite(sum(sum(values) for _, values in checks)):
+            return None
         for name, values in checks:
-            bad = np.flatnonzero(~np.isfinite(values))
-            if bad.size:
-                return f"layer {int(bad[0]) + 1} {name}"
+            for i, value in enumerate(values):
+                if not math.isfinite(value):
+                    return f"layer {i + 1} {name}"
         return None
+
+
+def _sqrt(x: float) -> float:
+    return math.sqrt(x) if x >= 0 else math.nan

@@ -1,0 +1,105 @@
+"""The command line end to end: records out, errors as one line with the right exit code."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nnsim.cli import main
+
+SMALL = ["--set", "data.samples=200", "--set", "model.hidden=[8,8]"]
+
+
+def run(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_writes_one_jsonl_record_per_step(capsys):
+    code, out, err = run(capsys, "run", *SMALL, "--steps", "12", "--format", "jsonl",
+                         "--set", "train.eval_every=5")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [r["step"] for r in lines] == list(range(1, 13))
+    first = lines[0]
+    assert {"step", "epoch", "loss", "accuracy", "lr", "val_loss", "val_accuracy",
+            "grad_norm", "layers"} <= set(first)
+    layer = first["layers"][0]
+    assert {"act_mean", "act_std", "hist", "saturated", "dead", "grad_norm", "grad_in_norm",
+            "update_ratio", "velocity_norm"} <= set(layer)
+    assert [r["val_loss"] is not None for r in lines].count(True) == 2  # steps 5 and 10
+
+
+def test_every_and_out(tmp_path, capsys):
+    out_file = tmp_path / "run.jsonl"
+    code, out, _ = run(capsys, "run", *SMALL, "--steps", "10", "--every", "4", "--out",
+                       str(out_file))
+    assert code == 0 and out == ""
+    steps = [json.loads(line)["step"] for line in out_file.read_text().splitlines()]
+    assert steps == [4, 8, 10]
+
+
+def test_csv_and_table(capsys):
+    code, out, _ = run(capsys, "run", *SMALL, "--steps", "3", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 3
+    assert "layer1.grad_norm" in rows[0] and "layer3.velocity_norm" in rows[0]
+    assert float(rows[2]["step"]) == 3
+    code, out, _ = run(capsys, "run", *SMALL, "--steps", "3", "--format", "table")
+    assert out.splitlines()[0].split()[:3] == ["step", "epoch", "loss"]
+    assert len(out.splitlines()) == 4
+
+
+def test_same_seed_same_output(capsys):
+    _, a, _ = run(capsys, "run", *SMALL, "--steps", "5", "--format", "jsonl", "--seed", "9")
+    _, b, _ = run(capsys, "run", *SMALL, "--steps", "5", "--format", "jsonl", "--seed", "9")
+    _, c, _ = run(capsys, "run", *SMALL, "--steps", "5", "--format", "jsonl", "--seed", "10")
+    assert a == b and a != c
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--set", "model.activation=rleu"], "did you mean 'relu'"),
+    (["run", "missing.toml"], "missing.toml: no such file"),
+    (["run", "--steps", "x"], "argument --steps: invalid int value"),
+    (["run", "--format", "xml"], "invalid choice: 'xml'"),
+    (["run", "--every", "0"], "--every must be 1 or more"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["--set", "train.l2=-1"], "train.l2: expected a value in [0, 10]"),
+])
+def test_bad_input_is_one_line_with_exit_code_2(capsys, args, needle):
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert needle in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_divergence_exits_3_and_keeps_the_records_before(capsys):
+    args = ["run", "--set", "optimizer.name=sgd", "--set", "optimizer.lr=10",
+            "--set", "model.activation=relu", "--set", "model.initializer=he_normal",
+            "--steps", "300", "--format", "jsonl"]
+    code, out, err = run(capsys, *args)
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 3
+    assert records[-1]["nonfinite"] is not None
+    assert all(r["nonfinite"] is None for r in records[:-1])
+    assert f"diverged at step {records[-1]['step']}" in err
+    code, out, _ = run(capsys, *args, "--on-divergence", "continue")
+    assert code == 3 and len(out.splitlines()) == 300
+
+
+def test_module_entry_and_version():
+    result = subprocess.run([sys.executable, "-m", "nnsim", "--version"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("nnsim ")
+
+
+def test_plugins_lists_every_family(capsys):
+    code, out, _ = run(capsys, "plugins")
+    assert code == 0
+    for header in ("activations:", "initializers:", "normalizers:", "optimizers:", "datasets:"):
+        assert header in out
+    assert "lr = 0.05" in out  # momentum's declared default
