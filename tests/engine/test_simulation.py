@@ -227,9 +227,10 @@ def test_config_default_is_valid_and_round_trips_through_toml():
 
 
 def test_activation_std_is_exact_when_tiny_beside_the_mean():
-    """Deep sigmoid layers under N(0, 0.01) sit at 0.5 ± 1e-5: E[a²] − m² would lose it."""
+    """Sigmoid layers under N(0, 1e-4) sit at 0.5 ± 1e-4: E[a²] − m² would lose the spread."""
     sim = Simulation(small_config(("model.activation", "sigmoid"), ("model.dtype", "float32"),
-                                  ("model.initializer", "normal"), ("model.hidden", [32] * 6)))
+                                  ("model.initializer", {"name": "normal", "std": 1e-4}),
+                                  ("model.hidden", [32] * 6)))
     record = sim.step()
     deepest = sim.net.hidden[-1].a.astype(np.float64)
     assert record.layers[5].act_mean == pytest.approx(0.5, abs=1e-3)
