@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 import numpy as np
@@ -10,24 +11,43 @@ from nnsim.engine.records import StepRecord
 
 
 class History:
-    """The newest `capacity` records, plus every validation result in a ring of its own."""
+    """The newest `capacity` records, plus every validation result in a ring of its own.
+
+    One thread may append while another reads: readers take `snapshot()` (or `series`),
+    which copy under a lock.
+    """
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
         self.records: deque[StepRecord] = deque(maxlen=capacity)
         self.evals: deque[tuple[int, float, float | None]] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.records)
 
     def clear(self) -> None:
-        self.records.clear()
-        self.evals.clear()
+        with self._lock:
+            self.records.clear()
+            self.evals.clear()
 
     def append(self, record: StepRecord) -> None:
-        self.records.append(record)
-        if record.val_loss is not None:
-            self.evals.append((record.step, record.val_loss, record.val_accuracy))
+        with self._lock:
+            self.records.append(record)
+            if record.val_loss is not None:
+                self.evals.append((record.step, record.val_loss, record.val_accuracy))
+
+    def snapshot(self, last: int | None = None) -> list[StepRecord]:
+        """A copy of the newest `last` records (all by default), oldest first."""
+        with self._lock:
+            if last is None or last >= len(self.records):
+                return list(self.records)
+            return [self.records[i] for i in range(len(self.records) - last,
+                                                   len(self.records))]
+
+    def eval_snapshot(self) -> list[tuple[int, float, float | None]]:
+        with self._lock:
+            return list(self.evals)
 
     def extend(self, records) -> None:
         for record in records:
@@ -42,8 +62,7 @@ class History:
         """Values of a record field (or, with `layer` counting from 1, of a layer field, or of
         a layer's state or learnable entry by name) over the newest `last` records; missing
         values are NaN."""
-        records = self.records if last is None or last >= len(self.records) else \
-            list(self.records)[-last:]
+        records = self.snapshot(last)
         if layer is None:
             values = [getattr(r, field) for r in records]
         else:
@@ -52,7 +71,7 @@ class History:
 
     def eval_series(self, field: str = "val_loss") -> np.ndarray:
         column = 1 if field == "val_loss" else 2
-        return np.array([np.nan if e[column] is None else e[column] for e in self.evals],
+        return np.array([np.nan if e[column] is None else e[column] for e in self.eval_snapshot()],
                         dtype=np.float64)
 
 

@@ -227,6 +227,36 @@ class Simulation:
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
+    def decision_grid(self, nx: int, ny: int, margin: float = 0.1) -> dict[str, Any]:
+        """Predicted class over the input plane (2-D datasets), for drawing the boundary.
+
+        Returns the plane's extent in the preprocessed input space, the winning class and its
+        probability on an ny × nx grid (row 0 at the top), and the points of both splits.
+        """
+        if self.data.input_dim != 2:
+            raise ValueError("the decision boundary needs 2-D inputs")
+        points = np.concatenate([self.data.train_x, self.data.val_x])
+        lo, hi = points.min(axis=0), points.max(axis=0)
+        pad = (hi - lo) * margin + 1e-9
+        lo, hi = lo - pad, hi + pad
+        xs = np.linspace(lo[0], hi[0], nx)
+        ys = np.linspace(hi[1], lo[1], ny)
+        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self.predict(grid)
+        if self.task == "classification":
+            label, confidence = out.argmax(axis=1), out.max(axis=1)
+        else:
+            label, confidence = np.zeros(len(out), int), np.ones(len(out))
+        return {
+            "extent": (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])),
+            "label": label.reshape(ny, nx), "confidence": confidence.reshape(ny, nx),
+            "classes": self.data.outputs if self.task == "classification" else 1,
+            "train": (self.data.train_x, self.data.train_y),
+            "val": (self.data.val_x, self.data.val_y),
+            "step": self.step_count,
+        }
+
     def steps(self, n: int, stop_on_divergence: bool = True) -> Iterator[StepRecord]:
         """Yield up to n records; stops early on early stopping, or on divergence if asked."""
         for _ in range(n):

@@ -44,11 +44,18 @@ def test_teacher_regression_returns_float_targets():
     assert x.shape == (50, 5) and y.shape == (50, 3) and y.dtype.kind == "f"
 
 
-def test_digits_loads_through_scikit_learn_when_installed():
-    pytest.importorskip("sklearn", reason="scikit-learn is the optional 'digits' extra")
+def test_digits_loads_through_scikit_learn():
     sim = Simulation(small_config(("data.name", "digits"), ("data.samples", 300)))
     assert sim.data.input_dim == 64 and sim.data.outputs == 10
     assert np.isfinite(sim.step().loss)
+
+
+def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
+    from nnsim.errors import PluginError
+
+    monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)
+    with pytest.raises(PluginError, match=r"needs scikit-learn: pip install 'nnsim\[digits\]'"):
+        Simulation(small_config(("data.name", "digits")))
 
 
 def test_standardize_is_fitted_on_the_training_split_only():

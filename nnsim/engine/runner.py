@@ -1,0 +1,252 @@
+"""`Runner`: drives a Simulation on a background thread for an interactive front end.
+
+The front end calls the control methods (play, pause, step, speed, reset, reconfigure) from
+its own thread; they are queued and carried out by the training thread between steps, so
+the simulation is only ever touched by one thread. Records go into a History the front end
+reads whenever it redraws, whatever the step rate. No UI code lives here.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnsim.config import Config
+from nnsim.engine.history import History
+from nnsim.engine.records import StepRecord
+from nnsim.engine.simulation import Simulation
+from nnsim.engine.writers import WRITERS
+from nnsim.errors import NnsimError
+from nnsim.pluginmanager import Registry
+
+#: steps per frame, slowest to fastest; None = as many as fit in a frame
+SPEEDS: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
+FRAME_SECONDS = 1 / 30
+
+
+class Runner:
+    """A Simulation, its History, and a training loop that can be paused and steered."""
+
+    def __init__(self, config: Config, registry: Registry | None = None, paused: bool = False,
+                 capacity: int = 4096, speed: int = 3) -> None:
+        self.sim = Simulation(config, registry)
+        self.history = History(capacity)
+        self.paused = paused
+        self.speed = speed
+        self.message = ""  # why the run halted: divergence, early stopping, a plugin error
+        self.version = 0  # bumped whenever the history or the state changes
+        self.rate = 0.0  # steps per second while running
+        self._commands: queue.SimpleQueue[Callable[[], Any]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._rate_window: list[tuple[float, int]] = []
+        self.grid: dict | None = None  # the newest decision-boundary grid
+        self.grid_version = 0  # counts grids made
+
+    # ------------------------------------------------------------ state
+
+    @property
+    def state(self) -> str:
+        if self.sim.divergence is not None:
+            return "diverged"
+        if self.message:
+            return "halted"
+        return "paused" if self.paused else "running"
+
+    @property
+    def steps_per_frame(self) -> int | None:
+        return SPEEDS[self.speed]
+
+    @property
+    def speed_text(self) -> str:
+        n = self.steps_per_frame
+        return "max" if n is None else f"{n}/frame"
+
+    # ------------------------------------------------------------ control (any thread)
+
+    def submit(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` on the training thread before its next step."""
+        self._commands.put(fn)
+        self._wake.set()
+
+    def toggle(self) -> None:
+        self.submit(lambda: self._set_paused(not self.paused))
+
+    def play(self) -> None:
+        self.submit(lambda: self._set_paused(False))
+
+    def pause(self) -> None:
+        self.submit(lambda: self._set_paused(True))
+
+    def step_once(self) -> None:
+        self.submit(lambda: (self._set_paused(True), self._advance(1)))
+
+    def faster(self) -> None:
+        self.submit(lambda: self._set_speed(self.speed + 1))
+
+    def slower(self) -> None:
+        self.submit(lambda: self._set_speed(self.speed - 1))
+
+    def reset(self, seed: int | None = None) -> None:
+        self.submit(lambda: self._rebuild(lambda: self.sim.reset(seed)))
+
+    def reseed(self) -> None:
+        """Reset with a fresh random seed."""
+        seed = int(np.random.default_rng().integers(0, 2**31))
+        self.reset(seed)
+
+    def reconfigure(self, config: Config) -> None:
+        """Adopt a new config: optimizer hyperparameters live, anything else rebuilds."""
+        def apply():
+            if self.sim.reconfigure(config):
+                self._after_rebuild()
+            self._changed()
+        self.submit(apply)
+
+    def request_grid(self, resolution: tuple[int, int]) -> None:
+        """Compute a decision-boundary grid on the training thread (2-D inputs only)."""
+        self.submit(lambda: self._make_grid(resolution))
+
+    # ------------------------------------------------------------ the loop (training thread)
+
+    def run_pending(self) -> None:
+        """Carry out queued commands now (the training thread, or tests without one)."""
+        while True:
+            try:
+                fn = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except NnsimError as exc:
+                self._halt(str(exc))
+
+    def loop(self, cancelled: Callable[[], bool]) -> None:
+        """Train until `cancelled()` is true, one frame's worth of steps at a time."""
+        while not cancelled():
+            self.run_pending()
+            if self.paused or self.state != "running":
+                self._wake.wait(0.05)
+                self._wake.clear()
+                continue
+            start = time.perf_counter()
+            n = self.steps_per_frame
+            if n is None:
+                while time.perf_counter() - start < FRAME_SECONDS and self._advance(1):
+                    if cancelled() or not self._commands.empty():
+                        break
+            else:
+                for _ in range(n):
+                    if cancelled() or not self._commands.empty() or not self._advance(1):
+                        break
+            rest = FRAME_SECONDS - (time.perf_counter() - start)
+            if rest > 0 and n is not None:
+                self._wake.wait(rest)
+                self._wake.clear()
+
+    def _advance(self, n: int) -> bool:
+        """Take up to n steps; False once the run has halted."""
+        sim = self.sim
+        for _ in range(n):
+            if sim.stopped or sim.divergence is not None or self.message:
+                return False
+            try:
+                record = sim.step()
+            except NnsimError as exc:
+                self._halt(str(exc))
+                return False
+            self.history.append(record)
+            self._count(record)
+            if record.nonfinite is not None:
+                self.paused = True
+                self.message = str(sim.divergence)
+            elif sim.stopped:
+                self.paused = True
+                self.message = sim.stopped
+            self.version += 1
+        return self.state in ("running", "paused")
+
+    def _count(self, record: StepRecord) -> None:
+        now = time.perf_counter()
+        window = self._rate_window
+        window.append((now, record.step))
+        while len(window) > 2 and now - window[0][0] > 1.0:
+            window.pop(0)
+        if len(window) >= 2 and window[-1][0] > window[0][0]:
+            self.rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+
+    def _set_paused(self, paused: bool) -> None:
+        if not paused and self.state in ("diverged", "halted"):
+            return  # a halted run stays paused until reset
+        self.paused = paused
+        self._rate_window.clear()
+        self.rate = 0.0
+        self._changed()
+
+    def _set_speed(self, speed: int) -> None:
+        self.speed = max(0, min(len(SPEEDS) - 1, speed))
+        self._changed()
+
+    def _rebuild(self, build: Callable[[], None]) -> None:
+        build()
+        self._after_rebuild()
+        self._changed()
+
+    def _after_rebuild(self) -> None:
+        self.history.clear()
+        self.message = ""
+        self.grid = None
+        self._rate_window.clear()
+
+    def _halt(self, message: str) -> None:
+        self.paused = True
+        self.message = message
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+
+    def _make_grid(self, resolution: tuple[int, int]) -> None:
+        if self.sim.data.input_dim != 2:
+            self.grid = None
+            return
+        self.grid = self.sim.decision_grid(*resolution)
+        self.grid_version += 1
+
+    # ------------------------------------------------------------ files
+
+    def save_config(self, path: str | Path) -> Path:
+        return _write_atomic(Path(path), self.sim.config.to_toml())
+
+    def export_history(self, path: str | Path) -> Path:
+        """Write the kept history as JSONL (or CSV for a .csv path)."""
+        import io
+
+        path = Path(path)
+        fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
+        buffer = io.StringIO()
+        writer = WRITERS[fmt](buffer)
+        for record in self.history.snapshot():
+            writer.write(record)
+        return _write_atomic(path, buffer.getvalue())
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    """Write via a temporary file in the same folder, then rename over the target."""
+    path = path.expanduser()
+    if path.is_dir():
+        raise NnsimError(f"{path}: is a folder; give a file name")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise NnsimError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
+

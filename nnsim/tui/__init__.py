@@ -1,0 +1,1 @@
+"""The Textual front end: imports Textual; reads engine records, computes nothing."""

@@ -1,0 +1,303 @@
+"""The Textual app: status line, panel tabs, the panels, the footer; training in a thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from rich.console import Group
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Static, Tab, Tabs
+from textual.worker import get_current_worker
+
+from nnsim.config import Config, load
+from nnsim.engine.runner import Runner
+from nnsim.errors import NnsimError
+from nnsim.pluginmanager import Registry, default_registry
+from nnsim.tui.render import fmt
+from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
+from nnsim.tui.views import (BoundaryView, CurvesView, DistributionsView, Frame, LayersView,
+                             OptimizerView, View)
+
+VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
+         ("distributions", "3 Distributions", DistributionsView),
+         ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView))
+REFRESH_HZ = 25
+HISTORY_SHOWN = 600  # records the curves and sparklines look back over
+STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "diverged": "bold white on red",
+               "halted": "bold white on red"}
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = "StatusBar { height: 2; padding: 0 1; background: $boost; }"
+
+    def show(self, frame: Frame, summary: str) -> None:
+        last = frame.last
+        text = Text()
+        text.append(f" {frame.state} ", STATE_STYLE.get(frame.state, "bold"))
+        if last is None:
+            text.append("  step 0")
+        else:
+            val = frame.evals[-1] if frame.evals else None
+            text.append(f"  step {last.step:,}", "bold")
+            text.append("  loss ")
+            text.append(fmt(last.loss), "cyan")
+            if val is not None:
+                text.append(" val ")
+                text.append(fmt(val[1]), "magenta")
+            if last.accuracy is not None:
+                text.append("  acc ")
+                text.append(f"{last.accuracy:.1%}", "cyan")
+                if val is not None and val[2] is not None:
+                    text.append(" val ")
+                    text.append(f"{val[2]:.1%}", "magenta")
+        text.append(f"  lr {fmt(frame.lr)}")
+        if frame.state == "running":
+            text.append(f"  {frame.rate:,.0f} steps/s")
+        text.append(f"  speed {frame.speed}", "dim")
+        second = Text()
+        if frame.message:
+            second.append(frame.message, "bold red")
+        else:
+            if last is not None:
+                second.append(f"epoch {last.epoch:.2f} · ")
+            second.append(summary, "dim")
+        for line in (text, second):
+            line.no_wrap, line.overflow = True, "ellipsis"
+        self.update(Group(text, second))
+
+
+class NnsimApp(App):
+    """Watch a deep network train, live, layer by layer."""
+
+    TITLE = "nnsim"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("space", "toggle", "Play/pause"),
+        Binding("n", "step", "Step"),
+        Binding("plus,equals_sign,right_square_bracket", "faster", "Faster", key_display="+"),
+        Binding("minus,left_square_bracket", "slower", "Slower", key_display="-"),
+        Binding("r", "reset", "Reset"),
+        Binding("e", "reseed", "New seed"),
+        Binding("s", "settings", "Settings"),
+        Binding("p", "plugins", "Plugins"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("1", "view('layers')", "Layers", show=False),
+        Binding("2", "view('curves')", "Curves", show=False),
+        Binding("3", "view('distributions')", "Distributions", show=False),
+        Binding("4", "view('boundary')", "Boundary", show=False),
+        Binding("5", "view('optimizer')", "Optimizer", show=False),
+        Binding("tab", "next_view", "Next view", show=False),
+        Binding("ctrl+s", "save_config", "Save config", show=False),
+        Binding("ctrl+o", "load_config", "Load config", show=False),
+        Binding("x", "export", "Export history", show=False),
+    ]
+    HELP_KEYS = [("space", "play / pause"), ("n", "one step (pauses)"),
+                 ("+ / -", "faster / slower (steps per frame)"),
+                 ("r", "reset with the same seed"), ("e", "reset with a new seed"),
+                 ("1 … 5, tab", "switch panel: layers, curves, distributions, boundary, "
+                                "optimizer"),
+                 ("s", "settings: every config key"), ("p", "plugins and failures"),
+                 ("ctrl+s", "save the config as TOML"), ("ctrl+o", "load a config"),
+                 ("x", "export the metrics history (JSONL, or CSV for .csv)"),
+                 ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit")]
+
+    def __init__(self, config: Config, registry: Registry | None = None,
+                 paused: bool = False) -> None:
+        super().__init__()
+        self.registry = registry or default_registry()
+        self.runner = Runner(config, self.registry, paused=paused)
+        self.view_name = "layers"
+        self._drawn = (-1, "")
+        self._grid_asked: tuple = ()
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        yield Tabs(*(Tab(label, id=name) for name, label, _ in VIEWS), id="tabs")
+        with ContentSwitcher(initial="layers", id="views"):
+            for name, _, cls in VIEWS:
+                yield cls(id=name)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for failure in self.registry.failures:
+            self.notify(str(failure), title="A plugin failed to load", severity="warning",
+                        timeout=10)
+        self.set_interval(1 / REFRESH_HZ, self.tick)
+        self.train()
+        self.tick()
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def train(self) -> None:
+        worker = get_current_worker()
+        self.runner.loop(lambda: worker.is_cancelled)
+
+    # ------------------------------------------------------------ drawing
+
+    def summary(self) -> str:
+        c = self.runner.sim.config
+        m = c.model
+        hidden = "×".join(map(str, m.hidden)) if len(set(m.hidden)) > 1 else \
+            f"{len(m.hidden)}×{m.hidden[0]}"
+        norm = "" if m.normalizer.name == "none" else f" {m.normalizer.name}({m.norm_position})"
+        hypers = ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}"
+                           for k, v in c.optimizer.hypers.items())
+        return (f"{c.data.dataset.name} → {hidden} {m.activation.name}{norm} · init "
+                f"{m.initializer.name} · {c.optimizer.name}({hypers}) · batch "
+                f"{c.train.batch_size} · seed {c.seed}")
+
+    def frame(self) -> Frame:
+        runner = self.runner
+        sim = runner.sim
+        return Frame(
+            records=runner.history.snapshot(HISTORY_SHOWN),
+            evals=runner.history.eval_snapshot(),
+            state=runner.state, message=runner.message, rate=runner.rate,
+            speed=runner.speed_text, activation=sim.config.model.activation.name,
+            optimizer=sim.config.optimizer.name, lr=sim.lr, grid=runner.grid,
+            extras={"input_dim": sim.data.input_dim})
+
+    def tick(self) -> None:
+        """Redraw from the newest records, if anything changed since the last frame."""
+        runner = self.runner
+        if self.view_name == "boundary":
+            self.ask_for_grid()
+        key = (runner.version, self.view_name, runner.grid_version)
+        if key == self._drawn:
+            return
+        self._drawn = key
+        frame = self.frame()
+        self.query_one(StatusBar).show(frame, self.summary())
+        self.query_one(f"#{self.view_name}", View).show(frame)
+
+    def ask_for_grid(self) -> None:
+        """Ask the training thread for a new decision grid when the step or the panel's
+        size has changed, at most about three times a second."""
+        import time
+
+        view = self.query_one("#boundary", BoundaryView)
+        if view.size.width < 4:
+            return  # not laid out yet
+        now = time.monotonic()
+        step = self.runner.sim.step_count
+        wanted = (step, view.grid_size())
+        if self._grid_asked and (self._grid_asked[:2] == wanted or now - self._grid_asked[2]
+                                 < 0.3):
+            return
+        self._grid_asked = (*wanted, now)
+        self.runner.request_grid(view.grid_size())
+
+    def redraw(self) -> None:
+        self._drawn = (-1, "")
+        self.tick()
+
+    # ------------------------------------------------------------ actions
+
+    def action_toggle(self) -> None:
+        self.runner.toggle()
+
+    def action_step(self) -> None:
+        self.runner.step_once()
+
+    def action_faster(self) -> None:
+        self.runner.faster()
+
+    def action_slower(self) -> None:
+        self.runner.slower()
+
+    def action_reset(self) -> None:
+        self.runner.reset()
+        self.notify("Reset: same seed, same run.", timeout=2)
+
+    def action_reseed(self) -> None:
+        self.runner.reseed()
+        self.notify("Reset with a new seed.", timeout=2)
+
+    def action_view(self, name: str) -> None:
+        self.query_one("#tabs", Tabs).active = name
+
+    def action_next_view(self) -> None:
+        names = [name for name, _, _ in VIEWS]
+        self.action_view(names[(names.index(self.view_name) + 1) % len(names)])
+
+    def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        name = event.tab.id
+        self.view_name = name
+        self.query_one("#views", ContentSwitcher).current = name
+        self.redraw()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.HELP_KEYS))
+
+    def action_plugins(self) -> None:
+        self.push_screen(PluginsScreen(self.registry))
+
+    def action_settings(self) -> None:
+        self.push_screen(SettingsScreen(self.runner.sim.config, self.registry,
+                                        self.runner.reconfigure))
+
+    def action_save_config(self) -> None:
+        def save(path: str | None) -> None:
+            if path:
+                self._file_action(lambda: self.runner.save_config(path), "Config saved to")
+        self.push_screen(PathPrompt("Save the config as TOML to:", "nnsim-config.toml"), save)
+
+    def action_export(self) -> None:
+        def export(path: str | None) -> None:
+            if path:
+                self._file_action(lambda: self.runner.export_history(path),
+                                  "History exported to")
+        self.push_screen(PathPrompt("Export the kept history (JSONL; CSV for .csv) to:",
+                                    "nnsim-history.jsonl"), export)
+
+    def action_load_config(self) -> None:
+        def load_from(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                config = load(Path(path).expanduser(), registry=self.registry)
+            except NnsimError as exc:
+                self.notify(str(exc), title="Config not loaded", severity="error", timeout=8)
+                return
+            self.runner.reconfigure(config)
+            self.notify(f"Loaded {path}", timeout=3)
+        self.push_screen(PathPrompt("Load a config from:", "nnsim-config.toml"), load_from)
+
+    def _file_action(self, do, done: str) -> None:
+        try:
+            path = do()
+        except NnsimError as exc:
+            self.notify(str(exc), title="Not written", severity="error", timeout=8)
+            return
+        self.notify(f"{done} {path}", timeout=4)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Play / pause", "Start or stop training", self.action_toggle)
+        yield SystemCommand("Step", "Take one training step", self.action_step)
+        yield SystemCommand("Reset", "Rebuild with the same seed", self.action_reset)
+        yield SystemCommand("New seed", "Rebuild with a new random seed", self.action_reseed)
+        yield SystemCommand("Settings", "Edit every config key", self.action_settings)
+        yield SystemCommand("Save config", "Write the config as TOML", self.action_save_config)
+        yield SystemCommand("Load config", "Read a TOML config", self.action_load_config)
+        yield SystemCommand("Export history", "Write the metrics as JSONL or CSV",
+                            self.action_export)
+        yield SystemCommand("Plugins", "Loaded components and failed plugins",
+                            self.action_plugins)
+        for name, label, _ in VIEWS:
+            yield SystemCommand(f"Show {label[2:]}", f"Switch to the {label[2:]} panel",
+                                lambda n=name: self.action_view(n))
+
+
+def make_app(config: Config | None = None, paused: bool = False,
+             registry: Registry | None = None) -> NnsimApp:
+    """The one factory the CLI, the tests and the benchmarks build the app with."""
+    registry = registry or default_registry()
+    return NnsimApp(config or Config.from_dict({}, registry), registry, paused=paused)

@@ -1,0 +1,227 @@
+"""Pure renderers: numbers in, strings (or Rich Text with few style runs) out.
+
+Kept free of widgets so each can be tested as a string. They draw whatever they are given,
+NaN and infinity included, and never raise on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich.text import Text
+
+BLOCKS = "▁▂▃▄▅▆▇█"
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+GAP = "·"  # a missing or non-finite value
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A compact number: 0.123, 12.3, 1.2e-05, 3.4k; 'nan', 'inf', '—' for None."""
+    if x is None:
+        return "—"
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    ax = abs(x)
+    if ax == 0:
+        return "0"
+    if ax >= 1e5 or ax < 1e-3:
+        return f"{x:.{max(digits - 2, 0)}e}".replace("e-0", "e-").replace("e+0", "e")
+    if ax >= 1000:
+        return f"{x / 1000:.{max(digits - 2, 0)}f}k"
+    return f"{x:.{digits}g}"
+
+
+def _scale(values: Sequence[float], log: bool) -> list[float | None]:
+    out: list[float | None] = []
+    for v in values:
+        if v is None or not math.isfinite(v):
+            out.append(None if v is None or math.isnan(v) else (math.inf if v > 0 else -math.inf))
+        elif log:
+            out.append(math.log10(v) if v > 0 else -math.inf)
+        else:
+            out.append(float(v))
+    return out
+
+
+def _levels(values: Sequence[float], width: int, lo: float | None, hi: float | None,
+            log: bool) -> list[float | None]:
+    """The newest `width` values mapped to [0, 1] (None for NaN), clipped to the range."""
+    scaled = _scale(list(values)[-width:], log)
+    finite = [v for v in scaled if v is not None and math.isfinite(v)]
+    low = lo if lo is not None else (min(finite) if finite else 0.0)
+    high = hi if hi is not None else (max(finite) if finite else 1.0)
+    span = high - low
+    out: list[float | None] = []
+    for v in scaled:
+        if v is None:
+            out.append(None)
+        elif not math.isfinite(v):
+            out.append(1.0 if v > 0 else 0.0)
+        elif span <= 0 or not math.isfinite(span):
+            out.append(0.5)
+        else:
+            level = (v - low) / span
+            out.append(0.0 if level < 0 else (1.0 if level > 1 else level))
+    return out
+
+
+def sparkline(values: Sequence[float], width: int, lo: float | None = None,
+              hi: float | None = None, log: bool = False, height: int = 1) -> list[str]:
+    """The newest `width` values as block-character columns `height` rows tall (top row
+    first), right-aligned and padded with spaces.
+
+    The range is [lo, hi] when given (in log10 units when `log`), else the finite data's own;
+    values outside clip to the ends; NaN draws as '·', +inf full, -inf as the lowest block.
+    A value never draws empty: the lowest level is one eighth of the bottom row.
+    """
+    if width <= 0 or height <= 0:
+        return [""] * max(height, 0)
+    levels = _levels(values, width, lo, hi, log)
+    pad = width - len(levels)
+    rows = []
+    for row in range(height):
+        chars = [" "] * pad
+        below = height - 1 - row  # rows under this one
+        for level in levels:
+            if level is None:
+                chars.append(GAP if row == height - 1 else " ")
+                continue
+            eighths = 1 + int(level * (8 * height - 1) + 1e-9)
+            fill = eighths - below * 8
+            chars.append(EIGHTHS[max(0, min(8, fill))])
+        rows.append("".join(chars))
+    return rows
+
+
+def bars(counts: Sequence[float], height: int) -> list[str]:
+    """A vertical bar chart, one column per count, `height` rows top to bottom, eighth-block
+    resolution, scaled to the largest count."""
+    top = max((c for c in counts if math.isfinite(c)), default=0)
+    rows = [[" "] * len(counts) for _ in range(height)]
+    if top <= 0 or height <= 0:
+        return ["".join(r) for r in rows]
+    for col, c in enumerate(counts):
+        eighths = round(max(c, 0) / top * height * 8) if math.isfinite(c) else 0
+        if c > 0 and eighths == 0:
+            eighths = 1  # a non-empty bin always shows
+        for row in range(height):
+            fill = eighths - (height - 1 - row) * 8
+            rows[row][col] = EIGHTHS[max(0, min(8, fill))]
+    return ["".join(r) for r in rows]
+
+
+BRAILLE_BASE = 0x2800
+_DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] within a cell
+
+
+def plot(series: Sequence[tuple[Sequence[float], str]], width: int, height: int,
+         lo: float | None = None, hi: float | None = None, log: bool = False
+         ) -> tuple[list[Text], float, float]:
+    """Line plot of several series on one braille canvas (2×4 dots per cell).
+
+    Each series is (values, style), drawn over `width` cells with its values spread evenly
+    over the width. Returns the lines and the y range used (in log10 units when `log`).
+    Where series cross, the first one listed wins the cell's colour.
+    """
+    scaled = [(_scale(values, log), style) for values, style in series]
+    finite = [v for values, _ in scaled for v in values if v is not None and math.isfinite(v)]
+    low = lo if lo is not None else (min(finite) if finite else 0.0)
+    high = hi if hi is not None else (max(finite) if finite else 1.0)
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    dots_w, dots_h = width * 2, height * 4
+    cells = [[0] * width for _ in range(height)]
+    owner: list[list[str | None]] = [[None] * width for _ in range(height)]
+    for values, style in reversed(scaled):
+        n = len(values)
+        if n == 0:
+            continue
+        prev = None
+        for x in range(dots_w):
+            if n > dots_w:  # several values per dot column: draw their mean
+                bucket = [u for u in values[x * n // dots_w:(x + 1) * n // dots_w]
+                          if u is not None]
+                v = (sum(bucket) / len(bucket)) if bucket else None
+                if v is not None and math.isnan(v):
+                    v = None
+            else:
+                v = values[int(x * (n - 1) / max(dots_w - 1, 1))]
+            if v is None:
+                prev = None
+                continue
+            if not math.isfinite(v):
+                y = 0 if v > 0 else dots_h - 1
+            else:
+                y = int(round((high - v) / (high - low) * (dots_h - 1)))
+                y = max(0, min(dots_h - 1, y))
+            span = range(min(prev, y), max(prev, y) + 1) if prev is not None else (y,)
+            for yy in span:
+                row, col = yy // 4, x // 2
+                cells[row][col] |= _DOTS[yy % 4][x % 2]
+                owner[row][col] = style
+            prev = y
+    lines = []
+    for row in range(height):
+        text = Text()
+        run_style, run = None, []
+        for col in range(width):
+            ch = chr(BRAILLE_BASE + cells[row][col]) if cells[row][col] else " "
+            style = owner[row][col] or ""
+            if style != run_style and run:
+                text.append("".join(run), run_style or "")
+                run = []
+            run_style = style
+            run.append(ch)
+        if run:
+            text.append("".join(run), run_style or "")
+        lines.append(text)
+    return lines, low, high
+
+
+PALETTE = ((66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128))
+
+
+def _shade(rgb: tuple[int, int, int], strength: float) -> str:
+    """The class colour faded towards a dark background by (1 - strength)."""
+    base = (24, 24, 32)
+    t = 0.25 + 0.6 * max(0.0, min(1.0, strength))
+    r, g, b = (int(bb + (c - bb) * t) for c, bb in zip(rgb, base))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
+    """Decision regions as half blocks: each cell shows two grid rows (top as foreground
+    '▀', bottom as background). Colour is the winning class, brightness its probability
+    above chance. `points` are (row, col, class) cells drawn as '●' in the class colour."""
+    rows, cols = len(label), len(label[0]) if len(label) else 0
+    chance = 1.0 / max(classes, 1)
+    marks = {(r, c): k for r, c, k in points}
+
+    def colour(r: int, c: int) -> str:
+        p = confidence[r][c]
+        strength = (p - chance) / (1 - chance) if classes > 1 and math.isfinite(p) else 0.0
+        return _shade(PALETTE[int(label[r][c]) % len(PALETTE)], strength)
+
+    lines = []
+    for cell_row in range(rows // 2):
+        text = Text()
+        run_style, run = None, []
+        for c in range(cols):
+            top, bottom = 2 * cell_row, 2 * cell_row + 1
+            mark = marks.get((cell_row, c))
+            if mark is not None:
+                r, g, b = PALETTE[mark % len(PALETTE)]
+                ch, style = "●", f"bold #{r:02x}{g:02x}{b:02x} on {colour(bottom, c)}"
+            else:
+                ch, style = "▀", f"{colour(top, c)} on {colour(bottom, c)}"
+            if style != run_style and run:
+                text.append("".join(run), run_style)
+                run = []
+            run_style = style
+            run.append(ch)
+        if run:
+            text.append("".join(run), run_style)
+        lines.append(text)
+    return lines
