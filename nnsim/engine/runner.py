@@ -86,6 +86,10 @@ class Runner:
     def step_once(self) -> None:
         self.submit(lambda: (self._set_paused(True), self._advance(1)))
 
+    def advance(self, n: int) -> None:
+        """Take n steps on the training thread, whether paused or not."""
+        self.submit(lambda: self._advance(n))
+
     def faster(self) -> None:
         self.submit(lambda: self._set_speed(self.speed + 1))
 

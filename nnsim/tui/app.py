@@ -34,6 +34,7 @@ STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "diverged": "bo
 
 class StatusBar(Static):
     DEFAULT_CSS = "StatusBar { height: 2; padding: 0 1; background: $boost; }"
+    plain = ""  # the text last shown, for tests and logs
 
     def show(self, frame: Frame, summary: str) -> None:
         last = frame.last
@@ -68,6 +69,7 @@ class StatusBar(Static):
             second.append(summary, "dim")
         for line in (text, second):
             line.no_wrap, line.overflow = True, "ellipsis"
+        self.plain = f"{text.plain}\n{second.plain}"
         self.update(Group(text, second))
 
 
@@ -92,7 +94,7 @@ class NnsimApp(App):
         Binding("3", "view('distributions')", "Distributions", show=False),
         Binding("4", "view('boundary')", "Boundary", show=False),
         Binding("5", "view('optimizer')", "Optimizer", show=False),
-        Binding("tab", "next_view", "Next view", show=False),
+        Binding("v", "next_view", "Next view", show=False),
         Binding("ctrl+s", "save_config", "Save config", show=False),
         Binding("ctrl+o", "load_config", "Load config", show=False),
         Binding("x", "export", "Export history", show=False),
@@ -100,7 +102,7 @@ class NnsimApp(App):
     HELP_KEYS = [("space", "play / pause"), ("n", "one step (pauses)"),
                  ("+ / -", "faster / slower (steps per frame)"),
                  ("r", "reset with the same seed"), ("e", "reset with a new seed"),
-                 ("1 … 5, tab", "switch panel: layers, curves, distributions, boundary, "
+                 ("1 … 5, v", "switch panel: layers, curves, distributions, boundary, "
                                 "optimizer"),
                  ("s", "settings: every config key"), ("p", "plugins and failures"),
                  ("ctrl+s", "save the config as TOML"), ("ctrl+o", "load a config"),
@@ -120,7 +122,7 @@ class NnsimApp(App):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        yield Tabs(*(Tab(label, id=name) for name, label, _ in VIEWS), id="tabs")
+        yield Tabs(*(Tab(label, id=f"tab-{name}") for name, label, _ in VIEWS), id="tabs")
         with ContentSwitcher(initial="layers", id="views"):
             for name, _, cls in VIEWS:
                 yield cls(id=name)
@@ -221,14 +223,14 @@ class NnsimApp(App):
         self.notify("Reset with a new seed.", timeout=2)
 
     def action_view(self, name: str) -> None:
-        self.query_one("#tabs", Tabs).active = name
+        self.query_one("#tabs", Tabs).active = f"tab-{name}"
 
     def action_next_view(self) -> None:
         names = [name for name, _, _ in VIEWS]
         self.action_view(names[(names.index(self.view_name) + 1) % len(names)])
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
-        name = event.tab.id
+        name = event.tab.id.removeprefix("tab-")
         self.view_name = name
         self.query_one("#views", ContentSwitcher).current = name
         self.redraw()

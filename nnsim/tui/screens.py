@@ -205,19 +205,23 @@ class SettingsScreen(ModalScreen):
             event.input.value = _text(self.current(key))
 
     @on(Select.Changed)
-    def select_changed(self, event: Select.Changed) -> None:
+    async def select_changed(self, event: Select.Changed) -> None:
         key = event.select.name
         if event.value == self.current(key):
             return
         if self.try_apply(key, event.value):
-            self.rebuild()
+            await self.rebuild()
 
     def current(self, key: str) -> Any:
+        """The config's value for a field; a component field's value is its name."""
         node: Any = self.config.to_dict()
         for part in key.split("."):
             if isinstance(node, str) and part == "name":
                 return node
             node = node.get(part) if isinstance(node, dict) else None
+        section, _, rest = key.partition(".")
+        if section == "model" and rest in COMPONENT_KEYS and isinstance(node, dict):
+            return node["name"]
         return node
 
     def try_apply(self, key: str, value: Any) -> bool:
@@ -237,11 +241,11 @@ class SettingsScreen(ModalScreen):
                                            "applied; the network was rebuilt from the seed."))
         return True
 
-    def rebuild(self) -> None:
+    async def rebuild(self) -> None:
+        """Redraw the fields: a new component brings its own hyperparameters."""
         form = self.query_one("#form", VerticalScroll)
-        for child in list(form.children)[1:]:
-            child.remove()
-        form.mount_all(list(self.fields()))
+        await form.remove_children(list(form.children)[1:])
+        await form.mount_all(list(self.fields()))
 
 
 def _error_id(key: str) -> str:

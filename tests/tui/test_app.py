@@ -1,0 +1,246 @@
+"""Pilot tests: every key binding, the settings flow, files, the diverged state, quitting."""
+
+import asyncio
+import json
+import time
+
+from textual.widgets import ContentSwitcher, Input, Select, Static
+
+from nnsim.config import load
+from nnsim.tui.app import StatusBar, make_app
+from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
+from tests.helpers import small_config
+
+SIZE = (120, 36)
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Let the app (and its training thread) run until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.02)
+
+
+def status_text(app) -> str:
+    return app.query_one(StatusBar).plain
+
+
+async def test_space_plays_and_pauses():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.runner.paused and app.runner.sim.step_count == 0
+        await pilot.press("space")
+        await until(pilot, lambda: app.runner.sim.step_count > 5)
+        await pilot.press("space")
+        await until(pilot, lambda: app.runner.paused)
+        steps = app.runner.sim.step_count
+        await pilot.pause(0.2)
+        assert app.runner.sim.step_count == steps
+        await until(pilot, lambda: "paused" in status_text(app))
+
+
+async def test_n_takes_exactly_one_step():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        await until(pilot, lambda: app.runner.sim.step_count == 1)
+        await pilot.press("n", "n")
+        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        assert len(app.runner.history) == 3 and app.runner.paused
+        await until(pilot, lambda: "step 3" in status_text(app))
+
+
+async def test_faster_and_slower_change_steps_per_frame():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        start = app.runner.speed
+        await pilot.press("plus")
+        await until(pilot, lambda: app.runner.speed == start + 1)
+        await pilot.press("minus", "minus")
+        await until(pilot, lambda: app.runner.speed == start - 1)
+        for _ in range(12):
+            await pilot.press("plus")
+        await until(pilot, lambda: app.runner.speed_text == "max")
+
+
+async def test_reset_replays_and_new_seed_changes_the_seed():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(5)
+        await until(pilot, lambda: app.runner.sim.step_count == 5)
+        first = [r.loss for r in app.runner.history.snapshot()]
+        await pilot.press("r")
+        await until(pilot, lambda: app.runner.sim.step_count == 0 and not len(app.runner.history))
+        app.runner.advance(5)
+        await until(pilot, lambda: app.runner.sim.step_count == 5)
+        assert [r.loss for r in app.runner.history.snapshot()] == first
+        seed = app.runner.sim.config.seed
+        await pilot.press("e")
+        await until(pilot, lambda: app.runner.sim.config.seed != seed)
+        assert app.runner.sim.step_count == 0
+
+
+async def test_number_keys_and_v_switch_panels():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(3)
+        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        switcher = app.query_one("#views", ContentSwitcher)
+        for key, name in [("2", "curves"), ("3", "distributions"), ("4", "boundary"),
+                          ("5", "optimizer"), ("1", "layers")]:
+            await pilot.press(key)
+            await until(pilot, lambda: switcher.current == name)
+        await pilot.press("v")
+        await until(pilot, lambda: switcher.current == "curves")
+        await pilot.press("4")
+        await until(pilot, lambda: app.runner.grid is not None)
+
+
+async def test_help_and_plugins_screens_open_and_close():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PluginsScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, PluginsScreen))
+
+
+async def submit(pilot, app, key: str, text: str) -> None:
+    field = next(w for w in app.screen.query(Input) if w.name == key)
+    field.value = text
+    field.focus()
+    await pilot.pause()
+    await pilot.press("enter")
+    await pilot.pause(0.05)
+
+
+async def test_settings_refuse_bad_values_and_apply_good_ones():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(4)
+        await until(pilot, lambda: app.runner.sim.step_count == 4)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        screen = app.screen
+
+        await submit(pilot, app, "optimizer.lr", "-3")
+        error = screen.query_one("#error-optimizer-lr", Static)
+        assert "refused: optimizer.lr: expected a number in (0, 10]" in str(error.content)
+        field = next(w for w in screen.query(Input) if w.name == "optimizer.lr")
+        assert field.value == "0.05" and app.runner.sim.optimizer.lr == 0.05
+
+        await submit(pilot, app, "optimizer.lr", "0.2")
+        await until(pilot, lambda: app.runner.sim.optimizer.lr == 0.2)
+        assert app.runner.sim.step_count == 4  # applied live, no rebuild
+        assert str(error.content) == ""
+
+        await submit(pilot, app, "model.hidden", "[16, 16, 16]")
+        await until(pilot, lambda: app.runner.sim.config.model.hidden == (16, 16, 16))
+        assert app.runner.sim.step_count == 0  # structural: rebuilt from the seed
+
+        select = next(w for w in screen.query(Select) if w.name == "model.activation")
+        select.value = "leaky_relu"
+        await until(pilot, lambda: app.runner.sim.config.model.activation.name == "leaky_relu")
+        # the new activation's hyperparameter appears as a field
+        await until(pilot, lambda: any(w.name == "model.activation.slope"
+                                       for w in screen.query(Input)))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+
+
+async def test_save_load_and_export(tmp_path):
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(7)
+        await until(pilot, lambda: app.runner.sim.step_count == 7)
+
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "exp.toml")
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "exp.toml").exists())
+        assert load(tmp_path / "exp.toml") == app.runner.sim.config
+
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "run.jsonl")
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "run.jsonl").exists())
+        lines = (tmp_path / "run.jsonl").read_text().splitlines()
+        assert [json.loads(line)["step"] for line in lines] == list(range(1, 8))
+
+        other = small_config(("model.activation", "relu"), ("seed", 11))
+        (tmp_path / "other.toml").write_text(other.to_toml())
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "other.toml")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.runner.sim.config == other)
+
+        await pilot.press("ctrl+o")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "missing.toml")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("no such file" in str(n.message)
+                                       for n in app._notifications))
+        assert app.runner.sim.config == other  # nothing lost
+
+
+async def test_divergence_pauses_and_every_view_keeps_drawing():
+    config = small_config(("model.activation", "relu"), ("optimizer.name", "sgd"),
+                          ("optimizer.lr", 10.0), ("model.initializer", "he_normal"),
+                          ("model.hidden", [64, 64, 64]))
+    app = make_app(config, paused=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.runner.state == "diverged")
+        assert app.runner.paused
+        await until(pilot, lambda: "diverged at step" in status_text(app))
+        last = app.runner.history.snapshot()[-1]
+        assert f"diverged at step {last.step}" in app.runner.message
+        for key in "23451":
+            await pilot.press(key)
+            await pilot.pause(0.1)
+        await pilot.press("space")  # a diverged run stays paused until reset
+        await pilot.pause(0.2)
+        assert app.runner.paused and app.runner.state == "diverged"
+        await pilot.press("r")
+        await until(pilot, lambda: app.runner.state != "diverged")
+
+
+async def test_quit_is_prompt_even_at_full_speed():
+    app = make_app(small_config(("model.hidden", [256, 256])), paused=False)
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(8):
+            await pilot.press("plus")
+        await until(pilot, lambda: app.runner.sim.step_count > 10)
+        start = time.monotonic()
+        await pilot.press("q")
+        await asyncio.sleep(0)
+    assert time.monotonic() - start < 5
+    assert app.return_code in (0, None)
+
+
+async def test_a_plugin_that_failed_to_load_is_notified():
+    from nnsim.pluginmanager import Failure, load_registry
+
+    registry = load_registry(entry_points=[], env={})
+    registry.failures.append(Failure("nnsim_oops", "nnsim-oops 0.1", "import",
+                                     "ImportError: no module named oops"))
+    app = make_app(small_config(), paused=True, registry=registry)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: any("nnsim_oops" in str(n.message)
+                                       for n in app._notifications))
+
+
+async def test_command_palette_lists_nnsim_commands():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+    for title in ("Play / pause", "Step", "Reset", "Settings", "Save config", "Export history",
+                  "Show Boundary"):
+        assert title in titles
