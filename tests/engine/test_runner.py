@@ -1,0 +1,129 @@
+"""The Runner: a Simulation steered from another thread."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from nnsim.engine import Simulation
+from nnsim.engine.runner import Runner
+from nnsim.errors import NnsimError
+from tests.helpers import small_config
+
+
+class Loop:
+    """The runner's loop on a thread of its own, as a front end would run it."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner, self.stop = runner, threading.Event()
+        self.thread = threading.Thread(target=runner.loop, args=(self.stop.is_set,))
+
+    def __enter__(self):
+        self.thread.start()
+        return self.runner
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+
+
+def wait(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_play_pause_step_and_speed():
+    with Loop(Runner(small_config(), paused=True)) as runner:
+        runner.step_once()
+        wait(lambda: runner.sim.step_count == 1)
+        runner.play()
+        wait(lambda: runner.sim.step_count > 20)
+        runner.pause()
+        wait(lambda: runner.paused)
+        n = runner.sim.step_count
+        time.sleep(0.1)
+        assert runner.sim.step_count == n
+        runner.faster()
+        wait(lambda: runner.speed == 4)
+
+
+def test_steps_per_frame_limit_the_rate():
+    with Loop(Runner(small_config(), paused=False, speed=0)) as runner:  # 1 step per frame
+        time.sleep(0.5)
+        assert 3 <= runner.sim.step_count <= 25  # about 30 frames a second
+
+
+def test_records_match_the_headless_engine():
+    config = small_config(("model.dropout", 0.1))
+    with Loop(Runner(config, paused=True)) as runner:
+        runner.advance(25)
+        wait(lambda: len(runner.history) == 25)
+        tui = [json.dumps(r.to_dict()) for r in runner.history.snapshot()]
+    headless = [json.dumps(r.to_dict()) for r in Simulation(config).run(25)]
+    assert tui == headless
+
+
+def test_divergence_pauses_and_stays_paused_until_reset():
+    config = small_config(("model.activation", "relu"), ("optimizer.name", "sgd"),
+                          ("optimizer.lr", 10.0), ("model.initializer", "he_normal"),
+                          ("model.hidden", [64, 64, 64]))
+    with Loop(Runner(config, paused=False)) as runner:
+        wait(lambda: runner.state == "diverged")
+        assert runner.paused and runner.message.startswith("diverged at step")
+        runner.play()
+        time.sleep(0.1)
+        assert runner.paused
+        runner.reset()
+        wait(lambda: runner.state == "paused" and runner.sim.step_count == 0)
+
+
+def test_live_hyperparameters_and_structural_rebuilds():
+    with Loop(Runner(small_config(), paused=True)) as runner:
+        runner.advance(5)
+        wait(lambda: runner.sim.step_count == 5)
+        runner.reconfigure(runner.sim.config.with_overrides([("optimizer.lr", 0.3)]))
+        wait(lambda: runner.sim.optimizer.lr == 0.3)
+        assert runner.sim.step_count == 5 and len(runner.history) == 5
+        runner.reconfigure(runner.sim.config.with_overrides([("model.hidden", [4])]))
+        wait(lambda: runner.sim.config.model.hidden == (4,))
+        assert runner.sim.step_count == 0 and len(runner.history) == 0
+
+
+def test_stopping_the_loop_is_prompt_at_full_speed():
+    runner = Runner(small_config(("model.hidden", [512, 512])), paused=False, speed=7)
+    loop = Loop(runner)
+    loop.__enter__()
+    wait(lambda: runner.sim.step_count > 3)
+    start = time.monotonic()
+    loop.__exit__()
+    assert time.monotonic() - start < 1.0
+
+
+def test_export_and_save_are_atomic_and_refuse_folders(tmp_path):
+    runner = Runner(small_config(), paused=True)
+    runner.advance(3)
+    runner.run_pending()
+    path = runner.export_history(tmp_path / "h.csv")
+    assert path.read_text().count("\n") == 4  # header + 3 rows
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(NnsimError, match="is a folder"):
+        runner.save_config(tmp_path)
+    with pytest.raises(NnsimError, match="cannot write"):
+        runner.save_config(tmp_path / "missing-folder" / "c.toml")
+
+
+def test_decision_grid_is_only_for_two_dimensional_inputs():
+    runner = Runner(small_config(), paused=True)
+    runner.request_grid((8, 6))
+    runner.run_pending()
+    grid = runner.grid
+    assert grid["label"].shape == (6, 8) and grid["classes"] == 3
+    assert ((grid["confidence"] >= 1 / 3 - 1e-9) & (grid["confidence"] <= 1)).all()
+    teacher = Runner(small_config(("data.name", "teacher")), paused=True)
+    teacher.request_grid((8, 6))
+    teacher.run_pending()
+    assert teacher.grid is None
