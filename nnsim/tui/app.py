@@ -26,7 +26,7 @@ from nnsim.tui.views import (BoundaryView, CurvesView, DistributionsView, Frame,
 VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
          ("distributions", "3 Distributions", DistributionsView),
          ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView))
-REFRESH_HZ = 25
+REFRESH_HZ = 30
 HISTORY_SHOWN = 600  # records the curves and sparklines look back over
 STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "diverged": "bold white on red",
                "halted": "bold white on red"}
@@ -70,7 +70,7 @@ class StatusBar(Static):
         for line in (text, second):
             line.no_wrap, line.overflow = True, "ellipsis"
         self.plain = f"{text.plain}\n{second.plain}"
-        self.update(Group(text, second))
+        self.update(Group(text, second), layout=False)
 
 
 class NnsimApp(App):
@@ -115,7 +115,7 @@ class NnsimApp(App):
         self.registry = registry or default_registry()
         self.runner = Runner(config, self.registry, paused=paused)
         self.view_name = "layers"
-        self._drawn = (-1, "")
+        self._drawn: tuple = (-1, "", -1)
         self._grid_asked: tuple = ()
 
     # ------------------------------------------------------------ layout
@@ -171,13 +171,17 @@ class NnsimApp(App):
         runner = self.runner
         if self.view_name == "boundary":
             self.ask_for_grid()
-        key = (runner.version, self.view_name, runner.grid_version)
+        # the boundary panel changes with each new grid, the others with each step
+        panel_key = runner.grid_version if self.view_name == "boundary" else runner.version
+        key = (runner.version, self.view_name, panel_key)
         if key == self._drawn:
             return
+        panel_changed = key[1:] != self._drawn[1:]
         self._drawn = key
         frame = self.frame()
         self.query_one(StatusBar).show(frame, self.summary())
-        self.query_one(f"#{self.view_name}", View).show(frame)
+        if panel_changed:
+            self.query_one(f"#{self.view_name}", View).show(frame)
 
     def ask_for_grid(self) -> None:
         """Ask the training thread for a new decision grid when the step or the panel's
@@ -197,7 +201,7 @@ class NnsimApp(App):
         self.runner.request_grid(view.grid_size())
 
     def redraw(self) -> None:
-        self._drawn = (-1, "")
+        self._drawn = (-1, "", -1)
         self.tick()
 
     # ------------------------------------------------------------ actions

@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 from rich.console import Group
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.strip import Strip
 from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
@@ -58,22 +61,73 @@ def _ratio_style(x: float) -> str:
     return "green" if off <= 1 else ("yellow" if off <= 2 else "red")
 
 
+_STYLES: dict[tuple[str, str], Style] = {}
+
+
+def _style(base: str, span: str) -> Style:
+    key = (base, span)
+    style = _STYLES.get(key)
+    if style is None:
+        style = _STYLES[key] = Style.parse(f"{base} {span}".strip() or "none")
+    return style
+
+
+def text_strip(text: Text, width: int) -> Strip:
+    """A Strip for a Text built by appending styled runs (non-overlapping spans), without
+    going through Rich's general renderer: a frame is thousands of such runs."""
+    plain = text.plain
+    base = str(text.style or "")
+    segments, pos = [], 0
+    for span in sorted(text.spans, key=lambda sp: sp.start):
+        if span.start > pos:
+            segments.append(Segment(plain[pos:span.start], _style(base, "")))
+        if span.end > span.start:
+            segments.append(Segment(plain[span.start:span.end], _style(base, str(span.style))))
+        pos = max(pos, span.end)
+    if pos < len(plain):
+        segments.append(Segment(plain[pos:], _style(base, "")))
+    return Strip(segments).crop_extend(0, width, None)
+
+
 class View(Widget):
-    """Base of the panels: holds the newest Frame and redraws from it."""
+    """Base of the panels: holds the newest Frame and redraws from it, line by line."""
 
     DEFAULT_CSS = """
     View { height: 1fr; width: 1fr; padding: 0 1; }
     """
     frame: Frame | None = None
+    _drawn: tuple = ()
+    _strips: list[Strip] = []
 
     def show(self, frame: Frame) -> None:
         self.frame = frame
         self.refresh()
 
-    def render(self):
+    def lines(self, width: int, height: int) -> list[Text]:
+        """The panel as lines of Text, for the current frame and size."""
         if self.frame is None or not self.frame.records:
-            return Text("No steps yet. Press space to train, n for one step.", style="dim")
-        return self.draw(self.frame, max(self.size.width - 2, 10), max(self.size.height, 3))
+            return [Text("No steps yet. Press space to train, n for one step.", style="dim")]
+        drawn = self.draw(self.frame, max(width, 10), max(height, 3))
+        if isinstance(drawn, Group):
+            return [line for line in drawn.renderables if isinstance(line, Text)]
+        return [drawn]
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.size
+        key = (id(self.frame), width, height)
+        if key != self._drawn:
+            self._drawn = key
+            strips = []
+            for line in self.lines(width, height):
+                if line.no_wrap or line.cell_len <= width:
+                    strips.append(text_strip(line, width))
+                else:  # a long sentence: wrap it the way Rich would
+                    strips += [text_strip(part, width) for part in line.wrap(
+                        self.app.console, width)]
+            self._strips = strips
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(width)
 
     def draw(self, frame: Frame, width: int, height: int):
         raise NotImplementedError
@@ -128,7 +182,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int,
     gap = (height - 2) >= len(layers) * (block + 1)
     lines = [Text(f"{'layer':<{LABEL_WIDTH}}" + "".join(c.heading(cell) for c in cols)
                   + ("learnable (mean)" if extra_width else ""), style="bold")]
-    series = {c.field: [_layer_series(frame.records, i, c.field) for i in range(len(layers))]
+    shown = frame.records[-spark:]  # only what the sparklines can show
+    series = {c.field: [_layer_series(shown, i, c.field) for i in range(len(layers))]
               for c in cols}
     ranges = {c.field: c.shared_range([s for s, layer in zip(series[c.field], layers)
                                        if layer.kind == "hidden" or c.output]) for c in cols}
