@@ -10,6 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static, Tab, Tabs
 from textual.worker import get_current_worker
@@ -168,6 +169,12 @@ class NnsimApp(App):
 
     def tick(self) -> None:
         """Redraw from the newest records, if anything changed since the last frame."""
+        try:
+            self._tick()
+        except NoMatches:
+            pass  # the panels are not mounted (starting up or shutting down)
+
+    def _tick(self) -> None:
         runner = self.runner
         if self.view_name == "boundary":
             self.ask_for_grid()

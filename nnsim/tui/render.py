@@ -124,43 +124,57 @@ def plot(series: Sequence[tuple[Sequence[float], str]], width: int, height: int,
     over the width. Returns the lines and the y range used (in log10 units when `log`).
     Where series cross, the first one listed wins the cell's colour.
     """
-    scaled = [(_scale(values, log), style) for values, style in series]
-    finite = [v for values, _ in scaled for v in values if v is not None and math.isfinite(v)]
-    low = lo if lo is not None else (min(finite) if finite else 0.0)
-    high = hi if hi is not None else (max(finite) if finite else 1.0)
+    import numpy as np
+
+    dots_w, dots_h = width * 2, height * 4
+    columns = []  # per series: the value drawn at each dot column (NaN = nothing)
+    for values, style in series:
+        v = np.array([np.nan if u is None else u for u in values], dtype=np.float64)
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                v = np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)),
+                             np.where(np.isnan(v), np.nan, -np.inf))
+        n = len(v)
+        if n > dots_w:  # several values per dot column: draw the mean of the finite ones
+            edges = (np.arange(dots_w) * n) // dots_w
+            ok = np.isfinite(v)
+            sums = np.add.reduceat(np.where(ok, v, 0.0), edges)
+            counts = np.add.reduceat(ok.astype(np.int64), edges)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                col = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            # a bucket of nothing but infinities still shows them
+            pos_inf = np.add.reduceat((v == np.inf).astype(np.int64), edges)
+            col = np.where((counts == 0) & (pos_inf > 0), np.inf, col)
+        elif n:
+            col = v[(np.arange(dots_w) * (n - 1)) // max(dots_w - 1, 1)]
+        else:
+            col = np.full(dots_w, np.nan)
+        columns.append((col, style))
+    finite = np.concatenate([c[np.isfinite(c)] for c, _ in columns]) if columns else \
+        np.empty(0)
+    low = lo if lo is not None else (float(finite.min()) if finite.size else 0.0)
+    high = hi if hi is not None else (float(finite.max()) if finite.size else 1.0)
     if high <= low:
         low, high = low - 0.5, high + 0.5
-    dots_w, dots_h = width * 2, height * 4
-    cells = [[0] * width for _ in range(height)]
-    owner: list[list[str | None]] = [[None] * width for _ in range(height)]
-    for values, style in reversed(scaled):
-        n = len(values)
-        if n == 0:
-            continue
-        prev = None
-        for x in range(dots_w):
-            if n > dots_w:  # several values per dot column: draw their mean
-                bucket = [u for u in values[x * n // dots_w:(x + 1) * n // dots_w]
-                          if u is not None]
-                v = (sum(bucket) / len(bucket)) if bucket else None
-                if v is not None and math.isnan(v):
-                    v = None
-            else:
-                v = values[int(x * (n - 1) / max(dots_w - 1, 1))]
-            if v is None:
-                prev = None
-                continue
-            if not math.isfinite(v):
-                y = 0 if v > 0 else dots_h - 1
-            else:
-                y = int(round((high - v) / (high - low) * (dots_h - 1)))
-                y = max(0, min(dots_h - 1, y))
-            span = range(min(prev, y), max(prev, y) + 1) if prev is not None else (y,)
-            for yy in span:
-                row, col = yy // 4, x // 2
-                cells[row][col] |= _DOTS[yy % 4][x % 2]
-                owner[row][col] = style
-            prev = y
+    weights = np.array(_DOTS)  # (4 rows, 2 columns) of braille bits
+    rows_idx = np.arange(dots_h)[:, None]
+    codes = np.zeros((height, width), dtype=np.int64)
+    owner_idx = np.full((height, width), -1)
+    for k in range(len(columns) - 1, -1, -1):  # the first series listed is drawn last, on top
+        col = columns[k][0]
+        with np.errstate(invalid="ignore"):
+            ys = np.clip(np.round((high - col) / (high - low) * (dots_h - 1)), 0, dots_h - 1)
+        ys = np.where(col == np.inf, 0, np.where(col == -np.inf, dots_h - 1, ys))
+        prev = np.concatenate([[np.nan], ys[:-1]])
+        prev = np.where(np.isnan(prev), ys, prev)  # after a gap, start afresh
+        top, bottom = np.fmin(prev, ys), np.fmax(prev, ys)
+        dots = (rows_idx >= top) & (rows_idx <= bottom)  # (dots_h, dots_w); NaN never lit
+        bits = (dots.reshape(height, 4, width, 2) * weights[None, :, None, :]).sum(axis=(1, 3))
+        codes |= bits
+        owner_idx = np.where(bits > 0, k, owner_idx)
+    cells = codes.tolist()
+    styles = [style for _, style in columns]
+    owner = [[styles[i] if i >= 0 else None for i in row] for row in owner_idx.tolist()]
     lines = []
     for row in range(height):
         text = Text()
@@ -198,7 +212,8 @@ def _shade(rgb: tuple[int, int, int], strength: float) -> str:
 def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
     """Decision regions as half blocks: each cell shows two grid rows (top as foreground
     '▀', bottom as background). Colour is the winning class, brightness its probability
-    above chance. `points` are (row, col, class) cells drawn as '●' in the class colour."""
+    above chance. `points` are (row, col, class, mark) cells drawn as `mark` (e.g. '●') in
+    the class colour."""
     import numpy as np
 
     label = np.asarray(label, dtype=np.int64)
@@ -210,7 +225,7 @@ def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
     level = np.clip(np.round(strength * (SHADES - 1)), 0, SHADES - 1).astype(np.int64)
     code = (label % len(PALETTE)) * SHADES + level
     colours = [_shade(rgb, lv / (SHADES - 1)) for rgb in PALETTE for lv in range(SHADES)]
-    marks = {(r, c): k for r, c, k in points}
+    marks = {(r, c): (k, ch) for r, c, k, ch in points}
     styles: dict[tuple, str] = {}
     lines = []
     for cell_row in range(rows // 2):
@@ -223,7 +238,7 @@ def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
             style = styles.get(key)
             if style is None:
                 if mark is not None:
-                    r, g, b = PALETTE[mark % len(PALETTE)]
+                    r, g, b = PALETTE[mark[0] % len(PALETTE)]
                     style = f"bold #{r:02x}{g:02x}{b:02x} on {colours[bottom[c]]}"
                 else:
                     style = f"{colours[top[c]]} on {colours[bottom[c]]}"
@@ -232,7 +247,7 @@ def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
                 text.append("".join(run), run_style)
                 run = []
             run_style = style
-            run.append("▀" if mark is None else "●")
+            run.append("▀" if mark is None else mark[1])
         if run:
             text.append("".join(run), run_style)
         lines.append(text)

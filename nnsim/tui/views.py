@@ -384,17 +384,20 @@ class BoundaryView(View):
         rows, cols = label.shape
         x0, x1, y0, y1 = grid["extent"]
         points = []
-        xs, ys = grid["train"]
-        if len(xs):
+        for split, mark in (("val", "○"), ("train", "●")):  # training points on top
+            xs, ys = grid[split]
+            if not len(xs):
+                continue
             c = ((xs[:, 0] - x0) / (x1 - x0) * (cols - 1)).round().astype(int)
             r = ((y1 - xs[:, 1]) / (y1 - y0) * (rows - 1) / 2).round().astype(int)
-            classes = ys if ys.ndim == 1 else [0] * len(xs)
-            points = [(int(rr), int(cc), int(k)) for rr, cc, k in zip(r, c, classes)]
-        legend = Text(f"step {grid['step']}: colour = predicted class, brightness = "
-                      "confidence; ● training points   ", style="dim")
+            classes = ys.tolist() if ys.ndim == 1 else [0] * len(xs)
+            points += [(rr, cc, k, mark) for rr, cc, k in zip(r.tolist(), c.tolist(), classes)]
+        legend = Text(f"step {grid['step']}: ● training, ○ validation; colour = predicted "
+                      "class, brightness = confidence   ", style="dim")
         for k in range(min(grid["classes"], len(PALETTE))):
             r, g, b = PALETTE[k]
             legend.append(f"■ class {k} ", f"#{r:02x}{g:02x}{b:02x}")
+        legend.no_wrap, legend.overflow = True, "crop"
         return Group(legend, *heatmap(label, conf, grid["classes"], points))
 
     def grid_size(self) -> tuple[int, int]:

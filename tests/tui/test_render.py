@@ -59,5 +59,5 @@ def test_plot_survives_nan_and_inf():
 def test_heatmap_has_two_grid_rows_per_line_and_marks_points():
     label = [[0, 1], [0, 1], [1, 1], [1, 0]]
     conf = [[1.0] * 2] * 4
-    lines = heatmap(label, conf, 2, points=[(1, 0, 1)])
-    assert [line.plain for line in lines] == ["▀▀", "●▀"]
+    lines = heatmap(label, conf, 2, points=[(1, 0, 1, "●"), (0, 1, 0, "○")])
+    assert [line.plain for line in lines] == ["▀○", "●▀"]
