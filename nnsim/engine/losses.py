@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
+_ROWS: dict[int, np.ndarray] = {}
+
+
 def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
                           want_grad: bool = True) -> tuple[float, np.ndarray | None, int]:
     """Mean cross-entropy of softmax(logits) against integer labels.
@@ -12,13 +15,14 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray,
     Returns (loss, ∂loss/∂logits or None, number of correct argmax predictions).
     """
     n = logits.shape[0]
-    rows = np.arange(n)
-    shifted = logits - logits.max(axis=1, keepdims=True)
+    rows = _ROWS.get(n)
+    if rows is None:
+        rows = _ROWS[n] = np.arange(n)
+    shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
     exp = np.exp(shifted)
-    total = exp.sum(axis=1)
-    log_total = np.log(total)
+    total = np.add.reduce(exp, axis=1)
     picked = shifted[rows, labels]
-    loss = float(np.mean(log_total - picked, dtype=np.float64))
+    loss = float(np.add.reduce(np.log(total) - picked, dtype=np.float64)) / n
     correct = int(np.count_nonzero(logits.argmax(axis=1) == labels))
     grad = None
     if want_grad:

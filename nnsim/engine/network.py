@@ -15,7 +15,7 @@ import numpy as np
 
 from nnsim.components import Activation, Normalizer
 from nnsim.config import ModelConfig
-from nnsim.errors import PluginError
+from nnsim.errors import ConfigError, PluginError
 from nnsim.pluginmanager import Registry
 
 
@@ -79,11 +79,15 @@ def _store(component, method: str, views: dict[str, np.ndarray], values: dict) -
         np.copyto(view, value, casting="unsafe")
 
 
-def _check_shape(component, method: str, value, shape) -> np.ndarray:
-    if not isinstance(value, np.ndarray) or value.shape != shape:
+def _check_shape(component, method: str, value, like: np.ndarray) -> np.ndarray:
+    """Raise a PluginError unless `value` is an array shaped and typed like `like`."""
+    if not isinstance(value, np.ndarray) or value.shape != like.shape:
         got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
         raise PluginError(f"{component.family} {component.name!r}: {method}() must return an "
-                          f"array of shape {shape}, got {got}")
+                          f"array of shape {like.shape}, got {got}")
+    if value.dtype != like.dtype:
+        raise PluginError(f"{component.family} {component.name!r}: {method}() must return "
+                          f"{like.dtype} for {like.dtype} input, got {value.dtype}")
     return value
 
 
@@ -169,8 +173,19 @@ class Network:
                 grads[name] = g
 
     def _draw(self, init, shape, layer: Dense, rng, key: str) -> np.ndarray:
-        value = _call(init, "sample", shape, layer.fan_in, layer.fan_out, rng)
-        return _check_shape(init, "sample", np.asarray(value), shape)
+        try:
+            value = np.asarray(init.sample(shape, layer.fan_in, layer.fan_out, rng))
+        except ValueError as exc:  # the initializer refuses this use (e.g. orthogonal biases)
+            raise ConfigError(key, f"{init.name}: {exc}") from None
+        except Exception as exc:
+            raise PluginError(f"initializer {init.name!r}: sample() raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if value.shape != tuple(shape):
+            raise PluginError(f"initializer {init.name!r}: sample() must return an array of "
+                              f"shape {tuple(shape)}, got {value.shape}")
+        if not np.isfinite(value).all():
+            raise PluginError(f"initializer {init.name!r}: sample() returned non-finite values")
+        return value
 
     def segment_slices(self, name: str) -> list[Segment]:
         return [s for s in self.segments if s.name == name]
@@ -184,12 +199,47 @@ class Network:
             layer.gin_buf = np.empty((b, layer.fan_in), dt)
         self.logits_buf = np.empty((b, self.output.fan_out), dt)
         self.gout_buf = np.empty((b, self.output.fan_in), dt)
+        self.ones = np.ones(b, dt)  # bias gradients as ones @ g: a BLAS product, not a reduce
 
     # ------------------------------------------------------------ passes
 
     def forward(self, x: np.ndarray, training: bool = True, rng: np.random.Generator | None = None
                 ) -> np.ndarray:
         """Logits for a batch. In training mode caches what `backward` needs (batch_size rows)."""
+        self._where = None
+        try:
+            return self._forward(x, training, rng)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise self._blame(exc)
+
+    def backward(self, grad_logits: np.ndarray, input_grad: bool = False) -> None:
+        """Fill `grads` from ∂L/∂logits. Sets each layer's `grad_in_sq` (‖∂L/∂input‖²) when
+        `input_grad`; the first layer's input gradient is only computed then."""
+        self._where = None
+        try:
+            self._backward(grad_logits, input_grad)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise self._blame(exc)
+
+    def _blame(self, exc: Exception) -> Exception:
+        """A failure inside a plugin's method becomes a PluginError naming it; any other
+        failure is the engine's own and propagates as it is."""
+        if self._where is None:
+            return exc
+        component, method = self._where
+        error = PluginError(f"{component.family} {component.name!r}: {method}() raised "
+                            f"{type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return error
+
+    # The passes call plugin methods directly (no wrapper per call: a toy step makes dozens),
+    # noting in `_where` whose method is running so that a failure can name it.
+
+    def _forward(self, x, training, rng):
         reuse = training and x.shape[0] == self.batch_size
         h = x
         for layer in self.hidden:
@@ -199,15 +249,29 @@ class Network:
             else:
                 z = h @ layer.W + layer.b
             layer.h_in = h
-            if layer.norm is not None and not layer.norm_after:
-                z = self._norm_forward(layer, z, training)
-            a = _call(layer.activation, "forward", z)
-            if a is not z:
-                _check_shape(layer.activation, "forward", a, z.shape)
+            norm = layer.norm
+            if norm is not None and not layer.norm_after:
+                self._where = (norm, "forward")
+                y = norm.forward(z, training)
+                self._where = None
+                if type(y) is not np.ndarray or y.shape != z.shape or y.dtype != z.dtype:
+                    _check_shape(norm, "forward", y, z)
+                z = y
+            act = layer.activation
+            self._where = (act, "forward")
+            a = act.forward(z)
+            self._where = None
+            if type(a) is not np.ndarray or a.shape != z.shape or a.dtype != z.dtype:
+                _check_shape(act, "forward", a, z)
             layer.z, layer.a = z, a
             h = a
-            if layer.norm is not None and layer.norm_after:
-                h = self._norm_forward(layer, h, training)
+            if norm is not None and layer.norm_after:
+                self._where = (norm, "forward")
+                y = norm.forward(h, training)
+                self._where = None
+                if type(y) is not np.ndarray or y.shape != h.shape or y.dtype != h.dtype:
+                    _check_shape(norm, "forward", y, h)
+                h = y
             if training and layer.dropout > 0.0:
                 if layer.fixed_mask is not None:
                     mask = layer.fixed_mask
@@ -226,27 +290,27 @@ class Network:
             return logits
         return h @ self.output.W + self.output.b
 
-    def _norm_forward(self, layer: HiddenLayer, x: np.ndarray, training: bool) -> np.ndarray:
-        y = _call(layer.norm, "forward", x, training)
-        return _check_shape(layer.norm, "forward", y, x.shape)
-
     def _norm_backward(self, layer: HiddenLayer, g: np.ndarray) -> np.ndarray:
-        result = _call(layer.norm, "backward", g)
+        norm = layer.norm
+        self._where = (norm, "backward")
+        result = norm.backward(g)
+        self._where = None
         if not isinstance(result, tuple) or len(result) != 2:
-            raise PluginError(f"normalizer {layer.norm.name!r}: backward() must return "
+            raise PluginError(f"normalizer {norm.name!r}: backward() must return "
                               f"(grad_x, {{param: grad}})")
         gx, pg = result
-        _store(layer.norm, "backward", layer.norm_grads, pg)
-        return _check_shape(layer.norm, "backward", gx, g.shape)
+        _store(norm, "backward", layer.norm_grads, pg)
+        if type(gx) is not np.ndarray or gx.shape != g.shape or gx.dtype != g.dtype:
+            _check_shape(norm, "backward", gx, g)
+        return gx
 
-    def backward(self, grad_logits: np.ndarray, input_grad: bool = False) -> None:
-        """Fill `grads` from ∂L/∂logits. Sets each layer's `grad_in_sq` (‖∂L/∂input‖²) when
-        `input_grad`; the first layer's input gradient is only computed then."""
+    def _backward(self, grad_logits, input_grad):
         out = self.output
         g = grad_logits
-        np.matmul(self.h_last.T, g, out=out.gW)
-        np.sum(g, axis=0, out=out.gb)
         reuse = g.shape[0] == self.batch_size
+        ones = self.ones if reuse else np.ones(g.shape[0], self.dtype)
+        np.matmul(self.h_last.T, g, out=out.gW)
+        np.matmul(ones, g, out=out.gb)
         g = np.matmul(g, out.W.T, out=self.gout_buf if reuse else None)
         if input_grad:
             out.grad_in_sq = float(np.vdot(g, g))
@@ -255,19 +319,25 @@ class Network:
                 g = g * layer.mask
             if layer.norm is not None and layer.norm_after:
                 g = self._norm_backward(layer, g)
-            result = _call(layer.activation, "backward", layer.z, layer.a, g)
+            act = layer.activation
+            self._where = (act, "backward")
+            result = act.backward(layer.z, layer.a, g)
+            self._where = None
             if layer.act_learnable:
                 if not isinstance(result, tuple) or len(result) != 2:
-                    raise PluginError(f"activation {layer.activation.name!r}: backward() must "
-                                      f"return (grad_x, {{param: grad}}) for learnable "
+                    raise PluginError(f"activation {act.name!r}: backward() must return "
+                                      f"(grad_x, {{param: grad}}) for learnable "
                                       f"{', '.join(layer.act_learnable)}")
                 result, pg = result
-                _store(layer.activation, "backward", layer.act_grads, pg)
-            g = _check_shape(layer.activation, "backward", result, layer.z.shape)
+                _store(act, "backward", layer.act_grads, pg)
+            if type(result) is not np.ndarray or result.shape != g.shape or \
+                    result.dtype != g.dtype:
+                _check_shape(act, "backward", result, g)
+            g = result
             if layer.norm is not None and not layer.norm_after:
                 g = self._norm_backward(layer, g)
             np.matmul(layer.h_in.T, g, out=layer.gW)
-            np.sum(g, axis=0, out=layer.gb)
+            np.matmul(ones, g, out=layer.gb)
             if layer.index > 0 or input_grad:
                 g = np.matmul(g, layer.W.T, out=layer.gin_buf if reuse else None)
                 if input_grad:

@@ -13,6 +13,7 @@ import numpy as np
 
 from nnsim.engine.network import Network
 from nnsim.engine.records import LayerRecord
+from nnsim.errors import PluginError
 
 HIST_BINS = 20
 #: histograms count at most about this many activations per layer: the first rows of the
@@ -73,9 +74,10 @@ class Telemetry:
         """Measure the forward and backward pass; remember the weights for the update."""
         net = self.net
         means, variances = [], []
+        add = np.add.reduce
         for layer, c, size in zip(net.hidden, self.centred, self.act_sizes):
             a = layer.a
-            m = float(a.sum()) / size
+            m = float(add(a, axis=None)) / size
             var = float(np.vdot(a, a)) / size - m * m
             if not var > 1e-3 * m * m:
                 # E[a²] − m² loses the digits when the spread is tiny beside the mean (a
@@ -93,16 +95,26 @@ class Telemetry:
         h += self.hist_shift
         if not math.isfinite(sum(means)):
             np.nan_to_num(h, copy=False, nan=0.0, posinf=1e30, neginf=-1e30)
-        np.clip(h, self.hist_low, self.hist_high, out=h)
+        np.maximum(h, self.hist_low, out=h)
+        np.minimum(h, self.hist_high, out=h)
         np.copyto(self.hist_int, h, casting="unsafe")
         self.hist = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS).reshape(
             self.n_hidden, HIST_BINS).tolist()
 
         saturated, dead = [], []
+        count, all_rows = np.count_nonzero, np.logical_and.reduce
         for layer in net.hidden:
-            mask = layer.activation.saturated(layer.z, layer.a)
-            saturated.append(np.count_nonzero(mask) / mask.size)
-            dead.append(np.count_nonzero(mask.all(axis=0)) / mask.shape[1])
+            act = layer.activation
+            try:
+                mask = act.saturated(layer.z, layer.a)
+            except Exception as exc:
+                raise PluginError(f"activation {act.name!r}: saturated() raised "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            if type(mask) is not np.ndarray or mask.shape != layer.a.shape:
+                raise PluginError(f"activation {act.name!r}: saturated() must return a boolean "
+                                  f"array of shape {layer.a.shape}")
+            saturated.append(count(mask) / mask.size)
+            dead.append(count(all_rows(mask, axis=0)) / mask.shape[1])
         self.saturated, self.dead = saturated, dead
 
         self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
@@ -125,33 +137,40 @@ class Telemetry:
     def layers(self, logits: np.ndarray) -> tuple[LayerRecord, ...]:
         """Assemble the LayerRecords of this step."""
         net = self.net
+        sqrt = math.sqrt
         learnable: list[list[tuple[str, float]]] = [[] for _ in net.dense]
         for seg, mean in zip(self.extra, self.extra_mean if self.extra else ()):
             learnable[seg.layer].append((seg.name, mean))
         states = list(self.state_norm.items())
-        means = self.act_mean
-        stds = [_sqrt(v) for v in self.act_var]
+        means, variances, hist = self.act_mean, self.act_var, self.hist
         n_logits = logits.size
-        logit_mean = float(logits.sum(dtype=np.float64)) / n_logits
-        logit_std = math.sqrt(max(float(np.vdot(logits, logits)) / n_logits - logit_mean * logit_mean,
-                                  0.0))
+        logit_mean = float(np.add.reduce(logits, axis=None)) / n_logits
+        logit_var = float(np.vdot(logits, logits)) / n_logits - logit_mean * logit_mean
+        n_hidden = self.n_hidden
         records = []
         for i, dense in enumerate(net.dense):
             g2, w2, d2 = self.grad_sq[i], self.weight_sq[i], self.delta_sq[i]
-            gn, wn, dn = _sqrt(g2), _sqrt(w2), _sqrt(d2)
+            gn = sqrt(g2) if g2 >= 0 else math.nan
+            wn = sqrt(w2) if w2 >= 0 else math.nan
+            dn = sqrt(d2) if d2 >= 0 else math.nan
             ratio = dn / wn if wn > 0 else 0.0
             step = dn / gn if gn > 0 else 0.0
             cos = -self.delta_dot_grad[i] / (dn * gn) if dn * gn > 0 else 0.0
-            state = tuple((name, values[i]) for name, values in states)
-            if i < self.n_hidden:
+            state = tuple([(name, values[i]) for name, values in states])
+            gin = dense.grad_in_sq
+            gin = sqrt(gin) if gin >= 0 else math.nan
+            if i < n_hidden:
+                v = variances[i]
                 records.append(LayerRecord(
-                    i + 1, "hidden", dense.fan_out, means[i], stds[i], tuple(self.hist[i]),
-                    self.hist_ranges[i], self.saturated[i], self.dead[i], gn,
-                    _sqrt(dense.grad_in_sq), wn, ratio, cos, step, state, tuple(learnable[i])))
+                    i + 1, "hidden", dense.fan_out, means[i], sqrt(v) if v >= 0 else math.nan,
+                    tuple(hist[i]), self.hist_ranges[i], self.saturated[i], self.dead[i], gn,
+                    gin, wn, ratio, cos, step, state, tuple(learnable[i])))
             else:
                 records.append(LayerRecord(
-                    i + 1, "output", dense.fan_out, logit_mean, logit_std, (), (0.0, 0.0), 0.0,
-                    0.0, gn, _sqrt(dense.grad_in_sq), wn, ratio, cos, step, state, ()))
+                    i + 1, "output", dense.fan_out, logit_mean,
+                    sqrt(logit_var) if logit_var >= 0 else (0.0 if logit_var > -1e-12
+                                                            else math.nan),
+                    (), (0.0, 0.0), 0.0, 0.0, gn, gin, wn, ratio, cos, step, state, ()))
         return tuple(records)
 
     def first_nonfinite(self) -> str | None:
@@ -167,6 +186,3 @@ class Telemetry:
                     return f"layer {i + 1} {name}"
         return None
 
-
-def _sqrt(x: float) -> float:
-    return math.sqrt(x) if x >= 0 else math.nan
