@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -74,19 +75,30 @@ def _style(base: str, span: str) -> Style:
 
 def text_strip(text: Text, width: int) -> Strip:
     """A Strip for a Text built by appending styled runs (non-overlapping spans), without
-    going through Rich's general renderer: a frame is thousands of such runs."""
+    going through Rich's general renderer: a frame is thousands of such runs. Neighbouring
+    runs of one style become one segment."""
     plain = text.plain
     base = str(text.style or "")
-    segments, pos = [], 0
+    runs: list[list] = []  # [style, start, end]
+    pos = 0
     for span in sorted(text.spans, key=lambda sp: sp.start):
         if span.start > pos:
-            segments.append(Segment(plain[pos:span.start], _style(base, "")))
+            runs.append(["", pos, span.start])
         if span.end > span.start:
-            segments.append(Segment(plain[span.start:span.end], _style(base, str(span.style))))
+            runs.append([str(span.style), span.start, span.end])
         pos = max(pos, span.end)
     if pos < len(plain):
-        segments.append(Segment(plain[pos:], _style(base, "")))
-    return Strip(segments).crop_extend(0, width, None)
+        runs.append(["", pos, len(plain)])
+    segments = []
+    for style, start, end in runs:
+        if segments and (style == segments[-1][0] or (
+                not plain[start:end].strip() and "on " not in style
+                and "on " not in segments[-1][0] and "underline" not in segments[-1][0])):
+            segments[-1][2] = end  # same style, or blank text whose colour does not show
+            continue
+        segments.append([style, start, end])
+    return Strip([Segment(plain[start:end], _style(base, style))
+                  for style, start, end in segments]).crop_extend(0, width, None)
 
 
 class View(Widget):
@@ -100,8 +112,33 @@ class View(Widget):
     _strips: list[Strip] = []
 
     def show(self, frame: Frame) -> None:
+        """Draw a new frame, asking Textual to repaint only the lines that changed."""
         self.frame = frame
-        self.refresh()
+        width, height = self.size
+        if not width or not height:
+            self._drawn = ()
+            self.refresh()
+            return
+        old = self._strips
+        self._build(width, height)
+        new = self._strips
+        if len(old) != len(new):
+            self.refresh()
+            return
+        for y, (a, b) in enumerate(zip(old, new)):
+            if a.text != b.text or a._segments != b._segments:
+                self.refresh(Region(0, y, width, 1))
+
+    def _build(self, width: int, height: int) -> None:
+        self._drawn = (id(self.frame), width, height)
+        strips = []
+        for line in self.lines(width, height):
+            if line.no_wrap or line.cell_len <= width:
+                strips.append(text_strip(line, width))
+            else:  # a long sentence: wrap it the way Rich would
+                strips += [text_strip(part, width) for part in line.wrap(
+                    self.app.console, width)]
+        self._strips = strips
 
     def lines(self, width: int, height: int) -> list[Text]:
         """The panel as lines of Text, for the current frame and size."""
@@ -114,17 +151,8 @@ class View(Widget):
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
-        key = (id(self.frame), width, height)
-        if key != self._drawn:
-            self._drawn = key
-            strips = []
-            for line in self.lines(width, height):
-                if line.no_wrap or line.cell_len <= width:
-                    strips.append(text_strip(line, width))
-                else:  # a long sentence: wrap it the way Rich would
-                    strips += [text_strip(part, width) for part in line.wrap(
-                        self.app.console, width)]
-            self._strips = strips
+        if (id(self.frame), width, height) != self._drawn:
+            self._build(width, height)
         if y < len(self._strips):
             return self._strips[y]
         return Strip.blank(width)
