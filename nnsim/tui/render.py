@@ -172,23 +172,17 @@ def plot(series: Sequence[tuple[Sequence[float], str]], width: int, height: int,
         bits = (dots.reshape(height, 4, width, 2) * weights[None, :, None, :]).sum(axis=(1, 3))
         codes |= bits
         owner_idx = np.where(bits > 0, k, owner_idx)
-    cells = codes.tolist()
-    styles = [style for _, style in columns]
-    owner = [[styles[i] if i >= 0 else None for i in row] for row in owner_idx.tolist()]
+    chars = np.where(codes > 0, codes + BRAILLE_BASE, ord(" "))
+    styles = ["", *(style for _, style in columns)]
     lines = []
-    for row in range(height):
+    for row_chars, row_owner in zip(chars.tolist(), (owner_idx + 1).tolist()):
         text = Text()
-        run_style, run = None, []
-        for col in range(width):
-            ch = chr(BRAILLE_BASE + cells[row][col]) if cells[row][col] else " "
-            style = owner[row][col] or ""
-            if style != run_style and run:
-                text.append("".join(run), run_style or "")
-                run = []
-            run_style = style
-            run.append(ch)
-        if run:
-            text.append("".join(run), run_style or "")
+        line = "".join(map(chr, row_chars))
+        start = 0
+        for end in range(1, width + 1):  # one run per stretch of one owner
+            if end == width or row_owner[end] != row_owner[start]:
+                text.append(line[start:end], styles[row_owner[start]])
+                start = end
         lines.append(text)
     return lines, low, high
 
