@@ -54,6 +54,12 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
                           "parameter (exit code 3 either way)")
     run.add_argument("--no-telemetry", action="store_true",
                      help="global numbers only, no per-layer statistics (faster)")
+    run.add_argument("--checkpoint", metavar="DIR",
+                     help="save a checkpoint in DIR at the end (and every --checkpoint-every)")
+    run.add_argument("--checkpoint-every", type=int, metavar="N",
+                     help="also save the checkpoint every N steps")
+    run.add_argument("--resume", metavar="DIR",
+                     help="continue the run saved in DIR for --steps more steps")
 
     plugins = Parser(prog="nnsim plugins", description="List components and failed plugins.")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
@@ -89,10 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(exc))
         return EXIT_USAGE
     except NnsimError as exc:
-        from nnsim.errors import ConfigError
+        from nnsim.errors import PluginError
 
         _err(f"nnsim: error: {exc}")
-        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_PLUGIN
+        return EXIT_PLUGIN if isinstance(exc, PluginError) else EXIT_USAGE
     except KeyboardInterrupt:
         _err("nnsim: interrupted")
         return 130
@@ -141,18 +147,34 @@ class Progress:
 
 
 def cmd_run(args) -> int:
-    from nnsim.engine import Simulation
+    from nnsim.engine import Simulation, checkpoint
+    from nnsim.engine.history import History
     from nnsim.engine.writers import WRITERS
 
-    config = _load_config(args)
-    steps = config.train.steps if args.steps is None else args.steps
+    if args.resume:
+        if args.config or args.sets or args.seed is not None:
+            raise UsageError("nnsim run: --resume continues a saved run with its own config; "
+                             "leave out CONFIG, --set and --seed")
+        sim, kept = checkpoint.load(args.resume)
+        if args.no_telemetry:
+            raise UsageError("nnsim run: --no-telemetry cannot change a resumed run")
+        steps = sim.config.train.steps if args.steps is None else args.steps
+    else:
+        config = _load_config(args)
+        steps = config.train.steps if args.steps is None else args.steps
+        sim, kept = None, []
     if steps < 0:
         raise UsageError(f"nnsim run: --steps must be 0 or more, got {steps}")
     if args.every < 1:
         raise UsageError(f"nnsim run: --every must be 1 or more, got {args.every}")
-    sim = Simulation(config, telemetry=not args.no_telemetry)
+    if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint):
+        raise UsageError("nnsim run: --checkpoint-every N needs N >= 1 and --checkpoint DIR")
+    if sim is None:
+        sim = Simulation(config, telemetry=not args.no_telemetry)
     for failure in sim.registry.failures:
         _err(f"nnsim: warning: plugin {failure}")
+    history = History()
+    history.extend(kept)
 
     out: IO[str]
     if args.out:
@@ -164,16 +186,20 @@ def cmd_run(args) -> int:
         out = sys.stdout
     fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
     writer = WRITERS[fmt](out)
-    progress = Progress(steps, sys.stderr) if sys.stderr.isatty() else None
+    last_step = sim.step_count + steps
+    progress = Progress(last_step, sys.stderr) if sys.stderr.isatty() else None
     record = None
     try:
         for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop"):
-            if record.step % args.every == 0 or record.step == steps or record.nonfinite:
+            history.append(record)
+            if record.step % args.every == 0 or record.step == last_step or record.nonfinite:
                 writer.write(record)
             if progress:
                 progress.update(record)
+            if args.checkpoint_every and record.step % args.checkpoint_every == 0:
+                checkpoint.save(sim, args.checkpoint, history.snapshot())
         if record is not None and record.step % args.every and not record.nonfinite \
-                and record.step != steps:
+                and record.step != last_step:
             writer.write(record)  # the last record, when stopped early between K-steps
     finally:
         if progress and record is not None:
@@ -182,6 +208,8 @@ def cmd_run(args) -> int:
         writer.close()
         if out is not sys.stdout:
             out.close()
+    if args.checkpoint:
+        checkpoint.save(sim, args.checkpoint, history.snapshot())
     if sim.stopped:
         _err(f"nnsim: {sim.stopped}")
     if sim.divergence is not None:

@@ -178,6 +178,11 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(p), f"cannot be read ({exc.__class__.__name__}: "
                                   f"{getattr(exc, 'strerror', None) or exc})") from None
+    return read_toml_text(text, str(p))
+
+
+def read_toml_text(text: str, name: str) -> dict[str, Any]:
+    """Parse TOML; a syntax error names `name` with its line and column."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -186,7 +191,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
             lines = text.count("\n") + (not text.endswith("\n"))
             message = message.replace("at end of document",
                                       f"at end of document, line {lines}")
-        raise ConfigError(str(p), f"malformed TOML: {message}") from None
+        raise ConfigError(name, f"malformed TOML: {message}") from None
 
 
 def parse_set(item: str) -> tuple[str, Any]:

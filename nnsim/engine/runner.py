@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nnsim.config import Config
+from nnsim.engine.checkpoint import CheckpointError
 from nnsim.engine.history import History
 from nnsim.engine.records import StepRecord
 from nnsim.engine.simulation import Simulation
@@ -47,6 +48,7 @@ class Runner:
         self._rate_window: list[tuple[float, int]] = []
         self.grid: dict | None = None  # the newest decision-boundary grid
         self.grid_version = 0  # counts grids made
+        self.notices: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()  # (level, text)
 
     # ------------------------------------------------------------ state
 
@@ -112,6 +114,30 @@ class Runner:
             self._changed()
         self.submit(apply)
 
+    def save_checkpoint(self, where: str | Path) -> None:
+        """Save a checkpoint on the training thread; the outcome arrives in `notices`."""
+        def save():
+            from nnsim.engine import checkpoint
+
+            path = checkpoint.save(self.sim, where, self.history.snapshot())
+            self.notices.put(("information", f"Checkpoint saved to {path}"))
+        self.submit(save)
+
+    def load_checkpoint(self, where: str | Path) -> None:
+        """Replace the run by the one saved at `where` (history included), paused."""
+        def load():
+            from nnsim.engine import checkpoint
+
+            sim, history = checkpoint.load(where, self.sim.registry)
+            self.sim = sim
+            self._after_rebuild()
+            self.history.extend(history)
+            self.paused = True
+            self.message = str(sim.divergence) if sim.divergence else (sim.stopped or "")
+            self._changed()
+            self.notices.put(("information", f"Loaded the checkpoint at step {sim.step_count}"))
+        self.submit(load)
+
     def request_grid(self, resolution: tuple[int, int]) -> None:
         """Compute a decision-boundary grid on the training thread (2-D inputs only)."""
         self.submit(lambda: self._make_grid(resolution))
@@ -127,6 +153,8 @@ class Runner:
                 return
             try:
                 fn()
+            except CheckpointError as exc:  # the run itself is fine: say so and go on
+                self.notices.put(("error", str(exc)))
             except NnsimError as exc:
                 self._halt(str(exc))
 

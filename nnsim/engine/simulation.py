@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -256,6 +257,19 @@ class Simulation:
             "val": (self.data.val_x, self.data.val_y),
             "step": self.step_count,
         }
+
+    def save(self, where, history=()) -> Path:
+        """Write a checkpoint (a folder gets `checkpoint.npz`); see nnsim.engine.checkpoint."""
+        from nnsim.engine import checkpoint
+
+        return checkpoint.save(self, where, history)
+
+    @classmethod
+    def load(cls, where, registry: Registry | None = None) -> Simulation:
+        """The simulation saved at `where`, ready to continue exactly where it stopped."""
+        from nnsim.engine import checkpoint
+
+        return checkpoint.load(where, registry)[0]
 
     def steps(self, n: int, stop_on_divergence: bool = True) -> Iterator[StepRecord]:
         """Yield up to n records; stops early on early stopping, or on divergence if asked."""

@@ -99,6 +99,8 @@ class NnsimApp(App):
         Binding("ctrl+s", "save_config", "Save config", show=False),
         Binding("ctrl+o", "load_config", "Load config", show=False),
         Binding("x", "export", "Export history", show=False),
+        Binding("c", "save_checkpoint", "Save checkpoint", show=False),
+        Binding("l", "load_checkpoint", "Load checkpoint", show=False),
     ]
     HELP_KEYS = [("space", "play / pause"), ("n", "one step (pauses)"),
                  ("+ / -", "faster / slower (steps per frame)"),
@@ -108,6 +110,8 @@ class NnsimApp(App):
                  ("s", "settings: every config key"), ("p", "plugins and failures"),
                  ("ctrl+s", "save the config as TOML"), ("ctrl+o", "load a config"),
                  ("x", "export the metrics history (JSONL, or CSV for .csv)"),
+                 ("c / l", "save / load a checkpoint (weights, optimizer, random streams, "
+                           "history)"),
                  ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit")]
 
     def __init__(self, config: Config, registry: Registry | None = None,
@@ -176,6 +180,9 @@ class NnsimApp(App):
 
     def _tick(self) -> None:
         runner = self.runner
+        while not runner.notices.empty():
+            level, text = runner.notices.get_nowait()
+            self.notify(text, severity=level, timeout=6 if level == "error" else 3)
         if self.view_name == "boundary":
             self.ask_for_grid()
         # the boundary panel changes with each new grid, the others with each step
@@ -283,6 +290,20 @@ class NnsimApp(App):
             self.notify(f"Loaded {path}", timeout=3)
         self.push_screen(PathPrompt("Load a config from:", "nnsim-config.toml"), load_from)
 
+    def action_save_checkpoint(self) -> None:
+        def save(path: str | None) -> None:
+            if path:
+                self.runner.save_checkpoint(path)
+        self.push_screen(PathPrompt("Save a checkpoint to (a folder or a .npz file):",
+                                    "nnsim-checkpoint"), save)
+
+    def action_load_checkpoint(self) -> None:
+        def load_from(path: str | None) -> None:
+            if path:
+                self.runner.load_checkpoint(path)
+        self.push_screen(PathPrompt("Load the checkpoint in (a folder or a .npz file):",
+                                    "nnsim-checkpoint"), load_from)
+
     def _file_action(self, do, done: str) -> None:
         try:
             path = do()
@@ -302,6 +323,9 @@ class NnsimApp(App):
         yield SystemCommand("Load config", "Read a TOML config", self.action_load_config)
         yield SystemCommand("Export history", "Write the metrics as JSONL or CSV",
                             self.action_export)
+        yield SystemCommand("Save checkpoint", "Everything needed to resume exactly",
+                            self.action_save_checkpoint)
+        yield SystemCommand("Load checkpoint", "Resume a saved run", self.action_load_checkpoint)
         yield SystemCommand("Plugins", "Loaded components and failed plugins",
                             self.action_plugins)
         for name, label, _ in VIEWS:

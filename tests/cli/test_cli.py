@@ -103,3 +103,26 @@ def test_plugins_lists_every_family(capsys):
     for header in ("activations:", "initializers:", "normalizers:", "optimizers:", "datasets:"):
         assert header in out
     assert "lr = 0.05" in out  # momentum's declared default
+
+
+def test_checkpoint_and_resume_continue_the_same_run(tmp_path, capsys):
+    common = [*SMALL, "--set", "model.dropout=0.1", "--format", "jsonl"]
+    _, straight, _ = run(capsys, "run", *common, "--steps", "20")
+    code, first, _ = run(capsys, "run", *common, "--steps", "12", "--checkpoint",
+                         str(tmp_path / "ck"), "--checkpoint-every", "5")
+    assert code == 0 and (tmp_path / "ck" / "checkpoint.npz").exists()
+    code, rest, err = run(capsys, "run", "--resume", str(tmp_path / "ck"), "--steps", "8",
+                          "--format", "jsonl")
+    assert code == 0, err
+    assert first + rest == straight
+    assert json.loads(rest.splitlines()[0])["step"] == 13
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--set", "seed=3"], "leave out CONFIG, --set and --seed"),
+    ([], "not a readable checkpoint"),
+])
+def test_resume_refuses_bad_input(tmp_path, capsys, args, needle):
+    (tmp_path / "checkpoint.npz").write_bytes(b"junk")
+    code, _, err = run(capsys, "run", "--resume", str(tmp_path), *args)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1

@@ -244,3 +244,31 @@ async def test_command_palette_lists_nnsim_commands():
     for title in ("Play / pause", "Step", "Reset", "Settings", "Save config", "Export history",
                   "Show Boundary"):
         assert title in titles
+
+
+async def test_checkpoint_save_and_load_from_the_tui(tmp_path):
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(6)
+        await until(pilot, lambda: app.runner.sim.step_count == 6)
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "ck")
+        await pilot.press("enter")
+        await until(pilot, lambda: (tmp_path / "ck" / "checkpoint.npz").exists())
+        saved = [r.loss for r in app.runner.history.snapshot()]
+        app.runner.advance(4)
+        await until(pilot, lambda: app.runner.sim.step_count == 10)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "ck")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.runner.sim.step_count == 6)
+        assert [r.loss for r in app.runner.history.snapshot()] == saved
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = str(tmp_path / "nowhere")
+        await pilot.press("enter")
+        await until(pilot, lambda: any("no such checkpoint" in str(n.message)
+                                       for n in app._notifications))
+        assert app.runner.sim.step_count == 6 and app.runner.state == "paused"
