@@ -145,7 +145,7 @@ class Config:
         """A new config with dotted-key overrides applied (see `apply_override`)."""
         raw = self.to_dict()
         for key, value in overrides:
-            apply_override(raw, key, value)
+            apply_override(raw, key, value, registry)
         return Config.from_dict(raw, registry)
 
     def structure_key(self) -> tuple:
@@ -163,7 +163,7 @@ def load(path: str | Path | None = None, sets: Iterable[str] = (),
     raw: dict[str, Any] = read_toml(path) if path is not None else {}
     for item in sets:
         key, value = parse_set(item)
-        apply_override(raw, key, value)
+        apply_override(raw, key, value, registry)
     return Config.from_dict(raw, registry)
 
 
@@ -208,7 +208,8 @@ def parse_set(item: str) -> tuple[str, Any]:
     return key, value
 
 
-def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
+def apply_override(raw: dict[str, Any], key: str, value: Any,
+                   registry: Registry | None = None) -> None:
     """Set a dotted key in a raw config dict.
 
     `model.initializer.std=0.1` turns a component given by name into a table; setting a
@@ -226,7 +227,7 @@ def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
     section, rest = parts[0], parts[1:]
     if section in ("data", "optimizer") and rest == ["name"]:
         family = "dataset" if section == "data" else "optimizer"
-        _drop_foreign_hypers(node, family, value, keep=set(SCHEMA[section]))
+        _drop_foreign_hypers(node, family, value, set(SCHEMA[section]), registry)
     if section == "model" and len(rest) == 2 and rest[0] in COMPONENT_KEYS:
         current = node.get(rest[0])
         if isinstance(current, str):
@@ -234,7 +235,8 @@ def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
         elif not isinstance(current, dict):
             node[rest[0]] = {"name": SCHEMA["model"][rest[0]][0]}
         if rest[1] == "name":
-            _drop_foreign_hypers(node[rest[0]], COMPONENT_KEYS[rest[0]], value, keep={"name"})
+            _drop_foreign_hypers(node[rest[0]], COMPONENT_KEYS[rest[0]], value, {"name"},
+                                 registry)
     for part in rest[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
@@ -243,13 +245,13 @@ def apply_override(raw: dict[str, Any], key: str, value: Any) -> None:
     node[rest[-1]] = copy.deepcopy(value)
 
 
-def _drop_foreign_hypers(table: dict[str, Any], family: str, new_name: Any,
-                        keep: set[str]) -> None:
+def _drop_foreign_hypers(table: dict[str, Any], family: str, new_name: Any, keep: set[str],
+                        registry: Registry | None) -> None:
     """On a change of component, forget hyperparameters the new one does not declare."""
     if table.get("name") in (None, new_name):
         return
     try:
-        declared = default_registry().get(family, new_name).hyperparameters
+        declared = (registry or default_registry()).get(family, new_name).hyperparameters
     except (UnknownComponent, TypeError):
         return  # validation reports the unknown name
     for key in list(table):

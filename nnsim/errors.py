@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 
@@ -39,4 +40,25 @@ class ConfigError(NnsimError, ValueError):
 
 
 class PluginError(NnsimError):
-    """A plugin misbehaved at run time; names the plugin, the component and the method."""
+    """A plugin misbehaved at run time; names the component, the method and, once the
+    simulation has added it, the plugin the component came from.
+
+    Messages start with the component: "activation 'cube': forward() raised ...".
+    """
+
+    _PREFIX = re.compile(r"^(activation|initializer|normalizer|optimizer|dataset) '([^']*)': ")
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        match = self._PREFIX.match(message)
+        self.family, self.name = (match.group(1), match.group(2)) if match else (None, None)
+        self.message = message
+
+    def with_source(self, source: str) -> PluginError:
+        """The same error, saying which plugin (distribution) the component came from."""
+        if self.family is None or "(from " in self.message:
+            return self
+        head = f"{self.family} {self.name!r}"
+        error = PluginError(f"{head} (from {source}){self.message[len(head):]}")
+        error.__cause__ = self.__cause__
+        return error

@@ -146,8 +146,17 @@ class Simulation:
     def step(self) -> StepRecord:
         """One minibatch: forward, backward, update. Returns the step's record."""
         # overflow on the way to a divergence is reported in the record, not as a warning
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._step()
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                return self._step()
+        except PluginError as exc:
+            raise self._sourced(exc) from exc.__cause__
+
+    def _sourced(self, exc: PluginError) -> PluginError:
+        try:
+            return exc.with_source(self.registry.entry(exc.family, exc.name).source)
+        except (LookupError, KeyError, TypeError):
+            return exc
 
     def _step(self) -> StepRecord:
         net, cfg = self.net, self.config.train

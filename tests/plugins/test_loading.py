@@ -50,6 +50,29 @@ def register_activations(register):
 '''
 
 
+FRAGILE = '''
+import numpy as np
+from nnsim import hookimpl
+from nnsim.components import Activation
+
+class Fragile(Activation):
+    """tanh that breaks on its 20th call."""
+    name = "fragile"
+    calls = 0
+    def forward(self, x):
+        type(self).calls += 1
+        if type(self).calls == 20:
+            raise RuntimeError("worn out")
+        return np.tanh(x)
+    def backward(self, x, y, grad_y):
+        return grad_y * (1 - y * y)
+
+@hookimpl
+def register_activations(register):
+    register(Fragile)
+'''
+
+
 def make_distribution(root: Path, dist: str, module: str, source: str) -> None:
     """A real installed distribution: a module plus a .dist-info with an `nnsim` entry point."""
     (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -65,6 +88,7 @@ def plugin_path(tmp_path):
     make_distribution(tmp_path, "nnsim-broken", "nnsim_broken", BROKEN_IMPORT)
     make_distribution(tmp_path, "nnsim-badhook", "nnsim_badhook", BROKEN_HOOK)
     make_distribution(tmp_path, "nnsim-clash", "nnsim_clash", CLASH)
+    make_distribution(tmp_path, "nnsim-fragile", "nnsim_fragile", FRAGILE)
     return tmp_path
 
 
@@ -160,3 +184,15 @@ def test_engine_never_imports_textual():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_a_plugin_failing_mid_run_exits_4_and_keeps_the_records(plugin_path):
+    result = nnsim(["run", "--steps", "50", "--set", "model.activation=fragile", "--set",
+                    "model.hidden=[8,8]", "--format", "jsonl"], plugin_path,
+                   NNSIM_LOAD_PLUGINS="nnsim_fragile")
+    assert result.returncode == 4
+    steps = [json.loads(line)["step"] for line in result.stdout.splitlines()]
+    assert steps == list(range(1, 10))  # two layers: the 20th forward call is in step 10
+    assert result.stderr.strip() == (
+        "nnsim: error: activation 'fragile' (from nnsim-fragile 1.2.3): forward() raised "
+        "RuntimeError: worn out")

@@ -1,0 +1,149 @@
+"""Plugins that break at run time stop the run with a message naming them; nothing crashes."""
+
+import numpy as np
+import pytest
+
+from nnsim.components import Activation, Normalizer, Optimizer
+from nnsim.engine import Simulation
+from nnsim.errors import PluginError
+from nnsim.pluginmanager import Entry, load_registry
+from tests.helpers import small_config
+
+
+def registry_with(family: str, cls) -> object:
+    registry = load_registry(entry_points=[], env={})
+    registry.families[family][cls.name] = Entry(cls, "nnsim_bad", "nnsim-bad 0.1")
+    return registry
+
+
+def simulation(family: str, cls, key: str, *more):
+    registry = registry_with(family, cls)
+    return Simulation(small_config().with_overrides([(key, cls.name), *more], registry), registry)
+
+
+class Exploding(Activation):
+    name = "exploding"
+    calls = 0
+
+    def forward(self, x):
+        type(self).calls += 1
+        if type(self).calls > 3 * 3:  # after three steps of two layers... and a bit
+            raise RuntimeError("kaboom")
+        return np.tanh(x)
+
+    def backward(self, x, y, grad_y):
+        return grad_y * (1 - y * y)
+
+
+class WrongShape(Activation):
+    name = "wrong_shape"
+
+    def forward(self, x):
+        return x[:, :1]
+
+    def backward(self, x, y, grad_y):
+        return grad_y
+
+
+class WrongDtype(Activation):
+    name = "wrong_dtype"
+
+    def forward(self, x):
+        return x.astype(np.float64)
+
+    def backward(self, x, y, grad_y):
+        return grad_y
+
+
+class MakesNaN(Activation):
+    name = "makes_nan"
+
+    def forward(self, x):
+        return x * np.nan
+
+    def backward(self, x, y, grad_y):
+        return grad_y
+
+
+class BadSaturation(Activation):
+    name = "bad_saturation"
+
+    def forward(self, x):
+        return x
+
+    def backward(self, x, y, grad_y):
+        return grad_y
+
+    def saturated(self, x, y):
+        raise ValueError("no idea")
+
+
+class BadNorm(Normalizer):
+    name = "bad_norm"
+
+    def forward(self, x, training):
+        return x
+
+    def backward(self, grad_y):
+        return grad_y  # forgot the parameter gradients
+
+
+class BadOptimizer(Optimizer):
+    name = "bad_optimizer"
+    from nnsim.components import Hyper
+    hyperparameters = {"lr": Hyper(0.1, low=0.0, high=1.0, help="learning rate")}
+
+    def update(self, params, grads, state, t):
+        raise ZeroDivisionError("oops")
+
+
+@pytest.mark.parametrize("family,cls,key,needle", [
+    ("activation", WrongShape, "model.activation",
+     "activation 'wrong_shape' (from nnsim-bad 0.1): forward() must return an array of shape"),
+    ("activation", BadSaturation, "model.activation",
+     "activation 'bad_saturation' (from nnsim-bad 0.1): saturated() raised ValueError: no idea"),
+    ("normalizer", BadNorm, "model.normalizer",
+     "normalizer 'bad_norm' (from nnsim-bad 0.1): backward() must return (grad_x, {param: grad})"),
+    ("optimizer", BadOptimizer, "optimizer.name",
+     "optimizer 'bad_optimizer' (from nnsim-bad 0.1): update() raised ZeroDivisionError: oops"),
+])
+def test_runtime_failures_name_plugin_component_and_method(family, cls, key, needle):
+    sim = simulation(family, cls, key)
+    with pytest.raises(PluginError) as info:
+        sim.run(3)
+    assert needle in str(info.value)
+
+
+def test_a_wrong_dtype_is_refused():
+    sim = simulation("activation", WrongDtype, "model.activation", ("model.dtype", "float32"))
+    with pytest.raises(PluginError, match="forward\\(\\) must return float32 for float32 "
+                                          "input, got float64"):
+        sim.step()
+
+
+def test_a_failure_mid_run_keeps_what_came_before():
+    Exploding.calls = 0
+    sim = simulation("activation", Exploding, "model.activation")
+    records = []
+    with pytest.raises(PluginError, match=r"forward\(\) raised RuntimeError: kaboom"):
+        for record in sim.steps(100):
+            records.append(record)
+    assert len(records) == 4 and sim.step_count == 4
+
+
+def test_nan_from_a_plugin_is_a_divergence_not_a_crash():
+    sim = simulation("activation", MakesNaN, "model.activation")
+    records = sim.run(10)
+    assert len(records) == 1 and records[0].nonfinite == "loss"
+    assert str(sim.divergence) == "diverged at step 1: non-finite loss"
+
+
+def test_an_engine_bug_is_not_blamed_on_a_plugin(monkeypatch):
+    sim = Simulation(small_config())
+
+    def broken_matmul(*args, **kwargs):
+        raise MemoryError("the engine's own failure")
+
+    monkeypatch.setattr(np, "matmul", broken_matmul)
+    with pytest.raises(MemoryError):
+        sim.step()
