@@ -13,7 +13,7 @@ from nnsim import __version__
 from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
-COMMANDS = ("run", "plugins")
+COMMANDS = ("run", "plugins", "check-plugin")
 
 
 class UsageError(Exception):
@@ -63,7 +63,14 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
 
     plugins = Parser(prog="nnsim plugins", description="List components and failed plugins.")
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
-    return tui, run, plugins
+
+    check = Parser(prog="nnsim check-plugin",
+                   description="Run the conformance checks on every component of the named "
+                               "plugins (or on named components).")
+    check.add_argument("names", nargs="+", metavar="NAME",
+                       help="a plugin (entry-point name, or 'built-in' for all built-ins), a "
+                            "component name, or FAMILY:NAME")
+    return tui, run, plugins, check
 
 
 def _err(message: str) -> None:
@@ -84,12 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
-    tui, run, plugins = build_parser()
+    tui, run, plugins, check = build_parser()
     try:
         if argv and argv[0] == "run":
             return cmd_run(run.parse_args(argv[1:]))
         if argv and argv[0] == "plugins":
             return cmd_plugins(plugins.parse_args(argv[1:]))
+        if argv and argv[0] == "check-plugin":
+            return cmd_check_plugin(check.parse_args(argv[1:]))
         return cmd_tui(tui.parse_args(argv))
     except UsageError as exc:
         _err(str(exc))
@@ -259,3 +268,42 @@ def cmd_plugins(args) -> int:
             for f in report["failures"]:
                 print(f"  {f['plugin']} ({f['source']}) at {f['stage']}: {f['error']}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim check-plugin
+
+def select_components(registry, names: Sequence[str]) -> list:
+    """Component classes for plugin names, component names or FAMILY:NAME."""
+    from nnsim.errors import did_you_mean
+    from nnsim.pluginmanager import BUILTIN
+
+    chosen = []
+    entries = [(family, name, entry) for family, table in registry.families.items()
+               for name, entry in table.items()]
+    for wanted in names:
+        family, _, name = wanted.rpartition(":")
+        found = [e.cls for f, n, e in entries
+                 if (family and f == family and n == name)
+                 or (not family and (n == wanted or e.plugin == wanted
+                                     or (wanted == BUILTIN and e.source == BUILTIN)))]
+        if not found:
+            options = sorted({n for _, n, _ in entries} | {e.plugin for _, _, e in entries})
+            raise UsageError(f"nnsim check-plugin: no plugin or component {wanted!r}"
+                             f"{did_you_mean(wanted, options)}; see nnsim plugins")
+        chosen += [cls for cls in found if cls not in chosen]
+    return chosen
+
+
+def cmd_check_plugin(args) -> int:
+    from nnsim.pluginmanager import default_registry
+    from nnsim.testing import check_component
+
+    registry = default_registry()
+    results = []
+    for cls in select_components(registry, args.names):
+        for check in check_component(cls):
+            results.append(check)
+            print(check, flush=True)
+    failed = sum(not c.passed for c in results)
+    print(f"\n{len(results) - failed} checks passed, {failed} failed")
+    return EXIT_OK if failed == 0 else EXIT_FAIL
