@@ -272,3 +272,18 @@ async def test_checkpoint_save_and_load_from_the_tui(tmp_path):
         await until(pilot, lambda: any("no such checkpoint" in str(n.message)
                                        for n in app._notifications))
         assert app.runner.sim.step_count == 6 and app.runner.state == "paused"
+
+
+async def test_tui_export_equals_nnsim_run_output(tmp_path, capsys):
+    from nnsim.cli import main
+
+    config = small_config(("model.dropout", 0.2), ("data.augment", 0.05))
+    (tmp_path / "exp.toml").write_text(config.to_toml())
+    app = make_app(load(tmp_path / "exp.toml"), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(12)
+        await until(pilot, lambda: app.runner.sim.step_count == 12)
+        app.runner.export_history(tmp_path / "tui.jsonl")
+    assert main(["run", str(tmp_path / "exp.toml"), "--steps", "12", "--format", "jsonl"]) == 0
+    headless = capsys.readouterr().out
+    assert (tmp_path / "tui.jsonl").read_text() == headless
