@@ -40,9 +40,11 @@ def test_the_plugin_example_registers_and_passes_a_gradient_check():
     assert_close(grads["beta"], numeric_grad(f, act.params["beta"]))
 
 
-def test_the_api_example_runs():
+def test_the_api_example_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # it saves a checkpoint
     block = next(b for b in python_blocks() if "Simulation(" in b)
     exec(compile(block.replace("sim.run(500)", "sim.run(5)"), "README.md", "exec"), {})
+    assert (tmp_path / "ck" / "checkpoint.npz").exists()
 
 
 def test_every_config_key_and_record_field_is_documented():
