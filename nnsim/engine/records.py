@@ -63,7 +63,7 @@ class StepRecord(NamedTuple):
     `loss` is the data loss of the minibatch before the update (`reg_loss` the L1/L2
     penalty beside it); `grad_norm` the global gradient norm before clipping; `val_loss` and
     `val_accuracy` are set on evaluation steps only. `nonfinite` names the first non-finite
-    quantity of a diverged step, e.g. "layer 3 grad_norm".
+    quantity of a diverged step, e.g. "layer 3 activations".
     """
 
     step: int

@@ -187,24 +187,33 @@ class Simulation:
         return record
 
     def _check_finite(self, loss: float, grad_norm: float) -> str | None:
+        """Name the first non-finite quantity of this step in the order the step computed
+        them: activations layer by layer, the loss, gradients, then the updated parameters.
+        The common, finite case costs one dot product; locating is done only on failure."""
+        tel = self.telemetry
         where = None
-        if not math.isfinite(loss):
-            where = "loss"
-        elif self.telemetry is not None:
-            where = self.telemetry.first_nonfinite()
-        if where is None and not math.isfinite(grad_norm):
-            where = "gradient"
-        if where is None and not math.isfinite(float(np.vdot(self.net.params, self.net.params))):
-            where = self._locate_nonfinite_param()
+        if not math.isfinite(loss) or (tel is not None and not math.isfinite(sum(tel.act_mean))):
+            where = self._locate_nonfinite_activation() or "loss"
+        elif not math.isfinite(grad_norm):  # backward runs from the output down
+            where = self._locate(self.net.grads, "gradient of", reverse=True)
+        elif not math.isfinite(float(np.vdot(self.net.params, self.net.params))):
+            where = self._locate(self.net.params, "parameter")
         if where is not None and self.divergence is None:
             self.divergence = Divergence(self.step_count, where)
         return where
 
-    def _locate_nonfinite_param(self) -> str:
-        for seg in self.net.segments:
-            if not np.isfinite(self.net.params[seg.start:seg.stop]).all():
-                return f"layer {seg.layer + 1} parameter {seg.name}"
-        return "parameters"
+    def _locate_nonfinite_activation(self) -> str | None:
+        for layer in self.net.hidden:
+            if not np.isfinite(layer.a).all():
+                return f"layer {layer.index + 1} activations"
+        return None
+
+    def _locate(self, flat: np.ndarray, what: str, reverse: bool = False) -> str:
+        segments = sorted(self.net.segments, key=lambda seg: seg.layer, reverse=reverse)
+        for seg in segments:
+            if not np.isfinite(flat[seg.start:seg.stop]).all():
+                return f"layer {seg.layer + 1} {what} {seg.name}"
+        return what
 
     def _early_stopping(self, val_loss: float | None) -> None:
         patience = self.config.train.early_stopping

@@ -172,17 +172,3 @@ class Telemetry:
                                                             else math.nan),
                     (), (0.0, 0.0), 0.0, 0.0, gn, gin, wn, ratio, cos, step, state, ()))
         return tuple(records)
-
-    def first_nonfinite(self) -> str | None:
-        """The first non-finite per-layer quantity of this step, e.g. 'layer 2 act_mean'
-        (layers count from 1; the output layer is the last)."""
-        checks = (("act_mean", self.act_mean), ("grad_norm", self.grad_sq),
-                  ("weight_norm", self.weight_sq))
-        if math.isfinite(sum(sum(values) for _, values in checks)):
-            return None
-        for name, values in checks:
-            for i, value in enumerate(values):
-                if not math.isfinite(value):
-                    return f"layer {i + 1} {name}"
-        return None
-

@@ -134,8 +134,8 @@ def test_a_failure_mid_run_keeps_what_came_before():
 def test_nan_from_a_plugin_is_a_divergence_not_a_crash():
     sim = simulation("activation", MakesNaN, "model.activation")
     records = sim.run(10)
-    assert len(records) == 1 and records[0].nonfinite == "loss"
-    assert str(sim.divergence) == "diverged at step 1: non-finite loss"
+    assert len(records) == 1 and records[0].nonfinite == "layer 1 activations"
+    assert str(sim.divergence) == "diverged at step 1: non-finite layer 1 activations"
 
 
 def test_an_engine_bug_is_not_blamed_on_a_plugin(monkeypatch):
@@ -147,3 +147,53 @@ def test_an_engine_bug_is_not_blamed_on_a_plugin(monkeypatch):
     monkeypatch.setattr(np, "matmul", broken_matmul)
     with pytest.raises(MemoryError):
         sim.step()
+
+
+class InfInLayer2(Activation):
+    """tanh, except that the second layer's forward overflows."""
+    name = "inf_in_layer2"
+    calls = 0
+
+    def forward(self, x):
+        type(self).calls += 1
+        y = np.tanh(x)
+        return y / 0.0 if type(self).calls % 2 == 0 else y
+
+    def backward(self, x, y, grad_y):
+        return grad_y
+
+
+class InfGradient(Activation):
+    name = "inf_gradient"
+
+    def forward(self, x):
+        return np.tanh(x)
+
+    def backward(self, x, y, grad_y):
+        return grad_y * np.inf
+
+
+class NaNOptimizer(Optimizer):
+    name = "nan_optimizer"
+    from nnsim.components import Hyper
+    hyperparameters = {"lr": Hyper(0.1, low=0.0, high=1.0, help="learning rate")}
+
+    def update(self, params, grads, state, t):
+        params[0] = np.nan  # the first weight of layer 1
+
+
+@pytest.mark.parametrize("telemetry", [True, False])
+@pytest.mark.parametrize("family,cls,key,where", [
+    ("activation", InfInLayer2, "model.activation", "layer 2 activations"),
+    ("activation", InfGradient, "model.activation", "layer 2 gradient of W"),
+    ("optimizer", NaNOptimizer, "optimizer.name", "layer 1 parameter W"),
+])
+def test_divergence_names_the_layer_and_quantity(family, cls, key, where, telemetry):
+    InfInLayer2.calls = 0
+    registry = registry_with(family, cls)
+    sim = Simulation(small_config(("model.hidden", [8, 8])).with_overrides(
+        [(key, cls.name)], registry), registry, telemetry=telemetry)
+    records = sim.run(5)
+    assert len(records) == 1
+    assert records[0].nonfinite == where
+    assert str(sim.divergence) == f"diverged at step 1: non-finite {where}"
