@@ -13,7 +13,7 @@ from nnsim import __version__
 from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
-COMMANDS = ("run", "plugins", "check-plugin")
+COMMANDS = ("run", "plugins", "check-plugin", "lessons", "lesson")
 
 
 class UsageError(Exception):
@@ -70,7 +70,15 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     check.add_argument("names", nargs="+", metavar="NAME",
                        help="a plugin (entry-point name, or 'built-in' for all built-ins), a "
                             "component name, or FAMILY:NAME")
-    return tui, run, plugins, check
+    lessons = Parser(prog="nnsim lessons", description="List the lessons.")
+    lessons.add_argument("--json", action="store_true", help="machine-readable output")
+    lesson = Parser(prog="nnsim lesson", description="Open the TUI on a lesson, or check it.")
+    lesson.add_argument("name", metavar="NAME", help="a lesson (see nnsim lessons)")
+    lesson.add_argument("--headless", action="store_true",
+                        help="run every configuration, print the check's numbers, exit 0 on "
+                             "pass and 1 on fail")
+    lesson.add_argument("--paused", action="store_true", help="open paused")
+    return tui, run, plugins, check, lessons, lesson
 
 
 def _err(message: str) -> None:
@@ -91,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
-    tui, run, plugins, check = build_parser()
+    tui, run, plugins, check, lessons, lesson = build_parser()
     try:
         if argv and argv[0] == "run":
             return cmd_run(run.parse_args(argv[1:]))
@@ -99,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(plugins.parse_args(argv[1:]))
         if argv and argv[0] == "check-plugin":
             return cmd_check_plugin(check.parse_args(argv[1:]))
+        if argv and argv[0] == "lessons":
+            return cmd_lessons(lessons.parse_args(argv[1:]))
+        if argv and argv[0] == "lesson":
+            return cmd_lesson(lesson.parse_args(argv[1:]))
         return cmd_tui(tui.parse_args(argv))
     except UsageError as exc:
         _err(str(exc))
@@ -307,3 +319,58 @@ def cmd_check_plugin(args) -> int:
     failed = sum(not c.passed for c in results)
     print(f"\n{len(results) - failed} checks passed, {failed} failed")
     return EXIT_OK if failed == 0 else EXIT_FAIL
+
+
+# ---------------------------------------------------------------- nnsim lessons / lesson
+
+def cmd_lessons(args) -> int:
+    from nnsim.pluginmanager import default_registry
+
+    registry = default_registry()
+    entries = registry.families["lesson"]
+    if args.json:
+        print(json.dumps([{"name": name, "title": e.cls.title, "explanation": e.cls.explanation,
+                           "watch": e.cls.watch, "runs": list(e.cls.runs), "steps": e.cls.steps,
+                           "source": e.source} for name, e in entries.items()], indent=2))
+        return EXIT_OK
+    width = max((len(n) for n in entries), default=0)
+    for name, entry in entries.items():
+        print(f"{name:<{width}}  {entry.cls.title}")
+        print(f"{'':<{width}}  runs: {', '.join(entry.cls.runs)}")
+    return EXIT_OK
+
+
+def _lesson(name: str):
+    from nnsim.errors import did_you_mean
+    from nnsim.pluginmanager import default_registry
+
+    registry = default_registry()
+    names = registry.names("lesson")
+    if name not in names:
+        raise UsageError(f"nnsim lesson: no lesson {name!r}{did_you_mean(name, names)}; "
+                         f"see nnsim lessons")
+    return registry.get("lesson", name)(), registry
+
+
+def cmd_lesson(args) -> int:
+    lesson, registry = _lesson(args.name)
+    if not args.headless:
+        from nnsim.lessons import run_config
+        from nnsim.tui.app import make_app
+
+        first = next(iter(lesson.runs))
+        app = make_app(run_config(lesson, first, registry), paused=args.paused,
+                       registry=registry, lesson=lesson)
+        app.run()
+        return app.return_code or EXIT_OK
+    from nnsim.lessons import run_lesson
+
+    _err(f"nnsim: {lesson.title}: {len(lesson.runs)} runs of {lesson.steps} steps")
+    results, verdict = run_lesson(lesson, registry)
+    for label, result in results.items():
+        last = result.last
+        acc = "" if last.accuracy is None else f"  accuracy {last.accuracy:.3f}"
+        print(f"{label:<20} step {last.step:>5}  loss {last.loss:.4g}{acc}"
+              + (f"  (diverged: {last.nonfinite})" if last.nonfinite else ""))
+    print(f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}")
+    return EXIT_OK if verdict.passed else EXIT_FAIL

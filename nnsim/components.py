@@ -249,10 +249,41 @@ class Dataset(Component):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A lesson's check: whether the claim held, and the numbers that say so."""
+
+    passed: bool
+    numbers: str
+
+
+class Lesson(Component):
+    """A claim of the lecture that a person can watch happen and a number can prove.
+
+    `runs` maps a label to config overrides (dotted keys, as with --set), applied on top of
+    the defaults and `base`; each run trains for `steps` steps from the same seed. `check`
+    gets, per label, the run's records and its final Simulation, and returns a Verdict.
+    `watch` says in words where to look; `panel` is the TUI panel to open on.
+    """
+
+    family = "lesson"
+    title: ClassVar[str] = ""
+    explanation: ClassVar[str] = ""
+    watch: ClassVar[str] = ""
+    panel: ClassVar[str] = "layers"
+    base: ClassVar[dict[str, Any]] = {}
+    runs: ClassVar[dict[str, dict[str, Any]]] = {}
+    steps: ClassVar[int] = 300
+
+    def check(self, results: dict[str, Any]) -> Verdict:
+        raise NotImplementedError
+
+
 FAMILIES: dict[str, type[Component]] = {
     "activation": Activation,
     "initializer": Initializer,
     "normalizer": Normalizer,
     "optimizer": Optimizer,
     "dataset": Dataset,
+    "lesson": Lesson,
 }

@@ -29,3 +29,8 @@ def register_optimizers(register):
 @hookspec
 def register_datasets(register):
     """Register Dataset subclasses: call register(cls) once for each."""
+
+
+@hookspec
+def register_lessons(register):
+    """Register Lesson subclasses: call register(cls) once for each."""

@@ -21,6 +21,7 @@ DEFAULT_PLUGINS = (
     "nnsim_plugins.normalizers",
     "nnsim_plugins.optimizers",
     "nnsim_plugins.datasets",
+    "nnsim_plugins.lessons",
 )
 ENTRY_POINT_GROUP = "nnsim"
 HOOKS = {family: f"register_{family}s" for family in FAMILIES}

@@ -319,7 +319,34 @@ def check_dataset(cls: type[Dataset], seed: int = 0) -> list[Check]:
     return [_run(label, "generates paired, finite, seeded data", generate)]
 
 
-CHECKS = {"activation": check_activation, "initializer": check_initializer,
+# ---------------------------------------------------------------- lessons
+
+def check_lesson(cls, seed: int = 0) -> list[Check]:
+    from nnsim.lessons import run_config, run_lesson
+
+    label = _label(cls)
+    lesson = cls()
+
+    def described():
+        missing = [k for k in ("title", "explanation", "watch") if not getattr(cls, k)]
+        return not missing and bool(cls.runs), ("title, explanation, watch and runs given"
+                                                if not missing and cls.runs else
+                                                f"missing {', '.join(missing) or 'runs'}")
+
+    def configs():
+        for run in cls.runs:
+            run_config(lesson, run)  # raises ConfigError naming the key
+        return True, f"{len(cls.runs)} run configs valid"
+
+    def claim():
+        _, verdict = run_lesson(lesson)
+        return verdict.passed, verdict.numbers
+
+    return [_run(label, "described", described), _run(label, "run configs valid", configs),
+            _run(label, "its check passes", claim)]
+
+
+CHECKS = {"activation": check_activation, "lesson": check_lesson, "initializer": check_initializer,
           "normalizer": check_normalizer, "optimizer": check_optimizer,
           "dataset": check_dataset}
 

@@ -96,7 +96,8 @@ class LeakyReLU(Activation):
         return np.where(x > 0, grad_y, grad_y * self.slope)
 
     def saturated(self, x, y):
-        if self.slope >= SATURATION_SHARE:
+        # the ReLU family's units saturate where their gradient is zero: never, for a slope
+        if self.slope > 0:
             return np.zeros(y.shape, dtype=bool)
         return x <= 0
 
@@ -119,7 +120,7 @@ class PReLU(Activation):
         return grad_x, {"slope": grad_slope.astype(slope.dtype, copy=False)}
 
     def saturated(self, x, y):
-        return (x <= 0) & (np.abs(self.params["slope"]) < SATURATION_SHARE)
+        return (x <= 0) & (self.params["slope"] == 0)
 
 
 class ELU(Activation):

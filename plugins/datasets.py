@@ -17,15 +17,27 @@ def _noise(default: float) -> Hyper:
     return Hyper(default, low=0.0, high=10.0, help="std of Gaussian noise on the inputs")
 
 
-class _TwoD(Dataset):
-    """Shared by the 2-D toys: inputs in the plane, classes drawn evenly."""
+def _raw() -> dict[str, Hyper]:
+    return {"offset": Hyper(0.0, low=-1000.0, high=1000.0,
+                            help="added to both inputs (raw, uncentred data)"),
+            "stretch": Hyper(1.0, low=1e-3, high=1000.0,
+                             help="multiplies the first input (badly scaled features)")}
 
-    hyperparameters = {"samples": _samples(), "noise": _noise(0.1)}
+
+class _TwoD(Dataset):
+    """Shared by the 2-D toys: inputs in the plane, classes drawn evenly; `offset` and
+    `stretch` turn them into raw, badly scaled data for the preprocessing lessons."""
+
+    hyperparameters = {"samples": _samples(), "noise": _noise(0.1), **_raw()}
 
     def generate(self, rng):
         x, y = self.draw(rng)
         if self.noise:
             x = x + rng.normal(0.0, self.noise, size=x.shape)
+        if self.stretch != 1.0:
+            x = x * np.array([self.stretch, 1.0])
+        if self.offset:
+            x = x + self.offset
         return x, y
 
     def draw(self, rng):
@@ -60,7 +72,7 @@ class Gauss(_TwoD):
     """Two Gaussian blobs: linearly separable, the easy case."""
 
     name = "gauss"
-    hyperparameters = {"samples": _samples(), "noise": _noise(0.3)}
+    hyperparameters = {"samples": _samples(), "noise": _noise(0.3), **_raw()}
 
     def draw(self, rng):
         n = self.samples
@@ -78,6 +90,7 @@ class Spiral(_TwoD):
         "noise": _noise(0.05),
         "classes": Hyper(3, low=2, high=10, help="number of arms"),
         "turns": Hyper(1.0, low=0.25, high=4.0, help="how far each arm winds"),
+        **_raw(),
     }
 
     def n_classes(self):

@@ -10,11 +10,13 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static, Tab, Tabs
 from textual.worker import get_current_worker
 
+from nnsim.components import Lesson
 from nnsim.config import Config, load
 from nnsim.engine.runner import Runner
 from nnsim.errors import NnsimError
@@ -74,6 +76,34 @@ class StatusBar(Static):
         self.update(Group(text, second), layout=False)
 
 
+class LessonPanel(Static):
+    """The lesson beside the live views: what it claims, where to look, its runs, its check."""
+
+    DEFAULT_CSS = """
+    LessonPanel { width: 40; height: 1fr; padding: 0 1; border-left: solid $accent; }
+    """
+
+    def show(self, lesson: Lesson, current: str, verdict: str) -> None:
+        text = Text()
+        text.append(f"{lesson.title}\n\n", "bold")
+        text.append(f"{lesson.explanation}\n\n")
+        text.append("Watch: ", "bold")
+        text.append(f"{lesson.watch}\n\n")
+        text.append("Runs (o: next)\n", "bold")
+        for label in lesson.runs:
+            mark = "▶ " if label == current else "  "
+            text.append(f"{mark}{label}\n", "bold cyan" if label == current else "")
+        text.append("\nCheck (k): ", "bold")
+        if verdict:
+            style = "bold green" if verdict.startswith("PASS") else (
+                "bold red" if verdict.startswith("FAIL") else "dim")
+            text.append(verdict, style)
+        else:
+            steps = f"{lesson.steps} step{'s' if lesson.steps != 1 else ''}"
+            text.append(f"trains every run for {steps} and tests the claim", "dim")
+        self.update(text)
+
+
 class NnsimApp(App):
     """Watch a deep network train, live, layer by layer."""
 
@@ -101,6 +131,9 @@ class NnsimApp(App):
         Binding("x", "export", "Export history", show=False),
         Binding("c", "save_checkpoint", "Save checkpoint", show=False),
         Binding("l", "load_checkpoint", "Load checkpoint", show=False),
+        Binding("o", "next_run", "Lesson: next run", show=False),
+        Binding("k", "check_lesson", "Lesson: check", show=False),
+        Binding("i", "toggle_lesson", "Lesson: hide/show", show=False),
     ]
     HELP_KEYS = [("space", "play / pause"), ("n", "one step (pauses)"),
                  ("+ / -", "faster / slower (steps per frame)"),
@@ -112,13 +145,18 @@ class NnsimApp(App):
                  ("x", "export the metrics history (JSONL, or CSV for .csv)"),
                  ("c / l", "save / load a checkpoint (weights, optimizer, random streams, "
                            "history)"),
+                 ("o / k / i", "in a lesson: next configuration / run the check / hide the "
+                               "lesson panel"),
                  ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit")]
 
     def __init__(self, config: Config, registry: Registry | None = None,
-                 paused: bool = False) -> None:
+                 paused: bool = False, lesson: Lesson | None = None) -> None:
         super().__init__()
         self.registry = registry or default_registry()
         self.runner = Runner(config, self.registry, paused=paused)
+        self.lesson = lesson
+        self.lesson_run = next(iter(lesson.runs)) if lesson else ""
+        self.verdict: str = ""
         self.view_name = "layers"
         self._drawn: tuple = (-1, "", -1)
         self._grid_asked: tuple = ()
@@ -128,12 +166,19 @@ class NnsimApp(App):
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
         yield Tabs(*(Tab(label, id=f"tab-{name}") for name, label, _ in VIEWS), id="tabs")
-        with ContentSwitcher(initial="layers", id="views"):
-            for name, _, cls in VIEWS:
-                yield cls(id=name)
+        with Horizontal(id="main"):
+            with ContentSwitcher(initial="layers", id="views"):
+                for name, _, cls in VIEWS:
+                    yield cls(id=name)
+            if self.lesson is not None:
+                yield LessonPanel(id="lesson")
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.lesson is not None:
+            self.title = f"nnsim lesson: {self.lesson.name}"
+            self.show_lesson()
+            self.call_after_refresh(self.action_view, self.lesson.panel)
         for failure in self.registry.failures:
             self.notify(str(failure), title="A plugin failed to load", severity="warning",
                         timeout=10)
@@ -217,6 +262,54 @@ class NnsimApp(App):
     def redraw(self) -> None:
         self._drawn = (-1, "", -1)
         self.tick()
+
+    # ------------------------------------------------------------ actions
+
+    # ------------------------------------------------------------ lessons
+
+    def show_lesson(self) -> None:
+        if self.lesson is not None:
+            self.query_one(LessonPanel).show(self.lesson, self.lesson_run, self.verdict)
+
+    def action_next_run(self) -> None:
+        """Switch the lesson to its next configuration (rebuilt from the seed)."""
+        if self.lesson is None:
+            self.notify("Not in a lesson: try nnsim lessons", timeout=3)
+            return
+        from nnsim.lessons import run_config
+
+        labels = list(self.lesson.runs)
+        self.lesson_run = labels[(labels.index(self.lesson_run) + 1) % len(labels)]
+        self.runner.reconfigure(run_config(self.lesson, self.lesson_run, self.registry))
+        self.show_lesson()
+
+    def action_check_lesson(self) -> None:
+        if self.lesson is None:
+            self.notify("Not in a lesson: try nnsim lessons", timeout=3)
+            return
+        self.verdict = "checking: training every run…"
+        self.show_lesson()
+        self.check_lesson()
+
+    @work(thread=True, exclusive=True, group="lesson-check", exit_on_error=False)
+    def check_lesson(self) -> None:
+        from nnsim.lessons import run_lesson
+
+        try:
+            _, verdict = run_lesson(self.lesson, self.registry)
+            text = f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}"
+        except NnsimError as exc:
+            text = f"could not check: {exc}"
+        self.call_from_thread(self._checked, text)
+
+    def _checked(self, text: str) -> None:
+        self.verdict = text
+        self.show_lesson()
+
+    def action_toggle_lesson(self) -> None:
+        if self.lesson is not None:
+            panel = self.query_one(LessonPanel)
+            panel.display = not panel.display
 
     # ------------------------------------------------------------ actions
 
@@ -326,6 +419,11 @@ class NnsimApp(App):
         yield SystemCommand("Save checkpoint", "Everything needed to resume exactly",
                             self.action_save_checkpoint)
         yield SystemCommand("Load checkpoint", "Resume a saved run", self.action_load_checkpoint)
+        if self.lesson is not None:
+            yield SystemCommand("Lesson: next run", "Switch to the lesson's next configuration",
+                                self.action_next_run)
+            yield SystemCommand("Lesson: check", "Train every run and test the claim",
+                                self.action_check_lesson)
         yield SystemCommand("Plugins", "Loaded components and failed plugins",
                             self.action_plugins)
         for name, label, _ in VIEWS:
@@ -334,7 +432,8 @@ class NnsimApp(App):
 
 
 def make_app(config: Config | None = None, paused: bool = False,
-             registry: Registry | None = None) -> NnsimApp:
+             registry: Registry | None = None, lesson: Lesson | None = None) -> NnsimApp:
     """The one factory the CLI, the tests and the benchmarks build the app with."""
     registry = registry or default_registry()
-    return NnsimApp(config or Config.from_dict({}, registry), registry, paused=paused)
+    return NnsimApp(config or Config.from_dict({}, registry), registry, paused=paused,
+                    lesson=lesson)

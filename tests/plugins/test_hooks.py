@@ -81,6 +81,16 @@ def test_hook_register_datasets():
     assert records[-1].accuracy is not None
 
 
+def test_hook_register_lessons():
+    from nnsim.lessons import run_lesson
+
+    registry, _, cls = registry_with_guide_example("register_lessons")
+    assert_conforms(cls)
+    results, verdict = run_lesson(cls(), registry)
+    assert verdict.passed, verdict.numbers
+    assert set(results) == {"lr 0.05", "lr 0.0005"}
+
+
 @pytest.mark.parametrize("hook", HOOK_NAMES)
 def test_every_hook_has_a_test_and_a_documented_heading(hook):
     guide_section(hook)

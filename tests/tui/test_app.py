@@ -287,3 +287,25 @@ async def test_tui_export_equals_nnsim_run_output(tmp_path, capsys):
     assert main(["run", str(tmp_path / "exp.toml"), "--steps", "12", "--format", "jsonl"]) == 0
     headless = capsys.readouterr().out
     assert (tmp_path / "tui.jsonl").read_text() == headless
+
+
+async def test_lesson_mode_shows_the_lesson_switches_runs_and_checks():
+    from nnsim.lessons import run_config
+    from nnsim.pluginmanager import default_registry
+    from nnsim.tui.app import LessonPanel
+
+    registry = default_registry()
+    lesson = registry.get("lesson", "sigmoid_vanishing")()
+    app = make_app(run_config(lesson, "sigmoid", registry), paused=True, registry=registry,
+                   lesson=lesson)
+    async with app.run_test(size=(160, 48)) as pilot:
+        panel = app.query_one(LessonPanel)
+        await until(pilot, lambda: "Sigmoid gradients vanish" in str(panel.content))
+        assert "▶ sigmoid" in str(panel.content)
+        await pilot.press("o")
+        await until(pilot, lambda: app.runner.sim.config.model.activation.name == "relu")
+        assert "▶ relu" in str(panel.content)
+        await pilot.press("k")
+        await until(pilot, lambda: str(panel.content).count("PASS: ") == 1, timeout=30)
+        await pilot.press("i")
+        await until(pilot, lambda: not panel.display)
