@@ -13,7 +13,7 @@ from nnsim import __version__
 from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
-COMMANDS = ("run", "plugins", "check-plugin", "lessons", "lesson")
+COMMANDS = ("run", "compare", "plugins", "check-plugin", "lessons", "lesson")
 
 
 class UsageError(Exception):
@@ -78,7 +78,17 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
                         help="run every configuration, print the check's numbers, exit 0 on "
                              "pass and 1 on fail")
     lesson.add_argument("--paused", action="store_true", help="open paused")
-    return tui, run, plugins, check, lessons, lesson
+    compare = Parser(prog="nnsim compare",
+                     description="Runs that differ in chosen settings, in lockstep from one "
+                                 "seed; prints final and per-layer statistics side by side.")
+    _config_args(compare)
+    compare.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
+                         help="a setting to vary, with its values (repeatable: every "
+                              "combination runs)")
+    compare.add_argument("--steps", type=int, metavar="N",
+                         help="steps per run (default train.steps)")
+    compare.add_argument("--json", action="store_true", help="every run's last record as JSON")
+    return tui, run, plugins, check, lessons, lesson, compare
 
 
 def _err(message: str) -> None:
@@ -99,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
-    tui, run, plugins, check, lessons, lesson = build_parser()
+    tui, run, plugins, check, lessons, lesson, compare = build_parser()
     try:
         if argv and argv[0] == "run":
             return cmd_run(run.parse_args(argv[1:]))
@@ -107,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(plugins.parse_args(argv[1:]))
         if argv and argv[0] == "check-plugin":
             return cmd_check_plugin(check.parse_args(argv[1:]))
+        if argv and argv[0] == "compare":
+            return cmd_compare(compare.parse_args(argv[1:]))
         if argv and argv[0] == "lessons":
             return cmd_lessons(lessons.parse_args(argv[1:]))
         if argv and argv[0] == "lesson":
@@ -374,3 +386,28 @@ def cmd_lesson(args) -> int:
               + (f"  (diverged: {last.nonfinite})" if last.nonfinite else ""))
     print(f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}")
     return EXIT_OK if verdict.passed else EXIT_FAIL
+
+
+# ---------------------------------------------------------------- nnsim compare
+
+def cmd_compare(args) -> int:
+    from nnsim import compare as cmp
+
+    if not args.vary:
+        raise UsageError("nnsim compare: give at least one --vary KEY=V1,V2 "
+                         "(e.g. --vary optimizer.name=sgd,momentum)")
+    config = _load_config(args)
+    runs = cmp.variants(config, cmp.parse_vary(args.vary))
+    if len(runs) < 2:
+        raise UsageError("nnsim compare: --vary needs two or more values to compare")
+    steps = config.train.steps if args.steps is None else args.steps
+    if steps < 1:
+        raise UsageError(f"nnsim compare: --steps must be 1 or more, got {steps}")
+    _err(f"nnsim: {len(runs)} runs in lockstep, {steps} steps each")
+    result = cmp.compare(runs, steps)
+    if args.json:
+        print(json.dumps({label: recs[-1].to_dict() if recs else None
+                          for label, recs in result.records.items()}))
+    else:
+        print(cmp.table(result))
+    return EXIT_OK

@@ -1,0 +1,141 @@
+"""Side-by-side runs: configs that differ in chosen settings, stepped in lockstep.
+
+Every run starts from the same seed, so the data, its split, the minibatch order and the
+initial weights (wherever the shapes and the initializer are the same) are identical: the
+only difference is the one you asked for.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nnsim.config import Config, parse_set
+from nnsim.engine.records import StepRecord
+from nnsim.engine.simulation import Simulation
+from nnsim.errors import ConfigError
+from nnsim.pluginmanager import Registry
+
+TABLE_FIELDS = ("grad_norm", "act_std", "saturated", "dead", "update_ratio")
+
+
+def split_values(text: str) -> list[str]:
+    """'sgd,momentum' -> ['sgd', 'momentum']; commas inside [], {} or quotes do not split."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [item.strip() for item in items]
+
+
+def parse_vary(items: Iterable[str]) -> list[tuple[str, list[Any]]]:
+    """['optimizer.name=sgd,momentum'] -> [('optimizer.name', ['sgd', 'momentum'])]."""
+    varied = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ConfigError("--vary", f"expected KEY=V1,V2,... (e.g. optimizer.name=sgd,"
+                                        f"momentum), got {item!r}")
+        values = [parse_set(f"{key}={value}")[1] for value in split_values(text)]
+        varied.append((key.strip(), values))
+    return varied
+
+
+def _label_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return value.get("name", "") + "(" + ",".join(
+            f"{k}={v}" for k, v in value.items() if k != "name") + ")"
+    return str(value)
+
+
+def _short(key: str) -> str:
+    """'optimizer.name' -> 'optimizer', 'model.hidden' -> 'hidden'."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
+def variants(base: Config, varied: Sequence[tuple[str, list[Any]]],
+             registry: Registry | None = None) -> list[tuple[str, Config]]:
+    """Every combination of the varied values, as (label, config)."""
+    out = []
+    for combo in itertools.product(*(values for _, values in varied)):
+        overrides = [(key, value) for (key, _), value in zip(varied, combo)]
+        label = " ".join(f"{_short(key)}={_label_value(value)}" for key, value in overrides)
+        out.append((label, base.with_overrides(overrides, registry)))
+    return out
+
+
+@dataclass
+class Comparison:
+    labels: list[str]
+    records: dict[str, list[StepRecord]]
+    sims: dict[str, Simulation]
+
+
+def compare(runs: Sequence[tuple[str, Config]], steps: int,
+            registry: Registry | None = None) -> Comparison:
+    """Step every run once per round, `steps` rounds (a diverged run stops early)."""
+    sims = {label: Simulation(config, registry) for label, config in runs}
+    records: dict[str, list[StepRecord]] = {label: [] for label in sims}
+    for _ in range(steps):
+        for label, sim in sims.items():
+            if sim.divergence is None and sim.stopped is None:
+                records[label].append(sim.step())
+    return Comparison(list(sims), records, sims)
+
+
+def table(result: Comparison) -> str:
+    """Final numbers per run, then per-layer statistics aligned across runs."""
+    width = max(len(label) for label in result.labels) + 2
+    lines = [f"{'run':<{width}}{'step':>7}{'loss':>10}{'acc':>8}{'val_loss':>10}"
+             f"{'val_acc':>9}  state"]
+    for label in result.labels:
+        recs = result.records[label]
+        last = recs[-1] if recs else None
+        evals = [r for r in recs if r.val_loss is not None]
+        val = evals[-1] if evals else None
+
+        def num(x, fmt):
+            return "-" if x is None else format(x, fmt)
+
+        state = (f"diverged at {last.step}: {last.nonfinite}" if last and last.nonfinite
+                 else "stopped early" if result.sims[label].stopped else "ok")
+        lines.append(f"{label:<{width}}{num(last and last.step, 'd'):>7}"
+                     f"{num(last and last.loss, '.4g'):>10}{num(last and last.accuracy, '.3f'):>8}"
+                     f"{num(val and val.val_loss, '.4g'):>10}"
+                     f"{num(val and val.val_accuracy, '.3f'):>9}  {state}")
+    hidden = max((len(r[-1].layers) - 1 for r in result.records.values() if r), default=0)
+    columns = [f"L{i + 1}" for i in range(hidden)] + ["out"]
+    for field in TABLE_FIELDS:
+        lines.append("")
+        lines.append(f"{field} by layer (last step; out = the output layer)")
+        lines.append(f"{'run':<{width}}" + "".join(f"{c:>10}" for c in columns))
+        for label in result.labels:
+            recs = result.records[label]
+            layers = list(recs[-1].layers) if recs else []
+            by_column = {f"L{layer.index}": layer for layer in layers[:-1]}
+            if layers:
+                by_column["out"] = layers[-1]
+            cells = []
+            for column in columns:
+                layer = by_column.get(column)
+                value = getattr(layer, field) if layer is not None else None
+                if layer is not None and layer.kind == "output" and field in ("act_std",
+                                                                              "saturated",
+                                                                              "dead"):
+                    value = None  # no activation on the output layer
+                cells.append(f"{'-' if value is None else format(value, '.3g'):>10}")
+            lines.append(f"{label:<{width}}" + "".join(cells))
+    return "\n".join(lines)

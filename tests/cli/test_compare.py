@@ -1,0 +1,57 @@
+"""nnsim compare: lockstep runs from one seed that differ only where asked."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nnsim.cli import main
+from nnsim.compare import compare, parse_vary, split_values, variants
+from nnsim.errors import ConfigError
+from tests.helpers import small_config
+
+
+def test_values_split_on_top_level_commas_only():
+    assert split_values("sgd,momentum") == ["sgd", "momentum"]
+    assert split_values("[16,16],[32, 32, 32]") == ["[16,16]", "[32, 32, 32]"]
+    assert split_values('{name="normal", std=0.1},xavier_normal') == [
+        '{name="normal", std=0.1}', "xavier_normal"]
+    assert parse_vary(["model.hidden=[8],[4,4]"]) == [("model.hidden", [[8], [4, 4]])]
+    with pytest.raises(ConfigError, match="expected KEY=V1,V2"):
+        parse_vary(["optimizer.name"])
+
+
+def test_runs_share_data_batches_and_initial_weights():
+    runs = variants(small_config(), parse_vary(["optimizer.name=sgd,momentum",
+                                                "model.activation=tanh,relu"]))
+    assert [label for label, _ in runs] == [
+        "optimizer=sgd activation=tanh", "optimizer=sgd activation=relu",
+        "optimizer=momentum activation=tanh", "optimizer=momentum activation=relu"]
+    result = compare(runs, 1)
+    sims = list(result.sims.values())
+    first = sims[0]
+    for sim in sims[1:]:
+        assert np.array_equal(sim.data.train_x, first.data.train_x)
+        assert np.array_equal(sim.data._order, first.data._order)  # same minibatch order
+    fresh = [type(first)(config) for _, config in runs]
+    for sim in fresh[1:]:
+        assert np.array_equal(sim.net.params, fresh[0].net.params)  # same initial weights
+    assert all(len(r) == 1 for r in result.records.values())
+
+
+def test_compare_command(capsys):
+    code = main(["compare", "--set", "data.samples=200", "--set", "model.hidden=[8,8]",
+                 "--vary", "optimizer.name=sgd,momentum", "--steps", "30"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[1].startswith("optimizer=sgd")
+    assert "grad_norm by layer" in out and "out" in out
+    code = main(["compare", "--set", "model.hidden=[8]", "--vary", "model.activation=relu,tanh",
+                 "--steps", "5", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(data) == {"activation=relu", "activation=tanh"}
+    assert all(d["step"] == 5 for d in data.values())
+    assert main(["compare"]) == 2
+    assert "give at least one --vary" in capsys.readouterr().err
+    assert main(["compare", "--vary", "model.activation=rleu,tanh"]) == 2
+    assert "did you mean 'relu'" in capsys.readouterr().err
