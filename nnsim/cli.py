@@ -13,7 +13,7 @@ from nnsim import __version__
 from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
-COMMANDS = ("run", "compare", "plugins", "check-plugin", "lessons", "lesson")
+COMMANDS = ("run", "compare", "sweep", "plugins", "check-plugin", "lessons", "lesson")
 
 
 class UsageError(Exception):
@@ -88,7 +88,23 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     compare.add_argument("--steps", type=int, metavar="N",
                          help="steps per run (default train.steps)")
     compare.add_argument("--json", action="store_true", help="every run's last record as JSON")
-    return tui, run, plugins, check, lessons, lesson, compare
+    sweep = Parser(prog="nnsim sweep",
+                   description="Every combination of a grid of settings, in worker processes; "
+                               "one JSONL per run, a summary table and summary.csv. Run it "
+                               "again to finish an interrupted sweep.")
+    _config_args(sweep)
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="a setting and its values (repeatable: the grid is every "
+                            "combination)")
+    sweep.add_argument("--steps", type=int, metavar="N", help="steps per run")
+    sweep.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, metavar="JOBS",
+                       help="worker processes (default: one per core)")
+    sweep.add_argument("--out", default="sweep", metavar="DIR",
+                       help="folder for the runs' JSONL and summary.csv (default: sweep)")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run on an existing Dask cluster instead (pip install "
+                            "'nnsim[dask]')")
+    return tui, run, plugins, check, lessons, lesson, compare, sweep
 
 
 def _err(message: str) -> None:
@@ -109,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
-    tui, run, plugins, check, lessons, lesson, compare = build_parser()
+    tui, run, plugins, check, lessons, lesson, compare, sweep = build_parser()
     try:
         if argv and argv[0] == "run":
             return cmd_run(run.parse_args(argv[1:]))
@@ -117,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(plugins.parse_args(argv[1:]))
         if argv and argv[0] == "check-plugin":
             return cmd_check_plugin(check.parse_args(argv[1:]))
+        if argv and argv[0] == "sweep":
+            return cmd_sweep(sweep.parse_args(argv[1:]))
         if argv and argv[0] == "compare":
             return cmd_compare(compare.parse_args(argv[1:]))
         if argv and argv[0] == "lessons":
@@ -410,4 +428,36 @@ def cmd_compare(args) -> int:
                           for label, recs in result.records.items()}))
     else:
         print(cmp.table(result))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim sweep
+
+def cmd_sweep(args) -> int:
+    from nnsim import sweep as sw
+
+    if not args.grid:
+        raise UsageError("nnsim sweep: give at least one --grid KEY=V1,V2 "
+                         "(e.g. --grid model.activation=sigmoid,tanh,relu)")
+    if args.jobs < 1:
+        raise UsageError(f"nnsim sweep: -j must be 1 or more, got {args.jobs}")
+    config = _load_config(args)
+    steps = config.train.steps if args.steps is None else args.steps
+    if steps < 1:
+        raise UsageError(f"nnsim sweep: --steps must be 1 or more, got {steps}")
+
+    def progress(done: int, total: int, summary) -> None:
+        how = "done earlier" if summary.skipped else f"{summary.seconds:.1f} s"
+        _err(f"[{done}/{total}] {summary.run}: loss {summary.loss if summary.loss is None else format(summary.loss, '.4g')}, {summary.state} ({how})")
+
+    client = sw.dask_client(args.scheduler) if args.scheduler else None
+    try:
+        summaries = sw.sweep(config, args.grid, steps, args.out,
+                             executor=client.get_executor() if client else None,
+                             jobs=args.jobs, progress=progress)
+    finally:
+        if client is not None:
+            client.close()
+    print(sw.summary_table(summaries))
+    _err(f"nnsim: runs and summary.csv in {args.out}")
     return EXIT_OK
