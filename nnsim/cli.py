@@ -13,7 +13,8 @@ from nnsim import __version__
 from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
-COMMANDS = ("run", "compare", "sweep", "plugins", "check-plugin", "lessons", "lesson")
+COMMANDS = ("run", "compare", "sweep", "landscape", "plugins", "check-plugin", "lessons",
+            "lesson")
 
 
 class UsageError(Exception):
@@ -104,7 +105,26 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster instead (pip install "
                             "'nnsim[dask]')")
-    return tui, run, plugins, check, lessons, lesson, compare, sweep
+    land = Parser(prog="nnsim landscape",
+                  description="Optimizers on a two-parameter loss surface: their paths over "
+                              "the contour map, live; or, headless, the steps each needs.")
+    land.add_argument("surface", nargs="?", default="quadratic",
+                      help="quadratic (default), rosenbrock, saddle or noisy_quadratic")
+    land.add_argument("--optimizer", dest="optimizers", action="append", default=[],
+                      metavar="SPEC", help="an optimizer plugin, by name or as a TOML table "
+                      "'{name=\"adam\", lr=0.1}' (repeatable; default sgd, momentum, "
+                      "nesterov, adam)")
+    land.add_argument("--lr", type=float, help="learning rate for every optimizer without "
+                                               "its own (default: the surface's)")
+    land.add_argument("--condition", type=float, help="κ of the quadratics (default 20; 5 "
+                                                      "when noisy)")
+    land.add_argument("--noise", type=float, help="gradient noise of noisy_quadratic")
+    land.add_argument("--steps", type=int, default=5000, help="at most this many steps")
+    land.add_argument("--seed", type=int, default=0, help="seed of the gradient noise")
+    land.add_argument("--headless", action="store_true",
+                      help="print the steps each optimizer needs to converge")
+    land.add_argument("--paused", action="store_true", help="open paused")
+    return tui, run, plugins, check, lessons, lesson, compare, sweep, land
 
 
 def _err(message: str) -> None:
@@ -125,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
-    tui, run, plugins, check, lessons, lesson, compare, sweep = build_parser()
+    tui, run, plugins, check, lessons, lesson, compare, sweep, land = build_parser()
     try:
         if argv and argv[0] == "run":
             return cmd_run(run.parse_args(argv[1:]))
@@ -133,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plugins(plugins.parse_args(argv[1:]))
         if argv and argv[0] == "check-plugin":
             return cmd_check_plugin(check.parse_args(argv[1:]))
+        if argv and argv[0] == "landscape":
+            return cmd_landscape(land.parse_args(argv[1:]))
         if argv and argv[0] == "sweep":
             return cmd_sweep(sweep.parse_args(argv[1:]))
         if argv and argv[0] == "compare":
@@ -448,7 +470,8 @@ def cmd_sweep(args) -> int:
 
     def progress(done: int, total: int, summary) -> None:
         how = "done earlier" if summary.skipped else f"{summary.seconds:.1f} s"
-        _err(f"[{done}/{total}] {summary.run}: loss {summary.loss if summary.loss is None else format(summary.loss, '.4g')}, {summary.state} ({how})")
+        loss = "-" if summary.loss is None else format(summary.loss, ".4g")
+        _err(f"[{done}/{total}] {summary.run}: loss {loss}, {summary.state} ({how})")
 
     client = sw.dask_client(args.scheduler) if args.scheduler else None
     try:
@@ -461,3 +484,37 @@ def cmd_sweep(args) -> int:
     print(sw.summary_table(summaries))
     _err(f"nnsim: runs and summary.csv in {args.out}")
     return EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim landscape
+
+def cmd_landscape(args) -> int:
+    from nnsim.config import parse_set
+    from nnsim.landscape import Landscape
+
+    specs = [parse_set(f"o={text}")[1] for text in args.optimizers] or \
+        ["sgd", "momentum", "nesterov", "adam"]
+    params = {}
+    if args.condition is not None:
+        if not args.condition >= 1:
+            raise UsageError(f"nnsim landscape: --condition must be 1 or more, got "
+                             f"{args.condition}")
+        params["condition"] = args.condition
+    if args.noise is not None:
+        if not args.noise >= 0:
+            raise UsageError(f"nnsim landscape: --noise must be 0 or more, got {args.noise}")
+        params["noise"] = args.noise
+    if args.lr is not None and not 0 < args.lr <= 10:
+        raise UsageError(f"nnsim landscape: --lr must be in (0, 10], got {args.lr}")
+    if args.steps < 1:
+        raise UsageError(f"nnsim landscape: --steps must be 1 or more, got {args.steps}")
+    land = Landscape(args.surface, specs, lr=args.lr, seed=args.seed, **params)
+    if args.headless:
+        land.run(args.steps)
+        print(land.report())
+        return EXIT_OK
+    from nnsim.tui.landscape import LandscapeApp
+
+    app = LandscapeApp(land, paused=args.paused)
+    app.run()
+    return app.return_code or EXIT_OK

@@ -290,7 +290,7 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _component(key: str, value: Any, family: str, registry: Registry,
+def validate_component(key: str, value: Any, family: str, registry: Registry,
                extra: Mapping[str, Any] | None = None) -> Spec:
     """Validate a component given as a name or a table {name = ..., hyperparameter = ...}."""
     if isinstance(value, str):
@@ -341,7 +341,7 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
         declared = {}
     _check_keys("data", d, [*SCHEMA["data"], *declared])
     data_extra = {k: v for k, v in d.items() if k not in SCHEMA["data"]}
-    dataset = _component("data.name", d["name"], "dataset", registry, data_extra)
+    dataset = validate_component("data.name", d["name"], "dataset", registry, data_extra)
     data = DataConfig(
         dataset=dataset,
         validation=_number("data.validation", d["validation"], 0.0, 0.9),
@@ -357,13 +357,15 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
             or len(hidden) > 64):
         raise ConfigError("model.hidden", f"expected a list of 1 to 64 widths in [1, 8192], "
                                           f"e.g. [64, 64], got {hidden!r}")
+    def component(key: str, family: str) -> Spec:
+        return validate_component(f"model.{key}", m[key], family, registry)
+
     model = ModelConfig(
         hidden=tuple(hidden),
-        activation=_component("model.activation", m["activation"], "activation", registry),
-        initializer=_component("model.initializer", m["initializer"], "initializer", registry),
-        bias_initializer=_component("model.bias_initializer", m["bias_initializer"],
-                                    "initializer", registry),
-        normalizer=_component("model.normalizer", m["normalizer"], "normalizer", registry),
+        activation=component("activation", "activation"),
+        initializer=component("initializer", "initializer"),
+        bias_initializer=component("bias_initializer", "initializer"),
+        normalizer=component("normalizer", "normalizer"),
         norm_position=_choice("model.norm_position", m["norm_position"], NORM_POSITIONS),
         dropout=_number("model.dropout", m["dropout"], 0.0, 1.0, high_open=True),
         dtype=_choice("model.dtype", m["dtype"], DTYPES),
@@ -371,7 +373,8 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
 
     o = sections["optimizer"]
     opt_extra = {k: v for k, v in o.items() if k != "name"}
-    optimizer = _component("optimizer.name", o["name"], "optimizer", registry, opt_extra)
+    optimizer = validate_component("optimizer.name", o["name"], "optimizer", registry,
+                                   opt_extra)
 
     t = sections["train"]
     _check_keys("train", t, SCHEMA["train"])

@@ -1,0 +1,195 @@
+"""`nnsim landscape`: optimizers' paths over a two-parameter surface's contour map, live."""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+
+from nnsim.landscape import SURFACES, Landscape
+from nnsim.tui.render import PALETTE, fmt
+from nnsim.tui.views import View
+
+SPEEDS = (1, 2, 5, 10, 25)
+BANDS = 9  # contour bands, from the lowest f to the highest
+BAND_COLOURS = [f"#{int(20 + 9 * i):02x}{int(28 + 11 * i):02x}{int(48 + 13 * i):02x}"
+                for i in range(BANDS)]
+
+
+def _rgb(k: int) -> str:
+    r, g, b = PALETTE[k % len(PALETTE)]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+class LandscapeView(View):
+    """The contour map (log-spaced bands of f), each path's trail and head, and the
+    optimizer's first state vector (velocity, or Adam's m) as a short arrow."""
+
+    landscape: Landscape | None = None
+
+    def show_landscape(self, landscape: Landscape) -> None:
+        self.landscape = landscape
+        self.frame = object()  # a new frame for the strip cache
+        self.refresh()
+
+    def lines(self, width: int, height: int) -> list[Text]:
+        land = self.landscape
+        if land is None:
+            return [Text("")]
+        cols, rows = max(width, 10), max(height - len(land.paths) - 1, 4)
+        s = land.surface
+        x0, x1, y0, y1 = s.extent
+        xs = np.linspace(x0, x1, cols)
+        ys = np.linspace(y1, y0, rows * 2)
+        X, Y = np.meshgrid(xs, ys)
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = s.value(X, Y)
+        low = float(np.nanmin(f))
+        level = np.log1p(np.clip(f - low, 0, None))
+        level = np.floor(level / max(float(np.nanmax(level)), 1e-12) * (BANDS - 1e-9))
+        band = np.nan_to_num(level, nan=BANDS - 1).astype(int)
+
+        def cell(x: float, y: float) -> tuple[int, int] | None:
+            c = round((x - x0) / (x1 - x0) * (cols - 1))
+            r = round((y1 - y) / (y1 - y0) * (rows * 2 - 1)) // 2
+            return (r, c) if 0 <= r < rows and 0 <= c < cols else None
+
+        marks: dict[tuple[int, int], tuple[str, str]] = {}
+        for m in s.minima:
+            at = cell(*m)
+            if at:
+                marks[at] = ("✕", "bold white")
+        for k, path in reversed(list(enumerate(land.paths))):
+            colour = _rgb(k)
+            for x, y in path.points[-400:]:
+                at = cell(x, y)
+                if at and at not in marks:
+                    marks[at] = ("·", colour)
+            v = path.velocity
+            if v is not None and np.isfinite(v).all() and np.linalg.norm(v) > 0:
+                x, y = path.points[-1]
+                direction = -v / np.linalg.norm(v)  # the step goes against v
+                span = 0.15 * min(x1 - x0, y1 - y0)
+                for t in np.linspace(0.2, 1.0, 5):
+                    at = cell(x + t * span * direction[0], y + t * span * direction[1])
+                    if at:
+                        marks[at] = ("∙" if t < 1.0 else "➤", f"bold {colour}")
+            at = cell(*path.points[-1])
+            if at:
+                marks[at] = ("●", f"bold {colour}")
+
+        lines = []
+        for r in range(rows):
+            text = Text()
+            top, bottom = band[2 * r].tolist(), band[2 * r + 1].tolist()
+            run_style, run = None, []
+            for c in range(cols):
+                mark = marks.get((r, c))
+                if mark:
+                    ch, style = mark[0], f"{mark[1]} on {BAND_COLOURS[bottom[c]]}"
+                else:
+                    ch, style = "▀", f"{BAND_COLOURS[top[c]]} on {BAND_COLOURS[bottom[c]]}"
+                if style != run_style and run:
+                    text.append("".join(run), run_style)
+                    run = []
+                run_style = style
+                run.append(ch)
+            text.append("".join(run), run_style)
+            lines.append(text)
+        lines.append(Text(f"{s.title}; darker = lower; ✕ minimum; arrows: the optimizer's "
+                          "state (velocity, m) as the direction it pushes", style="dim"))
+        for k, path in enumerate(land.paths):
+            x, y = path.points[-1]
+            state = ("diverged at step %d" % path.diverged_at if path.diverged_at else
+                     "converged at step %d" % path.converged_at if path.converged_at else
+                     "distance to the minimum " + fmt(s.distance(np.array([x, y]))))
+            line = Text()
+            line.append("■ ", _rgb(k))
+            line.append(f"{path.label:<22}", "bold")
+            line.append(f" f = {fmt(s.value(x, y))}  {state}")
+            lines.append(line)
+        for line in lines:
+            line.no_wrap, line.overflow = True, "crop"
+        return lines
+
+
+class LandscapeApp(App):
+    """Optimizers racing on a loss surface."""
+
+    TITLE = "nnsim landscape"
+    BINDINGS = [
+        Binding("space", "toggle", "Play/pause"),
+        Binding("n", "step", "Step"),
+        Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
+        Binding("minus", "slower", "Slower", key_display="-"),
+        Binding("r", "reset", "Reset"),
+        Binding("s", "surface", "Next surface"),
+        Binding("q", "quit", "Quit"),
+    ]
+    CSS = "#status { height: 1; padding: 0 1; background: $boost; }"
+
+    def __init__(self, landscape: Landscape, paused: bool = False) -> None:
+        super().__init__()
+        self.landscape = landscape
+        self.paused = paused
+        self.speed = 1
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield LandscapeView(id="landscape")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / 30, self.tick)
+        self.draw()
+
+    def tick(self) -> None:
+        if self.paused or self.landscape_done():
+            return
+        for _ in range(SPEEDS[self.speed]):
+            self.landscape.step()
+        self.draw()
+
+    def landscape_done(self) -> bool:
+        return all(p.diverged_at is not None or p.streak >= 20 for p in self.landscape.paths)
+
+    def draw(self) -> None:
+        land = self.landscape
+        state = "done" if self.landscape_done() else ("paused" if self.paused else "running")
+        self.query_one("#status", Static).update(Text.assemble(
+            (f" {state} ", "bold"), f"  step {land.step_count}  ",
+            (f"{land.surface_name}", "bold cyan"), f"  speed {SPEEDS[self.speed]}/frame"),
+            layout=False)
+        self.query_one(LandscapeView).show_landscape(land)
+
+    def action_toggle(self) -> None:
+        self.paused = not self.paused
+        self.draw()
+
+    def action_step(self) -> None:
+        self.paused = True
+        self.landscape.step()
+        self.draw()
+
+    def action_faster(self) -> None:
+        self.speed = min(self.speed + 1, len(SPEEDS) - 1)
+        self.draw()
+
+    def action_slower(self) -> None:
+        self.speed = max(self.speed - 1, 0)
+        self.draw()
+
+    def action_reset(self) -> None:
+        self.landscape.reset()
+        self.draw()
+
+    def action_surface(self) -> None:
+        names = list(SURFACES)
+        land = self.landscape
+        land.surface_name = names[(names.index(land.surface_name) + 1) % len(names)]
+        land.start_override = None
+        land.reset()
+        self.draw()
+
