@@ -89,6 +89,9 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     compare.add_argument("--steps", type=int, metavar="N",
                          help="steps per run (default train.steps)")
     compare.add_argument("--json", action="store_true", help="every run's last record as JSON")
+    compare.add_argument("--tui", action="store_true",
+                         help="watch the runs side by side, live, instead of printing a table")
+    compare.add_argument("--paused", action="store_true", help="with --tui: open paused")
     sweep = Parser(prog="nnsim sweep",
                    description="Every combination of a grid of settings, in worker processes; "
                                "one JSONL per run, a summary table and summary.csv. Run it "
@@ -440,6 +443,13 @@ def cmd_compare(args) -> int:
     runs = cmp.variants(config, cmp.parse_vary(args.vary))
     if len(runs) < 2:
         raise UsageError("nnsim compare: --vary needs two or more values to compare")
+    if args.tui:
+        from nnsim.engine.lockstep import Lockstep
+        from nnsim.tui.compare import CompareApp
+
+        app = CompareApp(Lockstep(runs, paused=args.paused))
+        app.run()
+        return app.return_code or EXIT_OK
     steps = config.train.steps if args.steps is None else args.steps
     if steps < 1:
         raise UsageError(f"nnsim compare: --steps must be 1 or more, got {steps}")

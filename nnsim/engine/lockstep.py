@@ -1,0 +1,67 @@
+"""`Lockstep`: several runs stepped together on one training thread, for side-by-side views.
+
+It is a Runner (same play, pause, step, speed and reset controls) whose every step steps each
+run once. A run that diverges or stops early waits while the others go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from nnsim.config import Config
+from nnsim.engine.history import History
+from nnsim.engine.runner import Runner
+from nnsim.engine.simulation import Simulation
+from nnsim.errors import NnsimError
+from nnsim.pluginmanager import Registry
+
+
+class Lockstep(Runner):
+    def __init__(self, runs: Sequence[tuple[str, Config]], registry: Registry | None = None,
+                 paused: bool = False, capacity: int = 4096, speed: int = 3) -> None:
+        super().__init__(runs[0][1], registry, paused=paused, capacity=capacity, speed=speed)
+        self.labels = [label for label, _ in runs]
+        self.sims = {self.labels[0]: self.sim}
+        self.sims.update({label: Simulation(config, self.sim.registry)
+                          for label, config in runs[1:]})
+        self.histories = {label: History(capacity) for label in self.labels}
+        self.history = self.histories[self.labels[0]]
+
+    def halted(self, label: str) -> bool:
+        sim = self.sims[label]
+        return sim.divergence is not None or sim.stopped is not None
+
+    def _advance(self, n: int) -> bool:
+        for _ in range(n):
+            if self.message or all(self.halted(label) for label in self.labels):
+                return False
+            for label in self.labels:
+                if self.halted(label):
+                    continue
+                try:
+                    record = self.sims[label].step()
+                except NnsimError as exc:
+                    self._halt(f"{label}: {exc}")
+                    return False
+                self.histories[label].append(record)
+            self._count(self.sims[self.labels[0]].last or record)
+            self.version += 1
+        return True
+
+    @property
+    def state(self) -> str:
+        if self.message:
+            return "halted"
+        if all(self.halted(label) for label in self.labels):
+            return "finished"
+        return "paused" if self.paused else "running"
+
+    def reset(self, seed: int | None = None) -> None:
+        def rebuild():
+            for sim in self.sims.values():
+                sim.reset(seed)
+            for history in self.histories.values():
+                history.clear()
+            self._after_rebuild()
+            self._changed()
+        self.submit(rebuild)

@@ -1,0 +1,165 @@
+"""`nnsim compare --tui`: runs side by side, per-layer statistics aligned, stepped in lockstep."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from nnsim.engine.lockstep import Lockstep
+from nnsim.tui.render import PALETTE, fmt, sparkline
+from nnsim.tui.views import LABEL_WIDTH, VALUE_WIDTH, View, _layer_series
+
+METRICS = (("grad_norm", "‖∂L/∂W‖", True), ("act_std", "act std", True),
+           ("update_ratio", "‖ΔW‖/‖W‖", True), ("saturated", "saturated", False),
+           ("dead", "dead", False), ("step_size", "step ‖ΔW‖/‖∂L/∂W‖", True))
+
+
+def _rgb(k: int) -> str:
+    r, g, b = PALETTE[k % len(PALETTE)]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+class CompareView(View):
+    """One metric at a time: a row per layer, a column per run, on one shared scale."""
+
+    runner: Lockstep | None = None
+    metric = 0
+
+    def show_runs(self, runner: Lockstep) -> None:
+        self.runner = runner
+        self.frame = (runner.version, self.metric)
+        self.refresh()
+
+    def lines(self, width: int, height: int) -> list[Text]:
+        runner = self.runner
+        if runner is None:
+            return [Text("")]
+        field, title, log = METRICS[self.metric]
+        labels = runner.labels
+        cell = max((width - LABEL_WIDTH) // len(labels), VALUE_WIDTH + 5)
+        spark = cell - VALUE_WIDTH - 2
+        records = {label: runner.histories[label].snapshot(spark) for label in labels}
+        lines = []
+        head = Text(f"{'':<{LABEL_WIDTH}}")
+        for k, label in enumerate(labels):
+            head.append(f"{label[:cell - 1]:<{cell}}", f"bold {_rgb(k)}")
+        lines.append(head)
+        for name, attr in (("loss", "loss"), ("accuracy", "accuracy")):
+            row = Text(f"{name:<{LABEL_WIDTH}}", "bold")
+            for k, label in enumerate(labels):
+                recs = records[label]
+                value = getattr(recs[-1], attr) if recs else None
+                state = ""
+                sim = runner.sims[label]
+                if name == "loss" and sim.divergence is not None:
+                    state = " diverged"
+                row.append(f"{fmt(value) + state:<{cell}}", _rgb(k))
+            lines.append(row)
+        lines.append(Text(""))
+        lines.append(Text(f"{title} per layer" + (" (log scale, shared)" if log else
+                                                  " (0 to 100%)") + "   m: next statistic",
+                          "bold"))
+        depth = max((len(r[-1].layers) for r in records.values() if r), default=0)
+        series = {label: [_layer_series(records[label], i, field) for i in range(depth)]
+                  for label in labels}
+        finite = [v for per in series.values() for s in per for v in s
+                  if v is not None and math.isfinite(v) and (v > 0 or not log)]
+        if log and finite:
+            lo, hi = math.log10(min(finite)), math.log10(max(finite))
+        else:
+            lo, hi = 0.0, 1.0
+        block = max(1, min(4, (height - len(lines) - 1) // max(depth, 1) - 1))
+        for i in range(depth):
+            kinds = [records[label][-1].layers[i].kind for label in labels
+                     if records[label] and i < len(records[label][-1].layers)]
+            name = f"L{i + 1}" + (" out" if kinds and all(k == "output" for k in kinds) else "")
+            rows = [Text(f"{name if r == 0 else '':<{LABEL_WIDTH}}", "bold")
+                    for r in range(block)]
+            for k, label in enumerate(labels):
+                values = series[label][i] if i < len(series[label]) else []
+                value = values[-1] if values else None
+                chars = sparkline(values, spark, lo, hi, log, block)
+                for r, part in enumerate(chars):
+                    rows[r].append(part, _rgb(k))
+                    text = fmt(value) if r == 0 else ""
+                    rows[r].append(f" {text:>{VALUE_WIDTH}} ", _rgb(k))
+            lines += rows + [Text("")]
+        for line in lines:
+            line.no_wrap, line.overflow = True, "crop"
+        return lines
+
+
+class CompareApp(App):
+    """Runs that differ in chosen settings, side by side."""
+
+    TITLE = "nnsim compare"
+    BINDINGS = [
+        Binding("space", "toggle", "Play/pause"),
+        Binding("n", "step", "Step"),
+        Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
+        Binding("minus", "slower", "Slower", key_display="-"),
+        Binding("r", "reset", "Reset"),
+        Binding("m", "metric", "Next statistic"),
+        Binding("q", "quit", "Quit"),
+    ]
+    CSS = "#status { height: 1; padding: 0 1; background: $boost; }"
+
+    def __init__(self, runner: Lockstep) -> None:
+        super().__init__()
+        self.runner = runner
+        self._drawn: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield CompareView(id="compare")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / 30, self.tick)
+        self.train()
+        self.tick()
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def train(self) -> None:
+        worker = get_current_worker()
+        self.runner.loop(lambda: worker.is_cancelled)
+
+    def tick(self) -> None:
+        view = self.query_one(CompareView)
+        key = (self.runner.version, view.metric)
+        if key == self._drawn:
+            return
+        self._drawn = key
+        runner = self.runner
+        step = runner.sim.step_count
+        self.query_one("#status", Static).update(Text.assemble(
+            (f" {runner.state} ", "bold"), f"  step {step:,}  {len(runner.labels)} runs in "
+            f"lockstep from seed {runner.sim.config.seed}  speed {runner.speed_text}",
+            (f"  {runner.message}" if runner.message else "", "bold red")), layout=False)
+        view.show_runs(runner)
+
+    def action_toggle(self) -> None:
+        self.runner.toggle()
+
+    def action_step(self) -> None:
+        self.runner.step_once()
+
+    def action_faster(self) -> None:
+        self.runner.faster()
+
+    def action_slower(self) -> None:
+        self.runner.slower()
+
+    def action_reset(self) -> None:
+        self.runner.reset()
+
+    def action_metric(self) -> None:
+        view = self.query_one(CompareView)
+        view.metric = (view.metric + 1) % len(METRICS)
+        self.tick()

@@ -1,0 +1,66 @@
+"""Side by side in the TUI: lockstep runs, aligned per-layer statistics."""
+
+import json
+import time
+
+from nnsim.compare import parse_vary, variants
+from nnsim.engine import Simulation
+from nnsim.engine.lockstep import Lockstep
+from nnsim.tui.compare import METRICS, CompareApp, CompareView
+from tests.helpers import small_config
+
+
+def runs(*vary, base=small_config()):
+    return variants(base, parse_vary(list(vary)))
+
+
+def test_lockstep_records_equal_independent_runs_and_a_diverged_run_waits():
+    wild = small_config(("model.activation", "relu"), ("optimizer.name", "sgd"),
+                        ("model.initializer", "he_normal"), ("model.hidden", [64, 64, 64]))
+    pairs = runs("optimizer.lr=0.05,10.0", base=wild)
+    lock = Lockstep(pairs, paused=True)
+    lock.advance(40)
+    lock.run_pending()
+    for label, config in pairs:
+        alone = [json.dumps(r.to_dict()) for r in Simulation(config).run(40)]
+        mine = [json.dumps(r.to_dict()) for r in lock.histories[label].snapshot()]
+        assert mine == alone[:len(mine)]
+    healthy, wild = (lock.histories[label] for label, _ in pairs)
+    assert len(healthy) == 40 and len(wild) < 40  # lr 10 diverged and stopped; lr 0.05 went on
+    assert lock.sims[pairs[1][0]].divergence is not None
+
+
+async def test_compare_app_keys_and_metrics():
+    app = CompareApp(Lockstep(runs("optimizer.name=sgd,momentum"), paused=True))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.press("n", "n")
+        deadline = time.monotonic() + 10
+        while app.runner.sim.step_count < 2:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        assert all(len(h) == 2 for h in app.runner.histories.values())
+        view = app.query_one(CompareView)
+        for k in range(len(METRICS)):
+            text = "\n".join(line.plain for line in view.lines(116, 30))
+            assert f"{METRICS[k][1]} per layer" in text
+            assert "optimizer=sgd" in text and "optimizer=momentum" in text
+            await pilot.press("m")
+        assert view.metric == 0
+        await pilot.press("r")
+        deadline = time.monotonic() + 10
+        while app.runner.sim.step_count:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+
+
+def test_compare_snapshot(snap_compare):
+    async def run_before(pilot):
+        pilot.app.runner.advance(40)
+        deadline = time.monotonic() + 20
+        while pilot.app.runner.sim.step_count < 40:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        await pilot.pause(0.2)
+
+    app = CompareApp(Lockstep(runs("optimizer.name=sgd,momentum"), paused=True))
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
