@@ -263,7 +263,8 @@ class Lesson(Component):
     `runs` maps a label to config overrides (dotted keys, as with --set), applied on top of
     the defaults and `base`; each run trains for `steps` steps from the same seed. `check`
     gets, per label, the run's records and its final Simulation, and returns a Verdict.
-    `watch` says in words where to look; `panel` is the TUI panel to open on.
+    `watch` says in words where to look; `panel` is the TUI panel to open on and `focus` the
+    layer statistic (a LayerRecord field) the layer table shows first.
     """
 
     family = "lesson"
@@ -271,6 +272,7 @@ class Lesson(Component):
     explanation: ClassVar[str] = ""
     watch: ClassVar[str] = ""
     panel: ClassVar[str] = "layers"
+    focus: ClassVar[str] = ""
     base: ClassVar[dict[str, Any]] = {}
     runs: ClassVar[dict[str, dict[str, Any]]] = {}
     steps: ClassVar[int] = 300

@@ -52,6 +52,7 @@ class SigmoidVanishing(Lesson):
     """Sigmoid gradients vanish with depth; ReLU's do not."""
 
     name = "sigmoid_vanishing"
+    focus = "grad_norm"
     title = "Sigmoid gradients vanish with depth, ReLU's do not"
     explanation = ("The sigmoid's derivative is at most 0.25, so every layer the gradient "
                    "flows back through multiplies it by a quarter or less: eight layers down, "
@@ -77,6 +78,7 @@ class TanhSaturation(Lesson):
     """Too-large initial weights saturate tanh."""
 
     name = "tanh_saturation"
+    focus = "saturated"
     title = "tanh saturates under too-large initial weights"
     explanation = ("With N(0, 1) weights a unit sums 32 inputs of size about one: its input is "
                    "far out on tanh's flat tails, where the derivative is nearly zero. Most "
@@ -101,6 +103,7 @@ class DeadRelu(Lesson):
     """A negative bias kills ReLUs; leaky ReLU and PReLU keep their units alive."""
 
     name = "dead_relu"
+    focus = "dead"
     title = "Dead ReLUs, and leaky ReLU / PReLU keeping units alive"
     explanation = ("A ReLU whose input is negative for every example passes no gradient: it "
                    "is dead and nothing will revive it. A negative bias (or a step that "
@@ -132,6 +135,7 @@ class ConstantInit(Lesson):
     """Constant initialization keeps every unit of a layer identical forever."""
 
     name = "constant_init"
+    focus = "act_std"
     title = "Constant initialization keeps every unit of a layer identical forever"
     explanation = ("If every weight starts equal, every unit of a layer computes the same "
                    "output, receives the same gradient and takes the same step: they stay "
@@ -162,6 +166,7 @@ class InitScale(Lesson):
     """Small random weights shrink activations; Xavier and He keep their spread."""
 
     name = "init_scale"
+    focus = "act_std"
     title = "N(0, 0.01) shrinks activations; Xavier keeps tanh's, He keeps ReLU's"
     explanation = ("Each layer multiplies the spread of its input by about √fan_in·σ. With "
                    "σ = 0.01 and 256 inputs that is 0.16: the activations shrink sixfold "
@@ -195,6 +200,7 @@ class BatchNormRescue(Lesson):
     """Batch norm rescues a bad initialization and trains at a higher learning rate."""
 
     name = "batchnorm_rescue"
+    focus = "act_std"
     title = "Batch norm rescues a bad initialization and takes a higher learning rate"
     explanation = ("N(0, 0.01) weights squeeze a deep tanh network's activations towards "
                    "zero and its gradients with them: it barely learns. Batch norm "
@@ -288,6 +294,7 @@ class BatchNoise(Lesson):
     """Gradient noise shrinks as the batch grows."""
 
     name = "batch_noise"
+    focus = "grad_norm"
     title = "Noisy gradients: the noise shrinks with the batch size"
     explanation = ("A minibatch gradient is an estimate of the full gradient from a sample: "
                    "its noise falls like 1/√batch. With 8 examples the gradient norm jumps "
@@ -343,6 +350,7 @@ class Preprocessing(Lesson):
     """Standardizing or whitening the inputs speeds training."""
 
     name = "preprocessing"
+    focus = "saturated"
     title = "Standardizing or whitening the inputs speeds training"
     explanation = ("Raw inputs that sit far from zero and differ in scale make the first "
                    "layer's units saturate and the loss surface lopsided. Subtracting the "

@@ -80,7 +80,8 @@ class LessonPanel(Static):
     """The lesson beside the live views: what it claims, where to look, its runs, its check."""
 
     DEFAULT_CSS = """
-    LessonPanel { width: 40; height: 1fr; padding: 0 1; border-left: solid $accent; }
+    LessonPanel { width: 34%; min-width: 28; max-width: 48; height: 1fr; padding: 0 1;
+                  border-left: solid $accent; }
     """
 
     def show(self, lesson: Lesson, current: str, verdict: str) -> None:
@@ -214,7 +215,8 @@ class NnsimApp(App):
             state=runner.state, message=runner.message, rate=runner.rate,
             speed=runner.speed_text, activation=sim.config.model.activation.name,
             optimizer=sim.config.optimizer.name, lr=sim.lr, grid=runner.grid,
-            extras={"input_dim": sim.data.input_dim})
+            extras={"input_dim": sim.data.input_dim,
+                    "focus": self.lesson.focus if self.lesson is not None else ""})
 
     def tick(self) -> None:
         """Redraw from the newest records, if anything changed since the last frame."""

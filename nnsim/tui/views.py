@@ -263,6 +263,8 @@ class LayersView(View):
         for name in state_names[:1]:
             cols.append(Column(f"‖{name}‖ (log)", name, log=True, style="blue",
                                short=f"‖{name[0]}‖"))
+        focus = frame.extras.get("focus")  # a lesson's statistic comes first
+        cols.sort(key=lambda col: col.field != focus)
         return cols
 
     def draw(self, frame: Frame, width: int, height: int):
