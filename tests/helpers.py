@@ -3,6 +3,7 @@
 import numpy as np
 
 from nnsim.config import Config
+from nnsim.testing import numeric_grad  # noqa: F401  (the tests' central differences)
 
 
 def small_config(*overrides: tuple[str, object]) -> Config:
@@ -14,23 +15,6 @@ def small_config(*overrides: tuple[str, object]) -> Config:
         "train": {"batch_size": 16, "eval_every": 10},
     })
     return base.with_overrides(list(overrides))
-
-
-def numeric_grad(f, x: np.ndarray, eps: float = 1e-6, indices=None) -> np.ndarray:
-    """∂f/∂x by central differences at the chosen flat indices (all by default); x is
-    perturbed in place and restored."""
-    flat = x.reshape(-1)
-    idx = range(flat.size) if indices is None else indices
-    out = np.zeros(flat.size)
-    for i in idx:
-        old = flat[i]
-        flat[i] = old + eps
-        up = f()
-        flat[i] = old - eps
-        down = f()
-        flat[i] = old
-        out[i] = (up - down) / (2 * eps)
-    return out.reshape(x.shape)
 
 
 def assert_close(analytic, numeric, rtol=1e-5, atol=1e-8):

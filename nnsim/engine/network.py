@@ -251,12 +251,7 @@ class Network:
             layer.h_in = h
             norm = layer.norm
             if norm is not None and not layer.norm_after:
-                self._where = (norm, "forward")
-                y = norm.forward(z, training)
-                self._where = None
-                if type(y) is not np.ndarray or y.shape != z.shape or y.dtype != z.dtype:
-                    _check_shape(norm, "forward", y, z)
-                z = y
+                z = self._norm_forward(norm, z, training)
             act = layer.activation
             self._where = (act, "forward")
             a = act.forward(z)
@@ -266,12 +261,7 @@ class Network:
             layer.z, layer.a = z, a
             h = a
             if norm is not None and layer.norm_after:
-                self._where = (norm, "forward")
-                y = norm.forward(h, training)
-                self._where = None
-                if type(y) is not np.ndarray or y.shape != h.shape or y.dtype != h.dtype:
-                    _check_shape(norm, "forward", y, h)
-                h = y
+                h = self._norm_forward(norm, h, training)
             if training and layer.dropout > 0.0:
                 if layer.fixed_mask is not None:
                     mask = layer.fixed_mask
@@ -289,6 +279,14 @@ class Network:
             logits += self.output.b
             return logits
         return h @ self.output.W + self.output.b
+
+    def _norm_forward(self, norm: Normalizer, x: np.ndarray, training: bool) -> np.ndarray:
+        self._where = (norm, "forward")
+        y = norm.forward(x, training)
+        self._where = None
+        if type(y) is not np.ndarray or y.shape != x.shape or y.dtype != x.dtype:
+            _check_shape(norm, "forward", y, x)
+        return y
 
     def _norm_backward(self, layer: HiddenLayer, g: np.ndarray) -> np.ndarray:
         norm = layer.norm

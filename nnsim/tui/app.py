@@ -14,13 +14,13 @@ from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static, Tab, Tabs
-from textual.worker import get_current_worker
 
 from nnsim.components import Lesson
 from nnsim.config import Config, load
 from nnsim.engine.runner import Runner
 from nnsim.errors import NnsimError
 from nnsim.pluginmanager import Registry, default_registry
+from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
 from nnsim.tui.render import fmt
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
 from nnsim.tui.views import (BoundaryView, CurvesView, DistributionsView, Frame, LayersView,
@@ -105,17 +105,13 @@ class LessonPanel(Static):
         self.update(text)
 
 
-class NnsimApp(App):
+class NnsimApp(RunnerControls, App):
     """Watch a deep network train, live, layer by layer."""
 
     TITLE = "nnsim"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("space", "toggle", "Play/pause"),
-        Binding("n", "step", "Step"),
-        Binding("plus,equals_sign,right_square_bracket", "faster", "Faster", key_display="+"),
-        Binding("minus,left_square_bracket", "slower", "Slower", key_display="-"),
-        Binding("r", "reset", "Reset"),
+        *CONTROL_BINDINGS,
         Binding("e", "reseed", "New seed"),
         Binding("s", "settings", "Settings"),
         Binding("p", "plugins", "Plugins"),
@@ -186,11 +182,6 @@ class NnsimApp(App):
         self.set_interval(1 / REFRESH_HZ, self.tick)
         self.train()
         self.tick()
-
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def train(self) -> None:
-        worker = get_current_worker()
-        self.runner.loop(lambda: worker.is_cancelled)
 
     # ------------------------------------------------------------ drawing
 
@@ -315,20 +306,8 @@ class NnsimApp(App):
 
     # ------------------------------------------------------------ actions
 
-    def action_toggle(self) -> None:
-        self.runner.toggle()
-
-    def action_step(self) -> None:
-        self.runner.step_once()
-
-    def action_faster(self) -> None:
-        self.runner.faster()
-
-    def action_slower(self) -> None:
-        self.runner.slower()
-
     def action_reset(self) -> None:
-        self.runner.reset()
+        super().action_reset()
         self.notify("Reset: same seed, same run.", timeout=2)
 
     def action_reseed(self) -> None:

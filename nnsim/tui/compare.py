@@ -5,24 +5,19 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
-from textual.worker import get_current_worker
 
 from nnsim.engine.lockstep import Lockstep
-from nnsim.tui.render import PALETTE, fmt, sparkline
-from nnsim.tui.views import LABEL_WIDTH, VALUE_WIDTH, View, _layer_series
+from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
+from nnsim.tui.render import fmt, palette_colour, sparkline
+from nnsim.tui.views import LABEL_WIDTH, VALUE_WIDTH, View, _layer_series, crop_lines
 
 METRICS = (("grad_norm", "‖∂L/∂W‖", True), ("act_std", "act std", True),
            ("update_ratio", "‖ΔW‖/‖W‖", True), ("saturated", "saturated", False),
            ("dead", "dead", False), ("step_size", "step ‖ΔW‖/‖∂L/∂W‖", True))
 
-
-def _rgb(k: int) -> str:
-    r, g, b = PALETTE[k % len(PALETTE)]
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 class CompareView(View):
@@ -48,7 +43,7 @@ class CompareView(View):
         lines = []
         head = Text(f"{'':<{LABEL_WIDTH}}")
         for k, label in enumerate(labels):
-            head.append(f"{label[:cell - 1]:<{cell}}", f"bold {_rgb(k)}")
+            head.append(f"{label[:cell - 1]:<{cell}}", f"bold {palette_colour(k)}")
         lines.append(head)
         for name, attr in (("loss", "loss"), ("accuracy", "accuracy")):
             row = Text(f"{name:<{LABEL_WIDTH}}", "bold")
@@ -59,7 +54,7 @@ class CompareView(View):
                 sim = runner.sims[label]
                 if name == "loss" and sim.divergence is not None:
                     state = " diverged"
-                row.append(f"{fmt(value) + state:<{cell}}", _rgb(k))
+                row.append(f"{fmt(value) + state:<{cell}}", palette_colour(k))
             lines.append(row)
         lines.append(Text(""))
         lines.append(Text(f"{title} per layer" + (" (log scale, shared)" if log else
@@ -86,25 +81,19 @@ class CompareView(View):
                 value = values[-1] if values else None
                 chars = sparkline(values, spark, lo, hi, log, block)
                 for r, part in enumerate(chars):
-                    rows[r].append(part, _rgb(k))
+                    rows[r].append(part, palette_colour(k))
                     text = fmt(value) if r == 0 else ""
-                    rows[r].append(f" {text:>{VALUE_WIDTH}} ", _rgb(k))
+                    rows[r].append(f" {text:>{VALUE_WIDTH}} ", palette_colour(k))
             lines += rows + [Text("")]
-        for line in lines:
-            line.no_wrap, line.overflow = True, "crop"
-        return lines
+        return crop_lines(lines)
 
 
-class CompareApp(App):
+class CompareApp(RunnerControls, App):
     """Runs that differ in chosen settings, side by side."""
 
     TITLE = "nnsim compare"
     BINDINGS = [
-        Binding("space", "toggle", "Play/pause"),
-        Binding("n", "step", "Step"),
-        Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
-        Binding("minus", "slower", "Slower", key_display="-"),
-        Binding("r", "reset", "Reset"),
+        *CONTROL_BINDINGS,
         Binding("m", "metric", "Next statistic"),
         Binding("q", "quit", "Quit"),
     ]
@@ -125,11 +114,6 @@ class CompareApp(App):
         self.train()
         self.tick()
 
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def train(self) -> None:
-        worker = get_current_worker()
-        self.runner.loop(lambda: worker.is_cancelled)
-
     def tick(self) -> None:
         view = self.query_one(CompareView)
         key = (self.runner.version, view.metric)
@@ -143,21 +127,6 @@ class CompareApp(App):
             f"lockstep from seed {runner.sim.config.seed}  speed {runner.speed_text}",
             (f"  {runner.message}" if runner.message else "", "bold red")), layout=False)
         view.show_runs(runner)
-
-    def action_toggle(self) -> None:
-        self.runner.toggle()
-
-    def action_step(self) -> None:
-        self.runner.step_once()
-
-    def action_faster(self) -> None:
-        self.runner.faster()
-
-    def action_slower(self) -> None:
-        self.runner.slower()
-
-    def action_reset(self) -> None:
-        self.runner.reset()
 
     def action_metric(self) -> None:
         view = self.query_one(CompareView)

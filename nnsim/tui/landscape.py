@@ -9,18 +9,15 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from nnsim.landscape import SURFACES, Landscape
-from nnsim.tui.render import PALETTE, fmt
-from nnsim.tui.views import View
+from nnsim.tui.controls import CONTROL_BINDINGS
+from nnsim.tui.render import fmt, palette_colour
+from nnsim.tui.views import View, crop_lines
 
 SPEEDS = (1, 2, 5, 10, 25)
 BANDS = 9  # contour bands, from the lowest f to the highest
 BAND_COLOURS = [f"#{int(20 + 9 * i):02x}{int(28 + 11 * i):02x}{int(48 + 13 * i):02x}"
                 for i in range(BANDS)]
 
-
-def _rgb(k: int) -> str:
-    r, g, b = PALETTE[k % len(PALETTE)]
-    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 class LandscapeView(View):
@@ -62,7 +59,7 @@ class LandscapeView(View):
             if at:
                 marks[at] = ("✕", "bold white")
         for k, path in reversed(list(enumerate(land.paths))):
-            colour = _rgb(k)
+            colour = palette_colour(k)
             for x, y in path.points[-400:]:
                 at = cell(x, y)
                 if at and at not in marks:
@@ -106,13 +103,11 @@ class LandscapeView(View):
                      "converged at step %d" % path.converged_at if path.converged_at else
                      "distance to the minimum " + fmt(s.distance(np.array([x, y]))))
             line = Text()
-            line.append("■ ", _rgb(k))
+            line.append("■ ", palette_colour(k))
             line.append(f"{path.label:<22}", "bold")
             line.append(f" f = {fmt(s.value(x, y))}  {state}")
             lines.append(line)
-        for line in lines:
-            line.no_wrap, line.overflow = True, "crop"
-        return lines
+        return crop_lines(lines)
 
 
 class LandscapeApp(App):
@@ -120,11 +115,7 @@ class LandscapeApp(App):
 
     TITLE = "nnsim landscape"
     BINDINGS = [
-        Binding("space", "toggle", "Play/pause"),
-        Binding("n", "step", "Step"),
-        Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
-        Binding("minus", "slower", "Slower", key_display="-"),
-        Binding("r", "reset", "Reset"),
+        *CONTROL_BINDINGS,
         Binding("s", "surface", "Next surface"),
         Binding("q", "quit", "Quit"),
     ]

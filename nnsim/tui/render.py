@@ -191,6 +191,12 @@ PALETTE = ((66, 135, 245), (245, 130, 48), (60, 180, 75), (230, 25, 75), (145, 3
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 190), (0, 128, 128))
 
 
+def palette_colour(k: int) -> str:
+    """The k-th colour of the palette as '#rrggbb' (runs, classes, optimizers)."""
+    r, g, b = PALETTE[k % len(PALETTE)]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
 SHADES = 5  # brightness levels: few levels make long runs of one style, drawn fast
 
 

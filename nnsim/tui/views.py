@@ -14,7 +14,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
-from nnsim.tui.render import PALETTE, bars, fmt, heatmap, plot, sparkline
+from nnsim.tui.render import PALETTE, bars, fmt, heatmap, palette_colour, plot, sparkline
 
 LABEL_WIDTH = 14
 VALUE_WIDTH = 7
@@ -99,6 +99,13 @@ def text_strip(text: Text, width: int) -> Strip:
         segments.append([style, start, end])
     return Strip([Segment(plain[start:end], _style(base, style))
                   for style, start, end in segments]).crop_extend(0, width, None)
+
+
+def crop_lines(lines: list[Text]) -> list[Text]:
+    """Lines that never wrap: what does not fit is cut at the panel's edge."""
+    for line in lines:
+        line.no_wrap, line.overflow = True, "crop"
+    return lines
 
 
 class View(Widget):
@@ -239,9 +246,7 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int,
         lines += rows
         if gap:
             lines.append(Text(""))
-    for line in lines:
-        line.no_wrap, line.overflow = True, "crop"
-    return lines
+    return crop_lines(lines)
 
 
 class LayersView(View):
@@ -425,8 +430,7 @@ class BoundaryView(View):
         legend = Text(f"step {grid['step']}: ● training, ○ validation; colour = predicted "
                       "class, brightness = confidence   ", style="dim")
         for k in range(min(grid["classes"], len(PALETTE))):
-            r, g, b = PALETTE[k]
-            legend.append(f"■ class {k} ", f"#{r:02x}{g:02x}{b:02x}")
+            legend.append(f"■ class {k} ", palette_colour(k))
         legend.no_wrap, legend.overflow = True, "crop"
         return Group(legend, *heatmap(label, conf, grid["classes"], points))
 

@@ -1,0 +1,43 @@
+"""What every nnsim app shares: the run controls and the training worker."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.binding import Binding
+from textual.worker import get_current_worker
+
+#: play/pause, one step, speed, reset, quit: the same keys in every nnsim app
+CONTROL_BINDINGS = [
+    Binding("space", "toggle", "Play/pause"),
+    Binding("n", "step", "Step"),
+    Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
+    Binding("minus", "slower", "Slower", key_display="-"),
+    Binding("r", "reset", "Reset"),
+]
+
+
+class RunnerControls:
+    """Mixin for an App with a `runner` (a Runner): trains it on a thread worker and maps
+    the control keys to it."""
+
+    runner = None
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def train(self) -> None:
+        worker = get_current_worker()
+        self.runner.loop(lambda: worker.is_cancelled)
+
+    def action_toggle(self) -> None:
+        self.runner.toggle()
+
+    def action_step(self) -> None:
+        self.runner.step_once()
+
+    def action_faster(self) -> None:
+        self.runner.faster()
+
+    def action_slower(self) -> None:
+        self.runner.slower()
+
+    def action_reset(self) -> None:
+        self.runner.reset()
