@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
@@ -35,11 +34,17 @@ STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "diverged": "bo
                "halted": "bold white on red"}
 
 
-class StatusBar(Static):
+class StatusBar(View):
+    """Two lines: the run's state and numbers; the experiment (or why the run stopped)."""
+
     DEFAULT_CSS = "StatusBar { height: 2; padding: 0 1; background: $boost; }"
     plain = ""  # the text last shown, for tests and logs
+    _lines: list[Text] = []
 
-    def show(self, frame: Frame, summary: str) -> None:
+    def lines(self, width: int, height: int) -> list[Text]:
+        return self._lines
+
+    def show_status(self, frame: Frame, summary: str) -> None:
         last = frame.last
         text = Text()
         text.append(f" {frame.state} ", STATE_STYLE.get(frame.state, "bold"))
@@ -73,7 +78,8 @@ class StatusBar(Static):
         for line in (text, second):
             line.no_wrap, line.overflow = True, "ellipsis"
         self.plain = f"{text.plain}\n{second.plain}"
-        self.update(Group(text, second), layout=False)
+        self._lines = [text, second]
+        self.show(frame)
 
 
 class LessonPanel(Static):
@@ -231,7 +237,7 @@ class NnsimApp(RunnerControls, App):
         panel_changed = key[1:] != self._drawn[1:]
         self._drawn = key
         frame = self.frame()
-        self.query_one(StatusBar).show(frame, self.summary())
+        self.query_one(StatusBar).show_status(frame, self.summary())
         if panel_changed:
             self.query_one(f"#{self.view_name}", View).show(frame)
 

@@ -140,7 +140,11 @@ class View(Widget):
         self._drawn = (id(self.frame), width, height)
         strips = []
         for line in self.lines(width, height):
-            if line.no_wrap or line.cell_len <= width:
+            if line.no_wrap and line.overflow == "ellipsis" and line.cell_len > width:
+                line = line.copy()
+                line.truncate(width, overflow="ellipsis")
+                strips.append(text_strip(line, width))
+            elif line.no_wrap or line.cell_len <= width:
                 strips.append(text_strip(line, width))
             else:  # a long sentence: wrap it the way Rich would
                 strips += [text_strip(part, width) for part in line.wrap(
