@@ -311,7 +311,8 @@ def plugins_report(registry) -> dict:
         } for name, entry in table.items()]
     failures = [{"plugin": f.plugin, "source": f.source, "stage": f.stage, "error": f.error}
                 for f in registry.failures]
-    return {"families": families, "failures": failures}
+    loaded = [{"plugin": plugin, "source": source} for plugin, source in registry.plugins]
+    return {"families": families, "plugins": loaded, "failures": failures}
 
 
 def cmd_plugins(args) -> int:

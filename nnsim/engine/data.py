@@ -120,6 +120,3 @@ class DataPipeline:
             self._noise *= self.augment
             self._xb += self._noise
         return self._xb, self._yb
-
-    def rng_state(self) -> dict:
-        return {"order": self._order.copy(), "pos": self._pos, "seen": self.examples_seen}

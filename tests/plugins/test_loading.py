@@ -117,6 +117,8 @@ def test_entry_point_plugin_is_found_used_and_broken_ones_reported(plugin_path):
         failures["nnsim_clash"]["error"]
     relu = [e for e in report["families"]["activation"] if e["name"] == "relu"]
     assert relu[0]["source"] == BUILTIN  # the built-in wins the clash
+    loaded = {p["plugin"]: p["source"] for p in report["plugins"]}
+    assert loaded["nnsim_cube"] == "nnsim-cube 1.2.3" and "nnsim_broken" not in loaded
 
     run = nnsim(["run", "--steps", "3", "--set", "model.activation={name='cube', scale=0.5}",
                  "--set", "model.hidden=[8]", "--format", "jsonl"], plugin_path)
