@@ -107,9 +107,15 @@ class Runner:
         self.reset(seed)
 
     def reconfigure(self, config: Config) -> None:
-        """Adopt a new config: optimizer hyperparameters live, anything else rebuilds."""
+        """Adopt a new config: optimizer hyperparameters live, anything else rebuilds. A
+        config that cannot be built is refused with a notice; the run goes on unchanged."""
         def apply():
-            if self.sim.reconfigure(config):
+            try:
+                rebuilt = self.sim.reconfigure(config)
+            except NnsimError as exc:
+                self.notices.put(("error", f"not applied: {exc}"))
+                return
+            if rebuilt:
                 self._after_rebuild()
             self._changed()
         self.submit(apply)

@@ -78,9 +78,20 @@ class Simulation:
 
     def reset(self, seed: int | None = None) -> None:
         """Rebuild from the seed (a new one if given): same seed, same run."""
-        if seed is not None:
-            self.config = self.config.with_overrides([("seed", seed)], self.registry)
-        self._build()
+        config = self.config if seed is None else self.config.with_overrides(
+            [("seed", seed)], self.registry)
+        self._rebuild(config)
+
+    def _rebuild(self, config: Config) -> None:
+        """Build from `config`, or, if that fails, leave everything as it was and re-raise."""
+        before = dict(vars(self))
+        self.config = config
+        try:
+            self._build()
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
 
     def reconfigure(self, config: Config) -> bool:
         """Adopt a new config. Optimizer hyperparameters apply live; anything else rebuilds
@@ -90,8 +101,7 @@ class Simulation:
                 setattr(self.optimizer, key, value)
             self.config = config
             return False
-        self.config = config
-        self._build()
+        self._rebuild(config)
         return True
 
     def set_hyper(self, key: str, value: Any) -> None:

@@ -13,7 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Select, Static
 
 from nnsim.config import COMPONENT_KEYS, SCHEMA, Config, parse_set
-from nnsim.errors import ConfigError
+from nnsim.engine.simulation import Simulation
+from nnsim.errors import ConfigError, NnsimError
 from nnsim.pluginmanager import Registry
 
 PANELS = {
@@ -232,8 +233,14 @@ class SettingsScreen(ModalScreen):
         except ConfigError as exc:
             error.update(Text(f"refused: {exc}", style="red"))
             return False
-        error.update("")
         live = new.structure_key() == self.config.structure_key()
+        if not live:
+            try:  # some limits show only when built (a batch larger than the data, ...)
+                Simulation(new, self.registry, telemetry=False)
+            except NnsimError as exc:
+                error.update(Text(f"refused: {exc}", style="red"))
+                return False
+        error.update("")
         self.config = new
         self.apply_config(new)
         self.query_one("#status", Static).update(

@@ -127,3 +127,14 @@ def test_decision_grid_is_only_for_two_dimensional_inputs():
     teacher.request_grid((8, 6))
     teacher.run_pending()
     assert teacher.grid is None
+
+
+def test_an_unbuildable_config_is_refused_with_a_notice_and_the_run_goes_on():
+    runner = Runner(small_config(), paused=True)
+    runner.advance(2)
+    runner.reconfigure(runner.sim.config.with_overrides([("train.batch_size", 9999)]))
+    runner.advance(1)
+    runner.run_pending()
+    level, text = runner.notices.get_nowait()
+    assert level == "error" and text.startswith("not applied: train.batch_size: 9999")
+    assert runner.sim.step_count == 3 and runner.state == "paused"

@@ -236,3 +236,17 @@ def test_activation_std_is_exact_when_tiny_beside_the_mean():
     assert record.layers[5].act_mean == pytest.approx(0.5, abs=1e-3)
     assert deepest.std() < 1e-4
     assert record.layers[5].act_std == pytest.approx(deepest.std(), rel=1e-3)
+
+
+def test_a_config_that_cannot_be_built_leaves_the_run_as_it_was():
+    from nnsim.errors import ConfigError
+
+    sim = Simulation(small_config())
+    sim.run(5)
+    params = sim.net.params.copy()
+    too_big = sim.config.with_overrides([("train.batch_size", 10_000)])
+    with pytest.raises(ConfigError, match="train.batch_size: 10000 is larger than the training"):
+        sim.reconfigure(too_big)
+    assert sim.config.train.batch_size == 16 and sim.step_count == 5
+    assert np.array_equal(sim.net.params, params)
+    assert sim.step().step == 6

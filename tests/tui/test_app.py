@@ -309,3 +309,18 @@ async def test_lesson_mode_shows_the_lesson_switches_runs_and_checks():
         await until(pilot, lambda: str(panel.content).count("PASS: ") == 1, timeout=30)
         await pilot.press("i")
         await until(pilot, lambda: not panel.display)
+
+
+async def test_settings_refuse_a_config_that_cannot_be_built():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(3)
+        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        await submit(pilot, app, "train.batch_size", "5000")
+        error = app.screen.query_one("#error-train-batch_size", Static)
+        assert "refused: train.batch_size: 5000 is larger than the training split" in \
+            str(error.content)
+        assert app.runner.sim.config.train.batch_size == 16
+        assert app.runner.sim.step_count == 3 and app.runner.state == "paused"
