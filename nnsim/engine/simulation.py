@@ -223,7 +223,9 @@ class Simulation:
         for seg in segments:
             if not np.isfinite(flat[seg.start:seg.stop]).all():
                 return f"layer {seg.layer + 1} {what} {seg.name}"
-        return what
+        # every entry is finite but the sum of squares is not: past √(largest float)
+        noun = "gradient" if what.startswith("gradient") else "parameter"
+        return f"{noun} norm (beyond the {flat.dtype} range)"
 
     def _early_stopping(self, val_loss: float | None) -> None:
         patience = self.config.train.early_stopping

@@ -250,3 +250,12 @@ def test_a_config_that_cannot_be_built_leaves_the_run_as_it_was():
     assert sim.config.train.batch_size == 16 and sim.step_count == 5
     assert np.array_equal(sim.net.params, params)
     assert sim.step().step == 6
+
+
+def test_a_gradient_too_large_to_square_is_named_as_such():
+    sim = Simulation(small_config(("model.dtype", "float32")))
+    sim.step()
+    sim.net.grads[:] = 1e20  # finite, but its sum of squares is not in float32
+    with np.errstate(over="ignore"):
+        where = sim._check_finite(1.0, float(np.vdot(sim.net.grads, sim.net.grads)))
+    assert where == "gradient norm (beyond the float32 range)"
