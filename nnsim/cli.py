@@ -166,6 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_lessons(lessons.parse_args(argv[1:]))
         if argv and argv[0] == "lesson":
             return cmd_lesson(lesson.parse_args(argv[1:]))
+        first = argv[0] if argv else ""
+        if first and not first.startswith("-") and not first.endswith(".toml") \
+                and not os.path.exists(first):
+            from nnsim.errors import did_you_mean
+
+            raise UsageError(f"nnsim: unknown command or config file {first!r}"
+                             f"{did_you_mean(first, COMMANDS)}; commands: {', '.join(COMMANDS)}")
         return cmd_tui(tui.parse_args(argv))
     except UsageError as exc:
         _err(str(exc))

@@ -69,6 +69,8 @@ def test_same_seed_same_output(capsys):
     (["run", "--every", "0"], "--every must be 1 or more"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
     (["--set", "train.l2=-1"], "train.l2: expected a value in [0, 10]"),
+    (["runs"], "unknown command or config file 'runs' (did you mean 'run'?)"),
+    (["missing.toml"], "missing.toml: no such file"),
 ])
 def test_bad_input_is_one_line_with_exit_code_2(capsys, args, needle):
     code, out, err = run(capsys, *args)
