@@ -193,12 +193,17 @@ class Landscape:
             else:
                 path.streak = 0
 
+    @property
+    def done(self) -> bool:
+        """Every path has converged (and stayed) or diverged."""
+        return all((p.converged_at is not None and p.streak >= STAY) or
+                   p.diverged_at is not None for p in self.paths)
+
     def run(self, steps: int) -> None:
-        """Step until every path has converged (and stayed) or diverged, at most `steps`."""
+        """Step until done, at most `steps` times."""
         for _ in range(steps):
             self.step()
-            if all((p.converged_at is not None and p.streak >= STAY) or
-                   p.diverged_at is not None for p in self.paths):
+            if self.done:
                 return
 
     def report(self) -> str:

@@ -23,6 +23,10 @@ class RunResult:
     def last(self) -> StepRecord:
         return self.records[-1]
 
+    def evals(self, last: int = 10) -> list[StepRecord]:
+        """The newest `last` records that carry a validation result."""
+        return [r for r in self.records if r.val_loss is not None][-last:]
+
     def mean(self, field: str, last: int = 20, layer: int | None = None) -> float:
         """Mean of a record field (or a layer field, layers from 1) over the last steps."""
         values = []

@@ -11,7 +11,7 @@ Gradients are compared with central differences in float64, learnable parameters
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -368,8 +368,4 @@ def assert_conforms(*classes: type[Component]) -> None:
     """For plugin authors' pytest: fail with every failed check listed."""
     failed = [c for cls in classes for c in check_component(cls) if not c.passed]
     assert not failed, "\n".join(map(str, failed))
-
-
-def check_all(classes: Iterable[type[Component]]) -> list[Check]:
-    return [check for cls in classes for check in check_component(cls)]
 

@@ -338,9 +338,8 @@ class Regularization(Lesson):
     def check(self, results):
         gap = {}
         for label, result in results.items():
-            evals = [r for r in result.records if r.val_accuracy is not None][-10:]
             gap[label] = result.mean("accuracy", 250) - statistics.fmean(
-                r.val_accuracy for r in evals)
+                r.val_accuracy for r in result.evals())
         ok = gap["l2"] < 0.85 * gap["plain"] and gap["dropout"] < 0.85 * gap["plain"]
         return Verdict(ok, "training − validation accuracy at the end: " + ", ".join(
             f"{k} {_fmt(v)}" for k, v in gap.items()) + " (L2 and dropout < 0.85 × plain)")
@@ -388,8 +387,7 @@ class Augmentation(Lesson):
     def check(self, results):
         val = {}
         for label, result in results.items():
-            evals = [r.val_loss for r in result.records if r.val_loss is not None][-10:]
-            val[label] = statistics.fmean(evals)
+            val[label] = statistics.fmean(r.val_loss for r in result.evals())
         ok = val["noise 0.3"] < 0.8 * val["plain"]
         return Verdict(ok, f"validation loss at the end: plain {_fmt(val['plain'])}, "
                            f"noise 0.3 {_fmt(val['noise 0.3'])} (< 0.8 × plain)")

@@ -69,11 +69,6 @@ class History:
             values = [_layer_value(r, layer, field) for r in records]
         return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
-    def eval_series(self, field: str = "val_loss") -> np.ndarray:
-        column = 1 if field == "val_loss" else 2
-        return np.array([np.nan if e[column] is None else e[column] for e in self.eval_snapshot()],
-                        dtype=np.float64)
-
 
 def _layer_value(record: StepRecord, layer: int, field: str):
     if layer > len(record.layers) or layer < 1:

@@ -340,7 +340,6 @@ class Network:
                 g = np.matmul(g, layer.W.T, out=layer.gin_buf if reuse else None)
                 if input_grad:
                     layer.grad_in_sq = float(np.vdot(g, g))
-        self.input_grad = g if input_grad else None
 
     # ------------------------------------------------------------ state
 

@@ -137,18 +137,15 @@ class LandscapeApp(App):
         self.draw()
 
     def tick(self) -> None:
-        if self.paused or self.landscape_done():
+        if self.paused or self.landscape.done:
             return
         for _ in range(SPEEDS[self.speed]):
             self.landscape.step()
         self.draw()
 
-    def landscape_done(self) -> bool:
-        return all(p.diverged_at is not None or p.streak >= 20 for p in self.landscape.paths)
-
     def draw(self) -> None:
         land = self.landscape
-        state = "done" if self.landscape_done() else ("paused" if self.paused else "running")
+        state = "done" if self.landscape.done else ("paused" if self.paused else "running")
         self.query_one("#status", Static).update(Text.assemble(
             (f" {state} ", "bold"), f"  step {land.step_count}  ",
             (f"{land.surface_name}", "bold cyan"), f"  speed {SPEEDS[self.speed]}/frame"),

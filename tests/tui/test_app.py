@@ -22,6 +22,14 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
         await pilot.pause(0.02)
 
 
+async def answer_prompt(pilot, key: str, path) -> None:
+    """Press `key`, type `path` into the file-name prompt it opens, and confirm."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, PathPrompt))
+    pilot.app.screen.query_one(Input).value = str(path)
+    await pilot.press("enter")
+
+
 def status_text(app) -> str:
     return app.query_one(StatusBar).plain
 
@@ -159,33 +167,21 @@ async def test_save_load_and_export(tmp_path):
         app.runner.advance(7)
         await until(pilot, lambda: app.runner.sim.step_count == 7)
 
-        await pilot.press("ctrl+s")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "exp.toml")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "ctrl+s", str(tmp_path / "exp.toml"))
         await until(pilot, lambda: (tmp_path / "exp.toml").exists())
         assert load(tmp_path / "exp.toml") == app.runner.sim.config
 
-        await pilot.press("x")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "run.jsonl")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "x", str(tmp_path / "run.jsonl"))
         await until(pilot, lambda: (tmp_path / "run.jsonl").exists())
         lines = (tmp_path / "run.jsonl").read_text().splitlines()
         assert [json.loads(line)["step"] for line in lines] == list(range(1, 8))
 
         other = small_config(("model.activation", "relu"), ("seed", 11))
         (tmp_path / "other.toml").write_text(other.to_toml())
-        await pilot.press("ctrl+o")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "other.toml")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "ctrl+o", str(tmp_path / "other.toml"))
         await until(pilot, lambda: app.runner.sim.config == other)
 
-        await pilot.press("ctrl+o")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "missing.toml")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "ctrl+o", str(tmp_path / "missing.toml"))
         await until(pilot, lambda: any("no such file" in str(n.message)
                                        for n in app._notifications))
         assert app.runner.sim.config == other  # nothing lost
@@ -251,24 +247,15 @@ async def test_checkpoint_save_and_load_from_the_tui(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(6)
         await until(pilot, lambda: app.runner.sim.step_count == 6)
-        await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "ck")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "c", str(tmp_path / "ck"))
         await until(pilot, lambda: (tmp_path / "ck" / "checkpoint.npz").exists())
         saved = [r.loss for r in app.runner.history.snapshot()]
         app.runner.advance(4)
         await until(pilot, lambda: app.runner.sim.step_count == 10)
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "ck")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "l", str(tmp_path / "ck"))
         await until(pilot, lambda: app.runner.sim.step_count == 6)
         assert [r.loss for r in app.runner.history.snapshot()] == saved
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
-        app.screen.query_one(Input).value = str(tmp_path / "nowhere")
-        await pilot.press("enter")
+        await answer_prompt(pilot, "l", str(tmp_path / "nowhere"))
         await until(pilot, lambda: any("no such checkpoint" in str(n.message)
                                        for n in app._notifications))
         assert app.runner.sim.step_count == 6 and app.runner.state == "paused"
