@@ -1,8 +1,8 @@
 """Checkpoints: everything a run needs to continue exactly as if it had never stopped.
 
 A checkpoint is one `.npz` file: the config (TOML), the flat parameters, normalizer
-buffers, optimizer state, the state of every random stream, the data order, the counters and
-the kept history. It is written to a temporary file in the same folder and renamed over the
+buffers, optimizer state, the state of every random stream, the data order, the counters,
+the dead-unit window of the telemetry and the kept history. It is written to a temporary file in the same folder and renamed over the
 old one, so a kill during a save leaves the previous checkpoint loadable.
 """
 
@@ -67,6 +67,8 @@ def save(sim, where: str | Path, history: list[StepRecord] = ()) -> Path:
         arrays[f"buffer/{key}"] = value
     for key, value in sim.opt_state.items():
         arrays[f"state/{key}"] = value
+    if sim.telemetry is not None and sim.telemetry.primed:
+        arrays["telemetry/inactive_run"] = sim.telemetry.inactive_run
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "wb") as f:
@@ -138,6 +140,10 @@ def _restore(sim, data: dict[str, np.ndarray]) -> None:
         put(buffer, f"buffer/{key}")
     for key, state in sim.opt_state.items():
         put(state, f"state/{key}")
+    tel = sim.telemetry
+    if tel is not None and "telemetry/inactive_run" in data:  # else primed at the next step
+        put(tel.inactive_run, "telemetry/inactive_run")
+        tel.primed = True
     order = data["data_order"]
     if order.shape != sim.data._order.shape:
         raise ValueError("the data order does not match the dataset")

@@ -171,6 +171,8 @@ class Simulation:
     def _step(self) -> StepRecord:
         net, cfg = self.net, self.config.train
         tel = self.telemetry
+        if tel is not None and not tel.primed:
+            tel.prime(self.data.train_x)
         xb, yb = self.data.next_batch()
         logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, tel is not None)
         if tel is not None:

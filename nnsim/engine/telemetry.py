@@ -19,6 +19,9 @@ HIST_BINS = 20
 #: histograms count at most about this many activations per layer: the first rows of the
 #: (shuffled) batch, a random sample; mean, std, saturation and dead units use every row
 HIST_SAMPLE = 4096
+#: a unit is dead when it has been saturated (inactive) on every one of at least this many
+#: consecutive training examples
+DEAD_WINDOW = 1000
 
 
 class Telemetry:
@@ -70,6 +73,61 @@ class Telemetry:
         self.extra_offsets = np.array([s.start - self.extra_start for s in extra], dtype=np.intp)
         self.extra_sizes = np.array([s.stop - s.start for s in extra], dtype=np.float64)
 
+        # Dead units: per hidden unit, the number of consecutive training examples (whole
+        # minibatches) since the last one on which it was active. One vector for every layer.
+        widths = [layer.fan_out for layer in hidden]
+        self.inactive_run = np.zeros(sum(widths), np.int64)
+        bounds = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
+        self.run_views = [self.inactive_run[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
+        #: whether the window holds examples yet (`prime` fills it at the first step)
+        self.primed = False
+
+    def _saturated(self, layer) -> np.ndarray:
+        act = layer.activation
+        try:
+            mask = act.saturated(layer.z, layer.a)
+        except Exception as exc:
+            raise PluginError(f"activation {act.name!r}: saturated() raised "
+                              f"{type(exc).__name__}: {exc}") from exc
+        if type(mask) is not np.ndarray or mask.shape != layer.a.shape:
+            raise PluginError(f"activation {act.name!r}: saturated() must return a boolean "
+                              f"array of shape {layer.a.shape}")
+        return mask
+
+    def prime(self, train_x: np.ndarray) -> None:
+        """Fill the dead-unit window before the first step, at the weights that step uses.
+
+        The first min(len(train_x), DEAD_WINDOW rounded up to whole batches) training
+        examples go through the network in training mode, in batches of the training batch
+        size, as the steps will see them; normalizer buffers are restored afterwards and no
+        random stream of the run is drawn from. When this covers the whole training split, a
+        unit inactive on all of it is dead at once. The window is then full from step 1.
+        """
+        net = self.net
+        b = net.batch_size
+        m = min(len(train_x), -(-DEAD_WINDOW // b) * b)
+        saved = [(layer.norm, {k: v.copy() for k, v in layer.norm.buffers.items()})
+                 for layer in net.hidden if layer.norm is not None]
+        rng = np.random.default_rng(0)  # dropout masks of the priming pass only
+        all_rows = np.logical_and.reduce
+        runs = self.inactive_run
+        runs[...] = 0
+        done = 0
+        while done < m:
+            start = min(done, m - b)  # the last batch may overlap the one before it
+            net.forward(train_x[start:start + b], training=True, rng=rng)
+            new = start + b - done
+            for layer, run in zip(net.hidden, self.run_views):
+                run += new
+                run *= all_rows(self._saturated(layer), axis=0)
+            done = start + b
+        if m == len(train_x):  # every example of the data seen
+            runs[runs >= m] = max(m, DEAD_WINDOW)
+        for norm, buffers in saved:
+            for k, v in buffers.items():
+                norm.buffers[k] = v
+        self.primed = True
+
     def before_update(self) -> None:
         """Measure the forward and backward pass; remember the weights for the update."""
         net = self.net
@@ -103,18 +161,14 @@ class Telemetry:
 
         saturated, dead = [], []
         count, all_rows = np.count_nonzero, np.logical_and.reduce
-        for layer in net.hidden:
-            act = layer.activation
-            try:
-                mask = act.saturated(layer.z, layer.a)
-            except Exception as exc:
-                raise PluginError(f"activation {act.name!r}: saturated() raised "
-                                  f"{type(exc).__name__}: {exc}") from exc
-            if type(mask) is not np.ndarray or mask.shape != layer.a.shape:
-                raise PluginError(f"activation {act.name!r}: saturated() must return a boolean "
-                                  f"array of shape {layer.a.shape}")
+        rows = net.batch_size
+        for layer, run in zip(net.hidden, self.run_views):
+            mask = self._saturated(layer)
             saturated.append(count(mask) / mask.size)
-            dead.append(count(all_rows(mask, axis=0)) / mask.shape[1])
+            # examples since the unit was last active: + this batch, or 0 if active in it
+            run += rows
+            run *= all_rows(mask, axis=0)
+            dead.append(count(run >= DEAD_WINDOW) / mask.shape[1])
         self.saturated, self.dead = saturated, dead
 
         self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]

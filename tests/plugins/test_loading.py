@@ -56,16 +56,18 @@ from nnsim import hookimpl
 from nnsim.components import Activation
 
 class Fragile(Activation):
-    """tanh that breaks on its 20th call."""
+    """tanh whose backward pass breaks on its 20th call."""
     name = "fragile"
     calls = 0
     def forward(self, x):
+        return np.tanh(x)
+    def backward(self, x, y, grad_y):
         type(self).calls += 1
         if type(self).calls == 20:
             raise RuntimeError("worn out")
-        return np.tanh(x)
-    def backward(self, x, y, grad_y):
         return grad_y * (1 - y * y)
+    def saturated(self, x, y):
+        return np.abs(y) > 0.975
 
 @hookimpl
 def register_activations(register):
@@ -194,7 +196,7 @@ def test_a_plugin_failing_mid_run_exits_4_and_keeps_the_records(plugin_path):
                    NNSIM_LOAD_PLUGINS="nnsim_fragile")
     assert result.returncode == 4
     steps = [json.loads(line)["step"] for line in result.stdout.splitlines()]
-    assert steps == list(range(1, 10))  # two layers: the 20th forward call is in step 10
+    assert steps == list(range(1, 10))  # two layers: the 20th backward call is in step 10
     assert result.stderr.strip() == (
-        "nnsim: error: activation 'fragile' (from nnsim-fragile 1.2.3): forward() raised "
+        "nnsim: error: activation 'fragile' (from nnsim-fragile 1.2.3): backward() raised "
         "RuntimeError: worn out")

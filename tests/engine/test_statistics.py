@@ -1,0 +1,123 @@
+"""What the per-layer statistics mean, each checked against its definition."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nnsim.engine import Simulation
+from nnsim.engine.checkpoint import load, save
+from nnsim.engine.telemetry import DEAD_WINDOW
+from tests.helpers import small_config
+
+# ---------------------------------------------------------------- dead units
+
+FROZEN = (("model.activation", "relu"), ("model.hidden", [4, 4]), ("optimizer.name", "sgd"),
+          ("optimizer.lr", 1e-12))
+
+
+def _crafted(*overrides):
+    """Layer 1's four ReLU units, by hand: dead on every example, active on about 5% of
+    them, active on exactly one training example, active on every example."""
+    sim = Simulation(small_config(*FROZEN, *overrides))
+    x0 = np.sort(sim.data.train_x[:, 0])
+    layer = sim.net.hidden[0]
+    layer.W[...] = 0.0
+    layer.W[0, 1:3] = 1.0
+    layer.b[...] = [-1.0, -np.quantile(x0, 0.95), -(x0[-1] + x0[-2]) / 2, 1.0]
+    return sim
+
+
+def _batch_dead(sim):
+    return np.mean((sim.net.hidden[0].z <= 0).all(axis=0))
+
+
+def test_dead_counts_units_inactive_on_the_data_not_on_one_minibatch():
+    sim = _crafted()
+    assert len(sim.data.train_x) < DEAD_WINDOW  # the window covers the whole split at once
+    per_batch = []
+    for _ in range(80):
+        record = sim.step()
+        # unit 0 is dead from step 1; units 1 and 2 are alive, though often inactive on a
+        # whole minibatch; unit 3 is always active
+        assert record.layers[0].dead == 0.25
+        per_batch.append(_batch_dead(sim))
+    # the per-minibatch count would have overstated: the two rare units look dead there
+    assert max(per_batch) == 0.75 and np.mean(per_batch) > 0.5
+
+
+def test_a_unit_active_on_one_example_of_the_window_is_not_dead():
+    sim = _crafted()
+    z = sim.data.train_x @ sim.net.hidden[0].W + sim.net.hidden[0].b
+    assert np.count_nonzero(z[:, 2] > 0) == 1
+    records = sim.run(100)
+    assert all(r.layers[0].dead == 0.25 for r in records)
+
+
+def test_units_dead_at_initialization_read_dead_from_step_one():
+    # a large training split: the window is the first ≥ 1,000 examples, not the whole data
+    sim = Simulation(small_config(("model.activation", "relu"), ("model.hidden", [64, 64]),
+                                  ("model.bias_initializer", {"name": "constant", "value": -1.0}),
+                                  ("data.samples", 3000)))
+    assert len(sim.data.train_x) > DEAD_WINDOW
+    b = sim.config.train.batch_size
+    window = -(-DEAD_WINDOW // b) * b
+
+    def inactive_everywhere(h):  # per layer, at the initial weights
+        dead = []
+        for layer in sim.net.hidden:
+            z = h @ layer.W + layer.b
+            dead.append(np.mean((z <= 0).all(axis=0)))
+            h = np.maximum(z, 0.0)
+        return dead
+
+    in_window = inactive_everywhere(sim.data.train_x[:window])
+    on_all_data = inactive_everywhere(sim.data.train_x)
+    assert on_all_data[0] > 0.05
+    first = sim.step()
+    assert [lr.dead for lr in first.layers[:2]] == pytest.approx(in_window)
+    assert all(w >= d for w, d in zip(in_window, on_all_data))
+
+
+def test_a_unit_that_stops_firing_reads_dead_only_after_the_window():
+    sim = _crafted()
+    sim.run(3)
+    sim.net.hidden[0].b[3] = -1.0  # unit 3 stops firing on every example
+    b = sim.config.train.batch_size
+    needed = -(-DEAD_WINDOW // b)  # whole minibatches to cover the window
+    reads = [r.layers[0].dead for r in sim.run(needed + 2)]
+    assert reads[:needed - 1] == [0.25] * (needed - 1)
+    assert reads[needed - 1:] == [0.5] * 3
+
+
+def test_priming_leaves_the_run_untouched():
+    """Filling the window draws from no random stream of the run and leaves batch norm's
+    running statistics as they were: the records are those of a run without dead units."""
+    config = small_config(("model.normalizer", "batchnorm"), ("model.dropout", 0.2))
+    sim = Simulation(config)
+    buffers = {k: v.copy() for k, v in sim.net.buffers().items()}
+    rngs = {k: r.bit_generator.state for k, r in sim.rngs.items()}
+    sim.telemetry.prime(sim.data.train_x)
+    assert all(np.array_equal(sim.net.buffers()[k], v) for k, v in buffers.items())
+    assert {k: r.bit_generator.state for k, r in sim.rngs.items()} == rngs
+    plain = Simulation(config, telemetry=False).run(20)
+    assert [r.loss for r in sim.run(20)] == [r.loss for r in plain]
+
+
+DYING = small_config(("model.activation", "relu"), ("model.hidden", [16, 16]),
+                     ("optimizer.name", "sgd"), ("optimizer.lr", 3.0), ("train.clip_norm", 0.0),
+                     ("data.samples", 2000))
+
+
+def test_dead_units_are_deterministic_and_resume_exactly(tmp_path):
+    def dumps(records):
+        return [json.dumps(r.to_dict()) for r in records]
+
+    straight = Simulation(DYING).run(120)
+    assert dumps(straight) == dumps(Simulation(DYING).run(120))
+    reads = {r.layers[0].dead for r in straight} | {r.layers[1].dead for r in straight}
+    assert len(reads) > 2  # units die (or come back) during the run
+    first = Simulation(DYING)
+    head = first.run(50)
+    resumed, _ = load(save(first, tmp_path, head))
+    assert dumps(head) + dumps(resumed.run(70)) == dumps(straight)
