@@ -9,10 +9,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Select, Static
+from textual.screen import ModalScreen, ScreenResultType
+from textual.validation import Integer, Number, ValidationResult, Validator
+from textual.widget import Widget
+from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane, Tabs
 
-from nnsim.config import COMPONENT_KEYS, SCHEMA, Config, parse_set
+from nnsim.config import (COMPONENT_KEYS, DTYPES, NORM_POSITIONS, PREPROCESS, SCHEMA, Config,
+                          parse_set)
 from nnsim.engine.simulation import Simulation
 from nnsim.errors import ConfigError, NnsimError
 from nnsim.pluginmanager import Registry
@@ -92,14 +95,40 @@ class PluginsScreen(Dismissable):
             yield Static(text)
 
 
-class PathPrompt(ModalScreen[str | None]):
+class TypingPausesTraining(ModalScreen[ScreenResultType]):
+    """A modal screen with text fields. While an Input has focus the training pauses, so a
+    busy screen loses no keystroke; when focus leaves the text fields (or the screen closes)
+    a run that was going before goes on."""
+
+    holding = False  # True while this screen paused a run that was going
+
+    def watch_focused(self, focused: Widget | None) -> None:
+        runner = getattr(self.app, "runner", None)
+        if runner is None:
+            return
+        typing = isinstance(focused, Input)
+        if typing and not self.holding and not runner.paused:
+            runner.pause()
+            self.holding = True
+        elif not typing and self.holding:
+            self.holding = False
+            runner.play()
+
+    def on_unmount(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.app.runner.play()
+
+
+class PathPrompt(TypingPausesTraining[str | None]):
     """Asks for a file name; dismisses with it, or None on escape."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     PathPrompt { align: center middle; }
-    PathPrompt > Vertical { width: 70; height: auto; border: round $accent;
+    PathPrompt > Vertical { width: 70; max-width: 100%; height: auto; border: round $accent;
                             background: $surface; padding: 0 1; }
+    PathPrompt .dim { color: $text-muted; }
     """
 
     def __init__(self, title: str, default: str) -> None:
@@ -108,9 +137,10 @@ class PathPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.title_text)
+            yield Label(self.title_text, markup=False)
             yield Input(self.default, id="path")
-            yield Label("Enter to confirm, Escape to cancel", classes="dim")
+            yield Label("Enter to confirm, Escape to cancel (training waits while you type)",
+                        classes="dim")
 
     @on(Input.Submitted)
     def submit(self, event: Input.Submitted) -> None:
@@ -126,23 +156,80 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else _toml_value(value)
 
 
-class SettingsScreen(ModalScreen):
-    """Every config key as a form field. Enter (or a new choice) applies one field: optimizer
-    hyperparameters apply live, anything else rebuilds from the seed. A refused value keeps
-    the old one and says why."""
+#: Config keys outside the plugins whose value is one of a fixed set.
+CHOICES: dict[str, tuple[str, ...]] = {"data.preprocess": PREPROCESS,
+                                       "model.norm_position": NORM_POSITIONS,
+                                       "model.dtype": DTYPES}
+#: The tabs, in order: what is tuned most comes first. The seed sits with the training.
+TABS = ("optimizer", "model", "train", "data")
+#: Keys whose value is a plugin: the Select's family; their hyperparameters follow them.
+FAMILIES = {"optimizer.name": "optimizer", "data.name": "dataset",
+            **{f"model.{key}": family for key, family in COMPONENT_KEYS.items()}}
+
+
+class Accepted(Validator):
+    """Checks a field's text the way the config will: the message is the config's own."""
+
+    def __init__(self, screen: SettingsScreen, key: str) -> None:
+        super().__init__()
+        self.screen, self.key = screen, key
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            _, parsed = parse_set(f"{self.key}={value}")
+            self.screen.config.with_overrides([(self.key, parsed)], self.screen.registry)
+        except ConfigError as exc:
+            return self.failure(exc.message, value)
+        return self.success()
+
+
+class Field(Vertical):
+    """One setting: a line with its name, its widget and a short help (cropped), and under
+    it a line that appears only to say why a value is refused or invalid."""
+
+    def __init__(self, key: str, label: str, widget: Widget, help_text: str) -> None:
+        super().__init__(classes="field", id="field-" + _dashed(key))
+        self.key, self.label, self.widget, self.help_text = key, label, widget, help_text
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="line"):
+            yield Label(self.label, classes="key", markup=False)
+            yield self.widget
+            yield Label(self.help_text, classes="help", markup=False)
+        yield Static("", classes="error", id=_error_id(self.key), markup=False)
+
+
+class SettingsScreen(TypingPausesTraining[None]):
+    """Every config key as a one-line field, a tab per section. Enter (or a new choice)
+    applies one field: optimizer hyperparameters apply live, anything else rebuilds from the
+    seed. A refused value keeps the old one and says why on the field's own line."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
-    SettingsScreen > VerticalScroll { width: 96%; height: 94%; border: round $accent;
-                                      background: $surface; padding: 0 1; }
-    SettingsScreen .row { height: auto; margin: 0 0 0 0; }
-    SettingsScreen .key { width: 30; padding: 1 1 0 0; text-style: bold; }
-    SettingsScreen Input, SettingsScreen Select { width: 34; }
-    SettingsScreen .help { width: 1fr; padding: 1 0 0 1; color: $text-muted; }
-    SettingsScreen .error { color: $error; padding: 0 0 0 30; height: auto; }
-    SettingsScreen .section { text-style: bold; color: $accent; padding: 1 0 0 0; }
-    SettingsScreen #status { height: auto; padding: 0 0 1 0; }
+    SettingsScreen > #box { width: 100%; max-width: 130; height: 100%; max-height: 26;
+                            border: round $accent; background: $surface; padding: 0 1;
+                            border-title-color: $accent; border-subtitle-color: $text-muted; }
+    SettingsScreen TabbedContent { height: 1fr; }
+    SettingsScreen ContentSwitcher { height: 1fr; }
+    SettingsScreen TabPane { height: 1fr; padding: 0; }
+    SettingsScreen TabPane > VerticalScroll { height: 1fr; }
+    SettingsScreen .field { height: auto; }
+    SettingsScreen .field:focus-within .key { color: $accent; text-style: bold; }
+    SettingsScreen .line { height: 1; }
+    SettingsScreen .key { width: 18; height: 1; text-wrap: nowrap; text-overflow: ellipsis;
+                          color: $text; }
+    SettingsScreen .line Input, SettingsScreen .line Select { width: 22; height: 1; }
+    SettingsScreen .line Input { background: $boost; }
+    SettingsScreen .line Input:focus { background: $primary 30%; }
+    SettingsScreen .line Input.-invalid { color: $error; background: $error 15%; }
+    SettingsScreen .help { width: 1fr; height: 1; padding: 0 0 0 1; color: $text-muted;
+                           text-wrap: nowrap; text-overflow: ellipsis; }
+    SettingsScreen .error { display: none; height: auto; padding: 0 0 0 18; color: $error; }
+    SettingsScreen .error.-shown { display: block; }
+    SettingsScreen .hypers { height: auto; }
+    SettingsScreen #about { height: auto; max-height: 2; color: $text-muted; }
+    SettingsScreen #status { height: auto; max-height: 2; color: $text; }
     """
 
     def __init__(self, config: Config, registry: Registry, apply) -> None:
@@ -151,67 +238,161 @@ class SettingsScreen(ModalScreen):
         self.registry = registry
         self.apply_config = apply
 
+    # ------------------------------------------------------------ building the form
+
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="form"):
-            yield Static("Settings: Enter applies a field, Escape closes. Optimizer "
-                         "hyperparameters apply live; other changes rebuild from the seed.",
-                         id="status")
-            yield from self.fields()
-
-    def fields(self):
         d = self.config.to_dict()
-        yield from self.row("seed", d["seed"], "random seed: the same seed gives the same run")
-        for section, table in d.items():
-            if section == "seed":
+        box = Vertical(id="box")
+        box.border_title = "Settings"
+        box.border_subtitle = "Esc closes"
+        with box:
+            with TabbedContent(initial="section-" + TABS[0]):
+                for section in TABS:
+                    with TabPane(section, id="section-" + section):
+                        with VerticalScroll(can_focus=False):
+                            if section == "train":
+                                yield self.field("seed", "seed", d["seed"],
+                                                 "random seed: the same seed gives the same run")
+                            yield from self.section_fields(section, d[section])
+            yield Static("", id="about", markup=False)
+            yield Static("Enter applies a field · Tab: next field · shift+Tab, ←/→: another "
+                         "section", id="status", markup=False)
+
+    def section_fields(self, section: str, table: dict[str, Any]) -> ComposeResult:
+        for key, value in table.items():
+            dotted = f"{section}.{key}"
+            if dotted in FAMILIES:
+                name = value if isinstance(value, str) else value["name"]
+                yield self.component_field(dotted, name)
+                with Vertical(classes="hypers", id="hypers-" + _dashed(dotted)):
+                    yield from self.hyper_fields(dotted, name)
+            elif key in SCHEMA[section]:
+                yield self.field(dotted, key, value, SCHEMA[section][key][1])
+            # a dataset's or an optimizer's hyperparameter is made with its plugin's field
+
+    def component_field(self, key: str, name: str) -> Field:
+        family = FAMILIES[key]
+        label = {"optimizer.name": "optimizer", "data.name": "dataset"}.get(
+            key, key.partition(".")[2])
+        options = [(n, n) for n in self.registry.names(family)]
+        select = Select(options, value=name, allow_blank=False, name=key, compact=True)
+        return Field(key, label, select, self.component_help(key, name))
+
+    def component_help(self, key: str, name: str) -> str:
+        summary = self.registry.get(FAMILIES[key], name).summary()
+        section, _, rest = key.partition(".")
+        return summary or SCHEMA[section][rest][1]
+
+    def hyper_fields(self, key: str, name: str) -> list[Field]:
+        """The fields of a plugin's hyperparameters, with their values in the config."""
+        cls = self.registry.get(FAMILIES[key], name)
+        parent = key.rpartition(".")[0] if key.endswith(".name") else key
+        fields = []
+        for hk, hyper in cls.hyperparameters.items():
+            dotted = f"{parent}.{hk}"
+            value = self.current(dotted)
+            value = hyper.default if value is None else value
+            help_text = f"{hyper.help} ({hyper.range_text()})"
+            choices = (True, False) if hyper.kind is bool else hyper.choices
+            if choices is not None:
+                fields.append(self.choice_field(dotted, "  " + hk, value, choices, help_text))
                 continue
-            yield Static(f"[{section}]", classes="section")
-            family = {"data": "dataset", "optimizer": "optimizer"}.get(section)
-            for key, value in table.items():
-                dotted = f"{section}.{key}"
-                if key == "name" and family:
-                    yield from self.choice(dotted, value, family, SCHEMA[section]["name"][1])
-                elif section == "model" and key in COMPONENT_KEYS:
-                    name = value if isinstance(value, str) else value["name"]
-                    fam = COMPONENT_KEYS[key]
-                    yield from self.choice(dotted, name, fam, SCHEMA["model"][key][1])
-                    cls = self.registry.get(fam, name)
-                    hypers = {} if isinstance(value, str) else value
-                    for hk, hyper in cls.hyperparameters.items():
-                        yield from self.row(f"{dotted}.{hk}", hypers.get(hk, hyper.default),
-                                            f"{hyper.help} ({hyper.range_text()})")
-                elif key in SCHEMA.get(section, {}):
-                    yield from self.row(dotted, value, SCHEMA[section][key][1])
-                else:  # a dataset's or optimizer's hyperparameter
-                    cls = self.registry.get(family, table["name"])
-                    hyper = cls.hyperparameters[key]
-                    yield from self.row(dotted, value, f"{hyper.help} ({hyper.range_text()})")
+            validators: list[Validator] = [Accepted(self, dotted)]
+            kind = "text"
+            if hyper.kind in (int, float):
+                number = Integer if hyper.kind is int else Number
+                validators.append(number(minimum=hyper.low, maximum=hyper.high))
+                kind = "integer" if hyper.kind is int else "number"
+            fields.append(Field(dotted, "  " + hk,
+                                self.input(dotted, value, kind, validators), help_text))
+        return fields
 
-    def row(self, key: str, value: Any, help_text: str):
-        yield Horizontal(Label(key, classes="key"), Input(_text(value), name=key),
-                         Label(help_text, classes="help"), classes="row")
-        yield Static("", classes="error", id=_error_id(key))
+    def field(self, key: str, label: str, value: Any, help_text: str) -> Field:
+        if key in CHOICES:
+            return self.choice_field(key, label, value, CHOICES[key], help_text)
+        if isinstance(value, bool):
+            return self.choice_field(key, label, value, (True, False), help_text)
+        validators: list[Validator] = [Accepted(self, key)]
+        kind = "text"
+        if isinstance(value, int):
+            validators.append(Integer())
+            kind = "integer"
+        elif isinstance(value, float):
+            validators.append(Number())
+            kind = "number"
+        return Field(key, label, self.input(key, value, kind, validators), help_text)
 
-    def choice(self, key: str, value: str, family: str, help_text: str):
-        options = [(name, name) for name in self.registry.names(family)]
-        yield Horizontal(Label(key, classes="key"),
-                         Select(options, value=value, allow_blank=False, name=key),
-                         Label(help_text, classes="help"), classes="row")
-        yield Static("", classes="error", id=_error_id(key))
+    def choice_field(self, key: str, label: str, value: Any, choices, help_text: str) -> Field:
+        options = [(_text(c), c) for c in choices]
+        return Field(key, label, Select(options, value=value, allow_blank=False, name=key,
+                                        compact=True), help_text)
+
+    @staticmethod
+    def input(key: str, value: Any, kind: str, validators: list[Validator]) -> Input:
+        return Input(_text(value), name=key, type=kind, validators=validators,  # type: ignore[arg-type]
+                     validate_on=["changed", "submitted"], compact=True)
+
+    def on_mount(self) -> None:
+        """Focus the first field of the first tab."""
+        first = self.query_one(f"#section-{TABS[0]} .field").widget
+        self.call_after_refresh(first.focus)
+
+    # ------------------------------------------------------------ reacting
+
+    def watch_focused(self, focused: Widget | None) -> None:
+        super().watch_focused(focused)
+        field = next((node for node in (focused.ancestors if focused else [])
+                      if isinstance(node, Field)), None)
+        if not self.is_mounted:
+            return
+        if field is not None:
+            self.query_one("#about", Static).update(f"{field.key}: {field.help_text}")
+        elif isinstance(focused, Tabs):
+            self.query_one("#about", Static).update("Sections: ←/→ switches, Tab goes to "
+                                                    "the fields.")
+
+    @on(Input.Changed)
+    def input_changed(self, event: Input.Changed) -> None:
+        """Flag an invalid value as it is typed; the applied value never shows a flag."""
+        key = event.input.name
+        if key is None or event.value == _text(self.current(key)):
+            return
+        result = event.validation_result
+        if result is not None and not result.is_valid:
+            self.show_error(key, f"invalid: {result.failure_descriptions[0]}")
+        else:
+            self.show_error(key, "")
 
     @on(Input.Submitted)
     def input_submitted(self, event: Input.Submitted) -> None:
         key = event.input.name
+        event.stop()
+        if key is None:
+            return
         _, value = parse_set(f"{key}={event.value}")
-        if not self.try_apply(key, value):
-            event.input.value = _text(self.current(key))
+        self.try_apply(key, value)
+        event.input.value = _text(self.current(key))  # the value now in force
 
     @on(Select.Changed)
     async def select_changed(self, event: Select.Changed) -> None:
         key = event.select.name
-        if event.value == self.current(key):
+        event.stop()
+        if key is None or event.value == self.current(key):
             return
-        if self.try_apply(key, event.value):
-            await self.rebuild()
+        if not self.try_apply(key, event.value):
+            event.select.value = self.current(key)  # the old value; nothing else changes
+        elif key in FAMILIES:
+            await self.replace_hypers(key)
+
+    async def replace_hypers(self, key: str) -> None:
+        """A new plugin brings its own hyperparameters: only their rows are replaced."""
+        name = self.current(key)
+        field = self.query_one(f"#field-{_dashed(key)}", Field)
+        field.help_text = self.component_help(key, name)
+        field.query_one(".help", Label).update(field.help_text)
+        box = self.query_one(f"#hypers-{_dashed(key)}", Vertical)
+        await box.remove_children()
+        await box.mount_all(self.hyper_fields(key, name))
 
     def current(self, key: str) -> Any:
         """The config's value for a field; a component field's value is its name."""
@@ -225,38 +406,39 @@ class SettingsScreen(ModalScreen):
             return node["name"]
         return node
 
+    def show_error(self, key: str, message: str) -> None:
+        error = self.query_one(f"#{_error_id(key)}", Static)
+        error.update(message)
+        error.set_class(bool(message), "-shown")
+        if message:
+            self.call_after_refresh(error.scroll_visible, animate=False)
+
     def try_apply(self, key: str, value: Any) -> bool:
         """Validate and apply one change; on refusal show why and keep the old value."""
-        error = self.query_one(f"#{_error_id(key)}", Static)
         try:
             new = self.config.with_overrides([(key, value)], self.registry)
         except ConfigError as exc:
-            error.update(Text(f"refused: {exc}", style="red"))
+            self.show_error(key, f"refused: {exc}")
             return False
         live = new.structure_key() == self.config.structure_key()
         if not live:
             try:  # some limits show only when built (a batch larger than the data, ...)
                 Simulation(new, self.registry, telemetry=False)
             except NnsimError as exc:
-                error.update(Text(f"refused: {exc}", style="red"))
+                self.show_error(key, f"refused: {exc}")
                 return False
-        error.update("")
+        self.show_error(key, "")
         self.config = new
         self.apply_config(new)
         self.query_one("#status", Static).update(
-            f"{key} = {_text(value)}: " + ("applied live." if live else
-                                           "applied; the network was rebuilt from the seed."))
+            f"{key} = {_text(self.current(key))}: " + (
+                "applied live." if live else "applied; the network was rebuilt from the seed."))
         return True
 
-    async def rebuild(self) -> None:
-        """Redraw the fields: a new component brings its own hyperparameters."""
-        form = self.query_one("#form", VerticalScroll)
-        await form.remove_children(list(form.children)[1:])
-        await form.mount_all(list(self.fields()))
+
+def _dashed(key: str) -> str:
+    return key.replace(".", "-")
 
 
 def _error_id(key: str) -> str:
-    return "error-" + key.replace(".", "-")
-
-
-
+    return "error-" + _dashed(key)
