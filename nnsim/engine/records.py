@@ -17,9 +17,23 @@ class LayerRecord(NamedTuple):
 
     Layers count from 1 (`index`); the output layer comes last.
     Activation statistics describe the layer's activation output (for the output layer, its
-    logits). `state` holds the norm of each optimizer state vector over the layer's weights
-    (e.g. ('velocity', 0.3)); `learnable` the mean of each learnable parameter of the layer's
-    normalizer and activation (e.g. ('gamma', 1.01)).
+    logits). Everything is measured on the step's forward and backward pass, before its
+    update, except `update_ratio`, `update_cos`, `step_size` and `state`.
+
+    - `saturated`: share of (example, unit) entries whose local derivative is below 5 % of
+      the activation's maximum derivative (one rule for every activation; see each
+      activation's docstring for what it gives).
+    - `dead`: share of units saturated on every one of the last ≥ DEAD_WINDOW (1,000)
+      training examples, counted in whole minibatches (nnsim.engine.telemetry); the window is
+      filled from the initial network before step 1.
+    - `update_cos`: cosine between −ΔW and the gradient the optimizer was given (1 for plain
+      SGD, clipped or not).
+    - `step_size`: ‖ΔW‖/‖∂L/∂W‖ (the gradient before clipping): lr for plain SGD. Under
+      momentum it approaches lr/(1−β) only while successive gradients agree; where they
+      disagree (across a narrow valley) the velocity cancels and it stays near lr or below.
+    - `state`: the norm of each optimizer state vector over the layer's weights after the
+      update (e.g. ('velocity', 0.3)); `learnable`: the mean of each learnable parameter of
+      the layer's normalizer and activation before the update (e.g. ('gamma', 1.01)).
     """
 
     index: int

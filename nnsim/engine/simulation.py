@@ -178,14 +178,16 @@ class Simulation:
         if tel is not None:
             tel.before_update()
         grad_norm = math.sqrt(float(np.vdot(net.grads, net.grads)))
+        grad_scale = 1.0
         if cfg.clip_norm and grad_norm > cfg.clip_norm:
-            net.grads *= cfg.clip_norm / grad_norm
+            grad_scale = cfg.clip_norm / grad_norm
+            net.grads *= grad_scale
 
         self.step_count += 1
         _call(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
         layers = ()
         if tel is not None:
-            tel.after_update()
+            tel.after_update(grad_scale)
             layers = tel.layers(logits)
 
         nonfinite = self._check_finite(loss, grad_norm)

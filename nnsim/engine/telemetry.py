@@ -173,20 +173,22 @@ class Telemetry:
 
         self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
         self.weight_sq = [float(np.vdot(w, w)) for w in self.weights]
+        if self.extra:  # learnable parameters (γ, β, PReLU slopes) before the update
+            self.extra_mean = (np.add.reduceat(net.params[self.extra_start:], self.extra_offsets,
+                                               dtype=np.float64) / self.extra_sizes).tolist()
         np.copyto(self.old, net.params)
 
-    def after_update(self) -> None:
-        """Measure what the optimizer did to the weights."""
+    def after_update(self, grad_scale: float = 1.0) -> None:
+        """Measure what the optimizer did to the weights. `grad_scale` is the factor the
+        gradients were multiplied by between `before_update` and the update (clipping)."""
         net = self.net
+        self.grad_scale = grad_scale
         np.subtract(net.params, self.old, out=self.old)
         self.delta_sq = [float(np.vdot(d, d)) for d in self.deltas]
         self.delta_dot_grad = [float(np.vdot(d, g)) for d, g in zip(self.deltas,
                                                                      self.weight_grads)]
         self.state_norm = {name: [math.sqrt(float(np.vdot(v, v))) for v in views]
                            for name, views in self.state_views.items()}
-        if self.extra:
-            self.extra_mean = (np.add.reduceat(net.params[self.extra_start:], self.extra_offsets,
-                                               dtype=np.float64) / self.extra_sizes).tolist()
 
     def layers(self, logits: np.ndarray) -> tuple[LayerRecord, ...]:
         """Assemble the LayerRecords of this step."""
@@ -209,7 +211,10 @@ class Telemetry:
             dn = sqrt(d2) if d2 >= 0 else math.nan
             ratio = dn / wn if wn > 0 else 0.0
             step = dn / gn if gn > 0 else 0.0
-            cos = -self.delta_dot_grad[i] / (dn * gn) if dn * gn > 0 else 0.0
+            # the gradient the optimizer saw is the clipped one: its norm is gn · grad_scale
+            gs = gn * self.grad_scale
+            cos = -self.delta_dot_grad[i] / (dn * gs) if dn * gs > 0 else 0.0
+            cos = 1.0 if cos > 1.0 else (-1.0 if cos < -1.0 else cos)  # round-off
             state = tuple([(name, values[i]) for name, values in states])
             gin = dense.grad_in_sq
             gin = sqrt(gin) if gin >= 0 else math.nan

@@ -121,3 +121,54 @@ def test_dead_units_are_deterministic_and_resume_exactly(tmp_path):
     head = first.run(50)
     resumed, _ = load(save(first, tmp_path, head))
     assert dumps(head) + dumps(resumed.run(70)) == dumps(straight)
+
+
+# ---------------------------------------------------------------- update direction
+
+def _cosines(sim, steps):
+    """Per step and layer: (recorded update_cos, cos(−ΔW, ∂L/∂W) computed here)."""
+    out = []
+    for _ in range(steps):
+        before = [d.W.copy() for d in sim.net.dense]
+        record = sim.step()
+        for layer, d, w0 in zip(record.layers, sim.net.dense, before):
+            delta = d.W - w0
+            cos = -np.vdot(delta, d.gW) / (np.linalg.norm(delta) * np.linalg.norm(d.gW))
+            out.append((layer.update_cos, cos, record.grad_norm))
+    return out
+
+
+def test_plain_sgd_moves_against_the_gradient_even_when_clipped():
+    for dtype, tol in (("float64", 1e-12), ("float32", 1e-5)):
+        sim = Simulation(small_config(("optimizer.name", "sgd"), ("train.clip_norm", 0.3),
+                                      ("model.dtype", dtype)))
+        cosines = _cosines(sim, 5)
+        assert all(norm > 0.3 for _, _, norm in cosines)  # clipping is active at every step
+        assert [c for c, _, _ in cosines] == pytest.approx([1.0] * len(cosines), abs=tol)
+
+
+def test_momentum_update_cos_is_the_same_with_and_without_clipping():
+    for clip in (0.0, 0.3):
+        sim = Simulation(small_config(("optimizer.name", "momentum"), ("train.clip_norm", clip)))
+        cosines = _cosines(sim, 8)
+        if clip:
+            assert all(norm > clip for _, _, norm in cosines)
+        assert [c for c, _, _ in cosines] == pytest.approx([d for _, d, _ in cosines], abs=1e-12)
+        assert min(c for c, _, _ in cosines) < 0.99  # momentum does turn away from −g
+
+
+# ---------------------------------------------------------------- learnable parameters
+
+def test_learnable_means_are_taken_before_the_update():
+    sim = Simulation(small_config(("model.activation", "prelu"),
+                                  ("model.normalizer", "batchnorm"), ("optimizer.lr", 0.5)))
+    first = dict(sim.step().layers[0].learnable)
+    assert first == {"gamma": 1.0, "beta": 0.0, "slope": 0.25}  # the initial values
+    for _ in range(3):
+        layer = sim.net.hidden[0]
+        before = {"gamma": layer.norm.params["gamma"].mean(),
+                  "beta": layer.norm.params["beta"].mean(),
+                  "slope": layer.activation.params["slope"].mean()}
+        learn = dict(sim.step().layers[0].learnable)
+        assert learn == pytest.approx(before, rel=1e-12)
+        assert learn["gamma"] != layer.norm.params["gamma"].mean()  # the update moved it
