@@ -388,6 +388,12 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
         early_stopping=_number("train.early_stopping", t["early_stopping"], 0, 10**6,
                                integer=True),
     )
+    if model.normalizer.name == "batchnorm" and train.batch_size < 2:
+        # as PyTorch refuses it: "Expected more than 1 value per channel when training"
+        raise ConfigError("train.batch_size", "batch norm needs more than 1 example per batch "
+                                              "when training (a single example normalizes to 0 "
+                                              "in every unit); use 2 or more, or "
+                                              "model.normalizer=layernorm")
     return Config(seed=seed, data=data, model=model, optimizer=optimizer, train=train)
 
 

@@ -86,3 +86,25 @@ def test_to_dict_lists_every_hyperparameter():
     d = Config.default().to_dict()
     assert d["optimizer"] == {"name": "momentum", "lr": 0.05, "beta": 0.9}
     assert d["data"]["name"] == "spiral" and "samples" in d["data"]
+
+
+def test_batch_norm_with_one_example_per_batch_is_refused():
+    import subprocess
+    import sys
+
+    message = ("train.batch_size: batch norm needs more than 1 example per batch when training "
+               "(a single example normalizes to 0 in every unit); use 2 or more, or "
+               "model.normalizer=layernorm")
+    for sets in (["model.normalizer=batchnorm", "train.batch_size=1"],
+                 ["train.batch_size=1", "model.normalizer=batchnorm"]):
+        with pytest.raises(ConfigError) as info:
+            load(sets=sets)
+        assert str(info.value) == message
+    load(sets=["model.normalizer=batchnorm", "train.batch_size=2"])
+    load(sets=["model.normalizer=layernorm", "train.batch_size=1"])
+    load(sets=["train.batch_size=1"])
+    result = subprocess.run([sys.executable, "-m", "nnsim", "run", "--steps", "1", "--set",
+                             "model.normalizer=batchnorm", "--set", "train.batch_size=1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"nnsim: error: {message}" and result.stdout == ""
