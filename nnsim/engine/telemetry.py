@@ -75,10 +75,17 @@ class Telemetry:
 
         # Dead units: per hidden unit, the number of consecutive training examples (whole
         # minibatches) since the last one on which it was active. One vector for every layer.
+        # The batch's "inactive on every row" flags of all layers sit side by side, so the
+        # counters of every layer are updated and counted in a few calls whatever the depth.
         widths = [layer.fan_out for layer in hidden]
-        self.inactive_run = np.zeros(sum(widths), np.int64)
+        units = sum(widths)
+        self.inactive_run = np.zeros(units, np.int64)
+        self.inactive = np.empty(units, bool)
+        self.dead_flag = np.empty(units, bool)
         bounds = np.concatenate([[0], np.cumsum(widths)]).astype(np.intp)
-        self.run_views = [self.inactive_run[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
+        self.unit_starts = bounds[:-1]
+        self.unit_widths = np.array(widths, dtype=np.float64)
+        self.inactive_views = [self.inactive[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
         #: whether the window holds examples yet (`prime` fills it at the first step)
         self.primed = False
 
@@ -116,10 +123,10 @@ class Telemetry:
         while done < m:
             start = min(done, m - b)  # the last batch may overlap the one before it
             net.forward(train_x[start:start + b], training=True, rng=rng)
-            new = start + b - done
-            for layer, run in zip(net.hidden, self.run_views):
-                run += new
-                run *= all_rows(self._saturated(layer), axis=0)
+            for layer, view in zip(net.hidden, self.inactive_views):
+                all_rows(self._saturated(layer), axis=0, out=view)
+            runs += start + b - done  # only the new rows count
+            runs *= self.inactive
             done = start + b
         if m == len(train_x):  # every example of the data seen
             runs[runs >= m] = max(m, DEAD_WINDOW)
@@ -159,17 +166,24 @@ class Telemetry:
         self.hist = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS).reshape(
             self.n_hidden, HIST_BINS).tolist()
 
-        saturated, dead = [], []
+        saturated = []
         count, all_rows = np.count_nonzero, np.logical_and.reduce
-        rows = net.batch_size
-        for layer, run in zip(net.hidden, self.run_views):
+        for layer, view in zip(net.hidden, self.inactive_views):
             mask = self._saturated(layer)
             saturated.append(count(mask) / mask.size)
-            # examples since the unit was last active: + this batch, or 0 if active in it
-            run += rows
-            run *= all_rows(mask, axis=0)
-            dead.append(count(run >= DEAD_WINDOW) / mask.shape[1])
-        self.saturated, self.dead = saturated, dead
+            all_rows(mask, axis=0, out=view)
+        # examples since each unit was last active: + this batch, or 0 if active in it
+        runs = self.inactive_run
+        self.saturated = saturated
+        if self.inactive.any():
+            runs += net.batch_size
+            runs *= self.inactive
+            np.greater_equal(runs, DEAD_WINDOW, out=self.dead_flag)
+            self.dead = (np.add.reduceat(self.dead_flag, self.unit_starts, dtype=np.intp)
+                         / self.unit_widths).tolist()
+        else:  # every unit fired in this batch (the common case): nothing is dead
+            runs.fill(0)
+            self.dead = [0.0] * self.n_hidden
 
         self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
         self.weight_sq = [float(np.vdot(w, w)) for w in self.weights]

@@ -60,6 +60,9 @@ def valid_configs(draw):
     data["preprocess"] = draw(st.sampled_from(["none", "standardize", "whiten"]))
     data["augment"] = draw(st.sampled_from([0.0, 0.1, 1.0]))
     n_train = data["samples"] - round(data["samples"] * data["validation"])
+    normalizer = draw(component("normalizer"))
+    name = normalizer if isinstance(normalizer, str) else normalizer["name"]
+    smallest_batch = 2 if name == "batchnorm" else 1  # batch norm refuses 1 example
     return {
         "seed": draw(st.integers(0, 2**32)),
         "data": data,
@@ -68,14 +71,14 @@ def valid_configs(draw):
             "activation": draw(component("activation")),
             "initializer": draw(component("initializer")),
             "bias_initializer": draw(component("initializer", exclude=("orthogonal",))),
-            "normalizer": draw(component("normalizer")),
+            "normalizer": normalizer,
             "norm_position": draw(st.sampled_from(["before", "after"])),
             "dropout": draw(st.sampled_from([0.0, 0.3, 0.9])),
             "dtype": draw(st.sampled_from(["float32", "float64"])),
         },
         "optimizer": draw(component("optimizer")),
         "train": {
-            "batch_size": draw(st.integers(1, min(64, n_train))),
+            "batch_size": draw(st.integers(smallest_batch, min(64, n_train))),
             "l1": draw(st.sampled_from([0.0, 0.01])),
             "l2": draw(st.sampled_from([0.0, 0.1])),
             "clip_norm": draw(st.sampled_from([0.0, 1.0])),
