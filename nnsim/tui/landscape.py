@@ -20,6 +20,17 @@ BAND_COLOURS = [f"#{int(20 + 9 * i):02x}{int(28 + 11 * i):02x}{int(48 + 13 * i):
 
 
 
+def _hypers(path) -> str:
+    """The path's learning rate (* when it is the optimizer's own best on this surface) and
+    its momentum-like hyperparameters."""
+    opt = path.optimizer
+    parts = [f"lr {path.lr:g}{'*' if path.tuned else ''}"]
+    for name in ("beta", "beta1", "beta2", "rho"):
+        if name in opt.hyperparameters:
+            parts.append(f"{'β' if name == 'beta' else name} {getattr(opt, name):g}")
+    return " ".join(parts)
+
+
 class LandscapeView(View):
     """The contour map (log-spaced bands of f), each path's trail and head, and the
     optimizer's first state vector (velocity, or Adam's m) as a short arrow."""
@@ -96,7 +107,8 @@ class LandscapeView(View):
             text.append("".join(run), run_style)
             lines.append(text)
         lines.append(Text(f"{s.title}; darker = lower; ✕ minimum; arrows: the optimizer's "
-                          "state (velocity, m) as the direction it pushes", style="dim"))
+                          "state (velocity, m) as the direction it pushes; lr*: the "
+                          "optimizer's own best lr here", style="dim"))
         for k, path in enumerate(land.paths):
             x, y = path.points[-1]
             state = ("diverged at step %d" % path.diverged_at if path.diverged_at else
@@ -105,7 +117,10 @@ class LandscapeView(View):
             line = Text()
             line.append("■ ", palette_colour(k))
             line.append(f"{path.label:<22}", "bold")
+            line.append(f" {_hypers(path):<22}", "dim")
             line.append(f" f = {fmt(s.value(x, y))}  {state}")
+            if path.escaped_at is not None:
+                line.append(f", escaped at step {path.escaped_at}")
             lines.append(line)
         return crop_lines(lines)
 
