@@ -215,7 +215,8 @@ class SettingsScreen(TypingPausesTraining[None]):
     SettingsScreen TabPane { height: 1fr; padding: 0; }
     SettingsScreen TabPane > VerticalScroll { height: 1fr; }
     SettingsScreen .field { height: auto; }
-    SettingsScreen .field:focus-within .key { color: $accent; text-style: bold; }
+    SettingsScreen .field.-current { background: $boost; }
+    SettingsScreen .field.-current .key { color: $accent; text-style: bold; }
     SettingsScreen .line { height: 1; }
     SettingsScreen .key { width: 18; height: 1; text-wrap: nowrap; text-overflow: ellipsis;
                           color: $text; }
@@ -345,7 +346,10 @@ class SettingsScreen(TypingPausesTraining[None]):
                       if isinstance(node, Field)), None)
         if not self.is_mounted:
             return
+        for other in self.query(".field.-current"):
+            other.set_class(other is field, "-current")
         if field is not None:
+            field.add_class("-current")
             self.query_one("#about", Static).update(f"{field.key}: {field.help_text}")
         elif isinstance(focused, Tabs):
             self.query_one("#about", Static).update("Sections: ←/→ switches, Tab goes to "

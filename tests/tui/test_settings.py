@@ -5,7 +5,7 @@ stays put when one field changes, and no keystroke lost to a running training.""
 import time
 
 import pytest
-from textual.widgets import Input, Select, Static, TabbedContent
+from textual.widgets import Input, OptionList, Select, Static, TabbedContent
 
 from nnsim.tui.app import make_app
 from nnsim.tui.screens import Field, PathPrompt, SettingsScreen
@@ -148,8 +148,9 @@ async def test_fixed_choices_are_selects():
                     "model.bias_initializer", "model.normalizer"):
             assert isinstance(widget(screen, key), Select), key
         position = widget(screen, "model.norm_position")
-        assert [v for _, v in position._options if v is not Select.BLANK] == \
-            ["before", "after"]
+        options = position.query_one(OptionList)
+        assert [str(options.get_option_at_index(i).prompt)
+                for i in range(options.option_count)] == ["before", "after"]
         position.value = "after"
         await until(pilot, lambda: app.runner.sim.config.model.norm_position == "after")
 
