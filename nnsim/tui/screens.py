@@ -183,6 +183,14 @@ class Accepted(Validator):
         return self.success()
 
 
+class ErrorLine(Static):
+    """Why a field's value is refused or invalid; it scrolls itself into sight."""
+
+    def on_resize(self) -> None:
+        if self.display:  # laid out anew (shown, or a longer message): keep it in sight
+            self.scroll_visible(animate=False)
+
+
 class Field(Vertical):
     """One setting: a line with its name, its widget and a short help (cropped), and under
     it a line that appears only to say why a value is refused or invalid."""
@@ -196,7 +204,7 @@ class Field(Vertical):
             yield Label(self.label, classes="key", markup=False)
             yield self.widget
             yield Label(self.help_text, classes="help", markup=False)
-        yield Static("", classes="error", id=_error_id(self.key), markup=False)
+        yield ErrorLine("", classes="error", id=_error_id(self.key), markup=False)
 
 
 class SettingsScreen(TypingPausesTraining[None]):
@@ -394,6 +402,8 @@ class SettingsScreen(TypingPausesTraining[None]):
         field = self.query_one(f"#field-{_dashed(key)}", Field)
         field.help_text = self.component_help(key, name)
         field.query_one(".help", Label).update(field.help_text)
+        if self.focused is field.widget:
+            self.query_one("#about", Static).update(f"{key}: {field.help_text}")
         box = self.query_one(f"#hypers-{_dashed(key)}", Vertical)
         await box.remove_children()
         await box.mount_all(self.hyper_fields(key, name))

@@ -107,6 +107,21 @@ async def test_a_refused_value_keeps_the_old_one_and_says_why_under_its_field():
         assert batch.value == "16" and app.runner.sim.step_count == 3
 
 
+async def test_a_refusal_low_in_a_scrolled_tab_comes_into_sight():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=(80, 14)) as pilot:  # the data tab does not fit
+        screen = await open_settings(pilot)
+        await show_tab(pilot, screen, "data")
+        augment = widget(screen, "data.augment")  # the tab's last field
+        augment.focus()
+        await pilot.press("9", "9", "enter")
+        error = screen.query_one("#error-data-augment", Static)
+        await until(pilot, lambda: "refused" in str(error.render()))
+        scroll = screen.query_one("#section-data VerticalScroll")
+        await until(pilot, lambda: scroll.region.contains_region(error.region))
+        assert error.region.height >= 1 and app.runner.sim.config.data.augment == 0.0
+
+
 async def test_a_new_activation_replaces_only_its_hyperparameter_rows():
     app = make_app(small_config(("model.normalizer", "batchnorm")), paused=True)
     async with app.run_test(size=(80, 16)) as pilot:  # small enough for the model tab to scroll
