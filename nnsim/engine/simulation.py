@@ -265,15 +265,17 @@ class Simulation:
     def decision_grid(self, nx: int, ny: int, margin: float = 0.1) -> dict[str, Any]:
         """Predicted class over the input plane (2-D datasets), for drawing the boundary.
 
-        Returns the plane's extent in the preprocessed input space, the winning class and its
-        probability on an ny × nx grid (row 0 at the top), and the points of both splits.
+        Returns the plane's extent in the preprocessed input space (a square around the
+        data), the winning class and its probability on an ny × nx grid (row 0 at the top),
+        and the points of both splits.
         """
         if self.data.input_dim != 2:
             raise ValueError("the decision boundary needs 2-D inputs")
         points = np.concatenate([self.data.train_x, self.data.val_x])
         lo, hi = points.min(axis=0), points.max(axis=0)
-        pad = (hi - lo) * margin + 1e-9
-        lo, hi = lo - pad, hi + pad
+        # a square extent: with as many grid columns as rows, a cell is as wide as tall
+        centre, half = (lo + hi) / 2, (hi - lo).max() * (0.5 + margin) + 1e-9
+        lo, hi = centre - half, centre + half
         xs = np.linspace(lo[0], hi[0], nx)
         ys = np.linspace(hi[1], lo[1], ny)
         grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
