@@ -212,7 +212,12 @@ class SettingsScreen(TypingPausesTraining[None]):
     applies one field: optimizer hyperparameters apply live, anything else rebuilds from the
     seed. A refused value keeps the old one and says why on the field's own line."""
 
-    BINDINGS = [Binding("escape", "dismiss", "Close")]
+    BINDINGS = [Binding("escape", "dismiss", "Close"),
+                # moving focus before the next key is read: keys typed right after Tab
+                # reach the new field instead of the old one
+                Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
+                Binding("shift+tab", "app.focus_previous", "Previous field", show=False,
+                        priority=True)]
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
     SettingsScreen > #box { width: 100%; max-width: 130; height: 100%; max-height: 26;

@@ -5,6 +5,7 @@ stays put when one field changes, and no keystroke lost to a running training.""
 import time
 
 import pytest
+from textual import events
 from textual.widgets import Input, OptionList, Select, Static, TabbedContent
 
 from nnsim.tui.app import make_app
@@ -49,6 +50,17 @@ async def test_the_learning_rate_is_one_key_from_opening():
         assert len(keys) <= 4
         await pilot.press("0", ".", "2", "enter")  # focus selects the old text: typing replaces it
         await until(pilot, lambda: app.runner.sim.optimizer.lr == 0.2)
+
+
+async def test_keys_typed_right_after_tab_reach_the_new_field():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_settings(pilot)
+        for key, character in (("tab", None), ("1", "1"), ("2", "2")):  # one burst, no waits
+            app.post_message(events.Key(key, character))
+        field = widget(screen, "optimizer.lr")
+        await until(pilot, lambda: field.value == "12")
+        assert screen.focused is field
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
