@@ -8,19 +8,24 @@ from collections import deque
 import numpy as np
 
 from nnsim.engine.records import StepRecord
+from nnsim.engine.timeline import Timeline
 
 
 class History:
-    """The newest `capacity` records, plus every validation result in a ring of its own.
+    """The newest `capacity` records, every validation result in a ring of its own, the
+    run's first record, and the whole run at every scale in a `Timeline`.
 
     One thread may append while another reads: readers take `snapshot()` (or `series`),
-    which copy under a lock.
+    which copy under a lock, or `timeline.resample()`.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, timeline: bool = True) -> None:
         self.capacity = capacity
         self.records: deque[StepRecord] = deque(maxlen=capacity)
         self.evals: deque[tuple[int, float, float | None]] = deque(maxlen=capacity)
+        #: None where nobody draws the run (a headless run keeps records for checkpoints)
+        self.timeline = Timeline(recent=max(capacity, 2)) if timeline else None
+        self.first: StepRecord | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -30,12 +35,19 @@ class History:
         with self._lock:
             self.records.clear()
             self.evals.clear()
+            self.first = None
+        if self.timeline is not None:
+            self.timeline.clear()
 
     def append(self, record: StepRecord) -> None:
         with self._lock:
+            if self.first is None:
+                self.first = record
             self.records.append(record)
             if record.val_loss is not None:
                 self.evals.append((record.step, record.val_loss, record.val_accuracy))
+        if self.timeline is not None:
+            self.timeline.append(record)
 
     def snapshot(self, last: int | None = None) -> list[StepRecord]:
         """A copy of the newest `last` records (all by default), oldest first."""

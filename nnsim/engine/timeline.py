@@ -1,0 +1,242 @@
+"""Every number of a run at every scale: the whole run in bounded memory, the newest steps
+exactly.
+
+A `Timeline` turns each step record into one row of floats (global numbers, then each
+layer's statistics). The newest `recent` rows are kept as they are. The whole run is kept
+in at most `buckets` buckets, each holding the minimum, the sum (so the mean) and the
+maximum of the steps it covers: bucket k covers the steps of records k·w … (k+1)·w − 1, and
+when every bucket is in use neighbours merge pairwise and w doubles. Step 1 is therefore
+still there, as part of the first bucket, at step 100,000.
+
+Appending is one row write; rows are folded into buckets in blocks, with a few vectorised
+reductions, when a reader asks or when enough rows wait. `resample(n)` reduces either the
+whole run or the newest `last` steps to `n` columns for drawing, with the min, mean and max
+of each column. Nothing here knows about a screen.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from operator import attrgetter
+
+import numpy as np
+
+from nnsim.engine.records import LAYER_SCALARS, StepRecord
+
+#: global series of every record, in row order; `loss_smooth` and `accuracy_smooth` are
+#: exponential moving averages of the training loss and accuracy (time constant EMA_STEPS)
+GLOBAL = ("loss", "accuracy", "val_loss", "val_accuracy", "grad_norm", "lr", "reg_loss",
+          "loss_smooth", "accuracy_smooth")
+EMA_STEPS = 25
+_GLOBAL_GET = attrgetter(*GLOBAL[:7])
+_LAYER_GET = attrgetter(*LAYER_SCALARS)
+
+Key = str | tuple[str, int]  # "loss", or (field, layer) with layers counted from 1
+
+
+def layout_of(record: StepRecord) -> tuple[Key, ...]:
+    """The row layout a record gives: global names, then (field, layer) for every layer
+    scalar, optimizer state norm and learnable mean."""
+    keys: list[Key] = list(GLOBAL)
+    for layer in record.layers:
+        keys += [(name, layer.index) for name in LAYER_SCALARS]
+        keys += [(name, layer.index) for name, _ in layer.state]
+        keys += [(name, layer.index) for name, _ in layer.learnable]
+    return tuple(keys)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A run reduced to columns for drawing: per column, the first and last step it covers
+    and the min, mean and max of every series over those steps (NaN where a series has no
+    finite value there, e.g. validation between evaluations)."""
+
+    first: np.ndarray  # (n,) step of each column's first record
+    last: np.ndarray  # (n,) step of each column's last record
+    lo: np.ndarray  # (n, F)
+    mean: np.ndarray  # (n, F)
+    hi: np.ndarray  # (n, F)
+    index: dict  # Key -> column of the (n, F) arrays
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def has(self, key: Key) -> bool:
+        return key in self.index
+
+    def series(self, key: Key, which: str = "mean") -> np.ndarray:
+        """One series over the columns; all NaN for a key this run does not have."""
+        j = self.index.get(key)
+        if j is None:
+            return np.full(len(self.first), np.nan)
+        return getattr(self, which)[:, j]
+
+
+class Timeline:
+    """The run's series at two resolutions; one thread appends while another reads."""
+
+    def __init__(self, buckets: int = 1024, recent: int = 4096) -> None:
+        if buckets < 2 or buckets % 2 or recent < 2:
+            raise ValueError("buckets must be an even number >= 2 and recent >= 2")
+        self.n_buckets, self.n_recent = buckets, recent
+        self._lock = threading.Lock()
+        self._reset()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        self.keys: tuple[Key, ...] = ()
+        self.index: dict = {}
+        self.count = 0  # records appended
+        self.folded = 0  # records already in the buckets
+        self.width = 1  # records per bucket
+        self._rows = np.empty((0, 0))
+        self._steps = np.zeros(self.n_recent, dtype=np.int64)
+        self._ema: list[float] = [math.nan, math.nan]
+
+    # ------------------------------------------------------------ writing
+
+    def append(self, record: StepRecord) -> None:
+        row = list(_GLOBAL_GET(record))
+        ema = self._ema
+        for i, value in enumerate((record.loss, record.accuracy)):
+            if value is not None and math.isfinite(value):
+                ema[i] = value if ema[i] != ema[i] else ema[i] + (value - ema[i]) / EMA_STEPS
+        row += ema
+        for layer in record.layers:
+            row += _LAYER_GET(layer)
+            row += [v for _, v in layer.state]
+            row += [v for _, v in layer.learnable]
+        with self._lock:
+            if len(row) != len(self.keys):
+                self._relayout(record, len(row))
+            slot = self.count % self.n_recent
+            self._rows[slot] = row
+            self._steps[slot] = record.step
+            self.count += 1
+            if self.count - self.folded >= self.n_recent // 2:
+                self._fold()
+
+    def extend(self, records) -> None:
+        for record in records:
+            self.append(record)
+
+    def _relayout(self, record: StepRecord, n: int) -> None:
+        """A record of another shape (a rebuilt network): start over with its layout."""
+        keys = layout_of(record)
+        assert len(keys) == n
+        ema = self._ema
+        self._reset()
+        self._ema = ema
+        self.keys = keys
+        self.index = {k: j for j, k in enumerate(keys)}
+        f = len(keys)
+        self._rows = np.full((self.n_recent, f), np.nan)
+        self._lo = np.full((self.n_buckets, f), np.inf)
+        self._hi = np.full((self.n_buckets, f), -np.inf)
+        self._sum = np.zeros((self.n_buckets, f))
+        self._cnt = np.zeros((self.n_buckets, f), dtype=np.int64)
+        self._first = np.zeros(self.n_buckets, dtype=np.int64)
+        self._last = np.zeros(self.n_buckets, dtype=np.int64)
+
+    def _fold(self) -> None:
+        """Fold the rows appended since the last fold into the buckets (lock held)."""
+        start, stop = self.folded, self.count
+        if stop <= start:
+            return
+        idx = np.arange(start, stop)
+        rows = self._rows[idx % self.n_recent]
+        steps = self._steps[idx % self.n_recent]
+        bucket = idx // self.width
+        while bucket[-1] >= self.n_buckets:  # every bucket in use: merge neighbours
+            self._merge()
+            bucket = idx // self.width
+        cuts = np.flatnonzero(np.diff(bucket)) + 1
+        starts = np.concatenate([[0], cuts])
+        ids = bucket[starts]
+        finite = np.isfinite(rows)
+        lo = np.minimum.reduceat(np.where(np.isnan(rows), np.inf, rows), starts)
+        hi = np.maximum.reduceat(np.where(np.isnan(rows), -np.inf, rows), starts)
+        total = np.add.reduceat(np.where(finite, rows, 0.0), starts)
+        cnt = np.add.reduceat(finite.astype(np.int64), starts)
+        new = ids * self.width == idx[starts]  # buckets that start in this block
+        self._first[ids[new]] = steps[starts[new]]
+        self._lo[ids] = np.minimum(self._lo[ids], lo)
+        self._hi[ids] = np.maximum(self._hi[ids], hi)
+        self._sum[ids] += total
+        self._cnt[ids] += cnt
+        self._last[ids] = steps[np.concatenate([cuts - 1, [len(idx) - 1]])]
+        self.folded = stop
+
+    def _merge(self) -> None:
+        """Merge bucket pairs (0, 1), (2, 3) …: half the buckets, each twice as wide."""
+        half = self.n_buckets // 2
+        for arr, op in ((self._lo, np.minimum), (self._hi, np.maximum)):
+            arr[:half] = op(arr[0::2], arr[1::2])
+            arr[half:] = np.inf if op is np.minimum else -np.inf
+        for arr in (self._sum, self._cnt):
+            arr[:half] = arr[0::2] + arr[1::2]
+            arr[half:] = 0
+        self._first[:half] = self._first[0::2]
+        self._last[:half] = np.where(self._last[1::2] > 0, self._last[1::2], self._last[0::2])
+        self._first[half:] = 0
+        self._last[half:] = 0
+        self.width *= 2
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The first and the newest step appended ((0, 0) before any)."""
+        with self._lock:
+            if not self.count:
+                return 0, 0
+            first = int(self._first[0]) if self.folded else int(
+                self._steps[max(0, self.count - self.n_recent) % self.n_recent])
+            return first, int(self._steps[(self.count - 1) % self.n_recent])
+
+    def resample(self, n: int, last: int | None = None) -> Columns:
+        """The whole run (or its newest `last` steps, at most `recent`) in at most `n`
+        columns of about equal numbers of steps, oldest first."""
+        with self._lock:
+            f = len(self.keys)
+            if not self.count or n < 1:
+                empty = np.empty((0, f))
+                return Columns(np.empty(0, np.int64), np.empty(0, np.int64), empty, empty,
+                               empty, dict(self.index))
+            if last is None:  # the buckets: exact while each covers one step
+                self._fold()
+                used = (self.count - 1) // self.width + 1
+                lo, hi = self._lo[:used], self._hi[:used]
+                total, cnt = self._sum[:used], self._cnt[:used]
+                first, final = self._first[:used], self._last[:used]
+            else:  # the recent rows are exact: every step its own unit
+                k = min(self.count, self.n_recent, last)
+                idx = np.arange(self.count - k, self.count) % self.n_recent
+                rows = self._rows[idx]
+                finite = np.isfinite(rows)
+                lo = np.where(np.isnan(rows), np.inf, rows)
+                hi = np.where(np.isnan(rows), -np.inf, rows)
+                total, cnt = np.where(finite, rows, 0.0), finite.astype(np.int64)
+                first = final = self._steps[idx]
+            units = len(first)
+            cols = min(n, units)
+            starts = (np.arange(cols) * units) // cols
+            ends = np.concatenate([starts[1:], [units]]) - 1
+            lo = np.minimum.reduceat(lo, starts)
+            hi = np.maximum.reduceat(hi, starts)
+            total = np.add.reduceat(total, starts)
+            cnt = np.add.reduceat(cnt, starts)
+            index = dict(self.index)
+            first, final = first[starts].copy(), final[ends].copy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
+        # a column of nothing but infinities keeps them at its ends, NaN only where empty
+        lo = np.where(np.isposinf(lo), np.nan, lo)
+        hi = np.where(np.isneginf(hi), np.nan, hi)
+        mean = np.where(np.isnan(mean) & np.isposinf(hi), np.inf, mean)
+        return Columns(first, final, lo, mean, hi, index)
