@@ -29,17 +29,24 @@ from nnsim.pluginmanager import Registry
 #: steps per frame, slowest to fastest; None = as many as fit in a frame
 SPEEDS: tuple[int | None, ...] = (1, 2, 5, 10, 20, 50, 100, None)
 FRAME_SECONDS = 1 / 30
+#: a slow start (`ramp=True`): (from step, speed index); the first steps, where most of the
+#: story happens, go by at 30 steps a second, then the pace climbs to 10 steps a frame
+RAMP: tuple[tuple[int, int], ...] = ((0, 0), (60, 1), (150, 2), (400, 3))
 
 
 class Runner:
     """A Simulation, its History, and a training loop that can be paused and steered."""
 
     def __init__(self, config: Config, registry: Registry | None = None, paused: bool = False,
-                 capacity: int = 4096, speed: int = 3) -> None:
+                 capacity: int = 4096, speed: int = 3, ramp: bool = False) -> None:
         self.sim = Simulation(config, registry)
         self.history = History(capacity)
         self.paused = paused
         self.speed = speed
+        self.ramp = ramp  # slow start, until the user picks a speed (see RAMP)
+        self._slow_starts = ramp  # every rebuild starts slow again, until the user picks
+        if ramp:
+            self.speed = RAMP[0][1]
         self.message = ""  # why the run halted: divergence, early stopping, a plugin error
         self.version = 0  # bumped whenever the history or the state changes
         self.rate = 0.0  # steps per second while running
@@ -67,7 +74,8 @@ class Runner:
     @property
     def speed_text(self) -> str:
         n = self.steps_per_frame
-        return "max" if n is None else f"{n}/frame"
+        text = "max" if n is None else f"{n}/frame"
+        return f"{text}, slow start" if self.ramp else text
 
     # ------------------------------------------------------------ control (any thread)
 
@@ -97,6 +105,15 @@ class Runner:
 
     def slower(self) -> None:
         self.submit(lambda: self._set_speed(self.speed - 1))
+
+    def _ramp_up(self) -> None:
+        """Follow the slow start: the speed RAMP gives for the current step."""
+        step = self.sim.step_count
+        speed = max(index for start, index in RAMP if step >= start)
+        if speed != self.speed:
+            self.speed = speed
+        if step >= RAMP[-1][0]:
+            self.ramp = False
 
     def reset(self, seed: int | None = None) -> None:
         self.submit(lambda: self._rebuild(lambda: self.sim.reset(seed)))
@@ -207,6 +224,8 @@ class Runner:
                 self.paused = True
                 self.message = sim.stopped
             self.version += 1
+            if self.ramp:
+                self._ramp_up()
         return self.state in ("running", "paused")
 
     def _count(self, record: StepRecord) -> None:
@@ -227,6 +246,7 @@ class Runner:
         self._changed()
 
     def _set_speed(self, speed: int) -> None:
+        self.ramp = self._slow_starts = False  # the user has chosen
         self.speed = max(0, min(len(SPEEDS) - 1, speed))
         self._changed()
 
@@ -236,6 +256,8 @@ class Runner:
         self._changed()
 
     def _after_rebuild(self) -> None:
+        if self._slow_starts:
+            self.ramp, self.speed = True, RAMP[0][1]
         self.history.clear()
         self.message = ""
         self.grid = None
@@ -262,7 +284,8 @@ class Runner:
         return _write_atomic(Path(path), self.sim.config.to_toml())
 
     def export_history(self, path: str | Path) -> Path:
-        """Write the kept history as JSONL (or CSV for a .csv path)."""
+        """Write the kept history as JSONL (or CSV for a .csv path). Safe from any thread:
+        it reads a snapshot of the history."""
         import io
 
         path = Path(path)

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Static, Tab, Tabs
@@ -22,22 +22,23 @@ from nnsim.pluginmanager import Registry, default_registry
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
 from nnsim.tui.render import fmt
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
-from nnsim.tui.views import (BoundaryView, CurvesView, DistributionsView, Frame, LayersView,
-                             OptimizerView, View)
+from nnsim.tui.views import (WINDOWS, BoundaryView, CurvesView, DepthView, DistributionsView,
+                             Frame, LayersView, OptimizerView, View, window_text)
 
 VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
          ("distributions", "3 Distributions", DistributionsView),
-         ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView))
+         ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView),
+         ("depth", "6 Depth", DepthView))
 REFRESH_HZ = 30
-HISTORY_SHOWN = 600  # records the curves and sparklines look back over
-STATE_STYLE = {"running": "bold green", "paused": "bold yellow", "diverged": "bold white on red",
-               "halted": "bold white on red"}
+STATE_ROLE = {"running": "good", "paused": "warn", "diverged": "bad", "halted": "bad"}
+NEXT_STEP = "press r to reset (same seed), e for a new seed, s to change the settings"
 
 
 class StatusBar(View):
-    """Two lines: the run's state and numbers; the experiment (or why the run stopped)."""
+    """Two lines: the run's state and numbers; the experiment (or why the run stopped and
+    what to do next). On a narrow screen the least needed numbers give way."""
 
-    DEFAULT_CSS = "StatusBar { height: 2; padding: 0 1; background: $boost; }"
+    DEFAULT_CSS = "StatusBar { height: 2; padding: 0 1; }"
     plain = ""  # the text last shown, for tests and logs
     _lines: list[Text] = []
 
@@ -45,36 +46,50 @@ class StatusBar(View):
         return self._lines
 
     def show_status(self, frame: Frame, summary: str) -> None:
+        roles = self.roles
         last = frame.last
-        text = Text()
-        text.append(f" {frame.state} ", STATE_STYLE.get(frame.state, "bold"))
+        width = max(self.size.width - 2, 40) if self.size.width else 200
+        parts: list[tuple[str, str, int]] = []  # (text, style, priority: lower stays)
+        state = frame.state
+        role = STATE_ROLE.get(state, "fg")
+        parts.append((f" {state} ", f"bold {roles['bg']} on {roles[role]}"
+                      if roles["bg"] != "default" else "bold reverse", 0))
         if last is None:
-            text.append("  step 0")
+            parts.append(("  step 0", "bold", 0))
         else:
             val = frame.evals[-1] if frame.evals else None
-            text.append(f"  step {last.step:,}", "bold")
-            text.append("  loss ")
-            text.append(fmt(last.loss), "cyan")
+            parts.append((f"  step {last.step:,}", "bold", 0))
+            parts.append(("  loss ", "", 0))
+            parts.append((fmt(last.loss), roles["train"], 0))
             if val is not None:
-                text.append(" val ")
-                text.append(fmt(val[1]), "magenta")
+                parts.append((" val ", "", 2))
+                parts.append((fmt(val[1]), roles["val"], 2))
             if last.accuracy is not None:
-                text.append("  acc ")
-                text.append(f"{last.accuracy:.1%}", "cyan")
+                parts.append(("  acc ", "", 1))
+                parts.append((f"{last.accuracy:.1%}", roles["train"], 1))
                 if val is not None and val[2] is not None:
-                    text.append(" val ")
-                    text.append(f"{val[2]:.1%}", "magenta")
-        text.append(f"  lr {fmt(frame.lr)}")
-        if frame.state == "running":
-            text.append(f"  {frame.rate:,.0f} steps/s")
-        text.append(f"  speed {frame.speed}", "dim")
+                    parts.append((" val ", "", 2))
+                    parts.append((f"{val[2]:.1%}", roles["val"], 2))
+        parts.append((f"  lr {fmt(frame.lr)}", "", 1))
+        if state == "running":
+            parts.append((f"  {frame.rate:,.0f} steps/s", "", 3))
+        parts.append((f"  speed {frame.speed}", roles["muted"], 3))
+        for cut in (4, 3, 2, 1):
+            kept = [p for p in parts if p[2] < cut]
+            if sum(len(t) for t, _, _ in kept) <= width:
+                break
+        text = Text()
+        for t, style, _ in kept:
+            text.append(t, style)
         second = Text()
         if frame.message:
-            second.append(frame.message, "bold red")
+            second.append(frame.message, f"bold {roles['bad']}")
+            if state in ("diverged", "halted"):
+                second.append(f" — {NEXT_STEP}", "bold")
         else:
             if last is not None:
                 second.append(f"epoch {last.epoch:.2f} · ")
-            second.append(summary, "dim")
+            second.append(summary, roles["muted"])
         for line in (text, second):
             line.no_wrap, line.overflow = True, "ellipsis"
         self.plain = f"{text.plain}\n{second.plain}"
@@ -82,33 +97,45 @@ class StatusBar(View):
         self.show(frame)
 
 
-class LessonPanel(Static):
-    """The lesson beside the live views: what it claims, where to look, its runs, its check."""
+class LessonPanel(VerticalScroll):
+    """The lesson beside the live views: its runs and check first (they must stay in view on
+    a small screen), then what it claims, where to look, and the lecture section. Scrolls."""
 
     DEFAULT_CSS = """
     LessonPanel { width: 34%; min-width: 28; max-width: 48; height: 1fr; padding: 0 1;
                   border-left: solid $accent; }
+    LessonPanel > Static { width: 1fr; }
     """
 
-    def show(self, lesson: Lesson, current: str, verdict: str) -> None:
+    def compose(self):
+        yield Static(id="lesson-text")
+
+    @property
+    def content(self):
+        """What the panel shows (for tests and logs)."""
+        return self.query_one("#lesson-text", Static).content
+
+    def show(self, lesson: Lesson, current: str, verdict: str, seed: int) -> None:
         text = Text()
-        text.append(f"{lesson.title}\n\n", "bold")
-        text.append(f"{lesson.explanation}\n\n")
-        text.append("Watch: ", "bold")
-        text.append(f"{lesson.watch}\n\n")
-        text.append("Runs (o: next)\n", "bold")
+        text.append(f"{lesson.title}\n", "bold")
+        section = getattr(lesson, "section", "")
+        if section:
+            text.append(f"Lecture: {section}\n", "italic")
+        text.append("\nRuns (o: next)\n", "bold")
         for label in lesson.runs:
             mark = "▶ " if label == current else "  "
-            text.append(f"{mark}{label}\n", "bold cyan" if label == current else "")
-        text.append("\nCheck (k): ", "bold")
+            text.append(f"{mark}{label}\n", "bold" if label == current else "")
+        text.append(f"\nCheck (k, seed {seed}): ", "bold")
         if verdict:
-            style = "bold green" if verdict.startswith("PASS") else (
-                "bold red" if verdict.startswith("FAIL") else "dim")
+            style = "bold" if verdict.startswith(("PASS", "FAIL")) else "italic"
             text.append(verdict, style)
         else:
             steps = f"{lesson.steps} step{'s' if lesson.steps != 1 else ''}"
-            text.append(f"trains every run for {steps} and tests the claim", "dim")
-        self.update(text)
+            text.append(f"trains every run for {steps} and tests the claim", "italic")
+        text.append("\n\nWatch: ", "bold")
+        text.append(f"{lesson.watch}\n\n")
+        text.append(f"{lesson.explanation}\n")
+        self.query_one("#lesson-text", Static).update(text)
 
 
 class NnsimApp(RunnerControls, App):
@@ -118,9 +145,10 @@ class NnsimApp(RunnerControls, App):
     CSS_PATH = "app.tcss"
     BINDINGS = [
         *CONTROL_BINDINGS,
-        Binding("e", "reseed", "New seed"),
+        Binding("e", "reseed", "New seed", show=False),
         Binding("s", "settings", "Settings"),
-        Binding("p", "plugins", "Plugins"),
+        Binding("t", "window", "Window"),
+        Binding("p", "plugins", "Plugins", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("1", "view('layers')", "Layers", show=False),
@@ -128,7 +156,14 @@ class NnsimApp(RunnerControls, App):
         Binding("3", "view('distributions')", "Distributions", show=False),
         Binding("4", "view('boundary')", "Boundary", show=False),
         Binding("5", "view('optimizer')", "Optimizer", show=False),
+        Binding("6,d", "view('depth')", "Depth", show=False),
         Binding("v", "next_view", "Next view", show=False),
+        Binding("m", "smooth", "Raw / smoothed curves", show=False),
+        Binding("right_square_bracket", "lr(2.0)", "lr ×2", show=False, key_display="]"),
+        Binding("left_square_bracket", "lr(0.5)", "lr ÷2", show=False, key_display="["),
+        Binding("a", "cycle('activation')", "Next activation", show=False),
+        Binding("w", "cycle('initializer')", "Next initializer", show=False),
+        Binding("b", "batchnorm", "Batch norm on/off", show=False),
         Binding("ctrl+s", "save_config", "Save config", show=False),
         Binding("ctrl+o", "load_config", "Load config", show=False),
         Binding("x", "export", "Export history", show=False),
@@ -139,10 +174,16 @@ class NnsimApp(RunnerControls, App):
         Binding("i", "toggle_lesson", "Lesson: hide/show", show=False),
     ]
     HELP_KEYS = [("space", "play / pause"), ("n", "one step (pauses)"),
-                 ("+ / -", "faster / slower (steps per frame)"),
+                 ("+ / -", "faster / slower (steps per frame); training starts slowly and "
+                           "speeds up until you choose"),
                  ("r", "reset with the same seed"), ("e", "reset with a new seed"),
-                 ("1 … 5, v", "switch panel: layers, curves, distributions, boundary, "
-                                "optimizer"),
+                 ("1 … 6, v", "switch panel: layers, curves, distributions, boundary, "
+                                "optimizer, depth profile (also d)"),
+                 ("t", "history window: whole run / last 1,000 / last 100 steps"),
+                 ("m", "curves: moving average / raw (mean with min–max band)"),
+                 ("[ / ]", "learning rate ÷2 / ×2 (live)"),
+                 ("a / w", "next activation / next initializer (rebuilds from the seed)"),
+                 ("b", "batch norm on / off (rebuilds from the seed)"),
                  ("s", "settings: every config key"), ("p", "plugins and failures"),
                  ("ctrl+s", "save the config as TOML"), ("ctrl+o", "load a config"),
                  ("x", "export the metrics history (JSONL, or CSV for .csv)"),
@@ -156,11 +197,13 @@ class NnsimApp(RunnerControls, App):
                  paused: bool = False, lesson: Lesson | None = None) -> None:
         super().__init__()
         self.registry = registry or default_registry()
-        self.runner = Runner(config, self.registry, paused=paused)
+        self.runner = Runner(config, self.registry, paused=paused, ramp=True)
         self.lesson = lesson
         self.lesson_run = next(iter(lesson.runs)) if lesson else ""
         self.verdict: str = ""
         self.view_name = "layers"
+        self.window: int | None = WINDOWS[0]
+        self.smooth = True
         self._drawn: tuple = (-1, "", -1)
         self._grid_asked: tuple = ()
 
@@ -206,14 +249,20 @@ class NnsimApp(RunnerControls, App):
     def frame(self) -> Frame:
         runner = self.runner
         sim = runner.sim
+        history = runner.history
+        evals = history.eval_snapshot()
         return Frame(
-            records=runner.history.snapshot(HISTORY_SHOWN),
-            evals=runner.history.eval_snapshot(),
+            records=history.snapshot(2),
+            evals=evals[-1:],
             state=runner.state, message=runner.message, rate=runner.rate,
             speed=runner.speed_text, activation=sim.config.model.activation.name,
             optimizer=sim.config.optimizer.name, lr=sim.lr, grid=runner.grid,
             extras={"input_dim": sim.data.input_dim,
-                    "focus": self.lesson.focus if self.lesson is not None else ""})
+                    "focus": self.lesson.focus if self.lesson is not None else "",
+                    "hypers": dict(sim.config.optimizer.hypers)},
+            timeline=history.timeline, window=self.window, smooth=self.smooth,
+            first=history.first,
+            classes=sim.data.outputs if sim.task == "classification" else None)
 
     def tick(self) -> None:
         """Redraw from the newest records, if anything changed since the last frame."""
@@ -268,7 +317,8 @@ class NnsimApp(RunnerControls, App):
 
     def show_lesson(self) -> None:
         if self.lesson is not None:
-            self.query_one(LessonPanel).show(self.lesson, self.lesson_run, self.verdict)
+            self.query_one(LessonPanel).show(self.lesson, self.lesson_run, self.verdict,
+                                             self.runner.sim.config.seed)
 
     def action_next_run(self) -> None:
         """Switch the lesson to its next configuration (rebuilt from the seed)."""
@@ -295,7 +345,8 @@ class NnsimApp(RunnerControls, App):
         from nnsim.lessons import run_lesson
 
         try:
-            _, verdict = run_lesson(self.lesson, self.registry)
+            _, verdict = run_lesson(self.lesson, self.registry,
+                                    seed=self.runner.sim.config.seed)
             text = f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}"
         except NnsimError as exc:
             text = f"could not check: {exc}"
@@ -315,6 +366,63 @@ class NnsimApp(RunnerControls, App):
     def action_reset(self) -> None:
         super().action_reset()
         self.notify("Reset: same seed, same run.", timeout=2)
+
+    def action_toggle(self) -> None:
+        if not self._halted():
+            super().action_toggle()
+
+    def action_step(self) -> None:
+        if not self._halted():
+            super().action_step()
+
+    def _halted(self) -> bool:
+        """A diverged or halted run cannot go on: say what can be done instead."""
+        if self.runner.state in ("diverged", "halted"):
+            self.notify(f"The run has stopped: {NEXT_STEP}.", severity="warning", timeout=4)
+            return True
+        return False
+
+    def action_window(self) -> None:
+        self.window = WINDOWS[(WINDOWS.index(self.window) + 1) % len(WINDOWS)]
+        self.notify(f"History: {window_text(self.window)}", timeout=1.5)
+        self.redraw()
+
+    def action_smooth(self) -> None:
+        self.smooth = not self.smooth
+        self.notify("Curves: " + ("moving average" if self.smooth else
+                                  "raw, with each column's min–max band"), timeout=1.5)
+        self.redraw()
+
+    def _change(self, key: str, value, what: str) -> None:
+        """Apply one config change from a quick key, as the settings screen would."""
+        config = self.runner.sim.config
+        try:
+            new = config.with_overrides([(key, value)], self.registry)
+            live = new.structure_key() == config.structure_key()
+            if not live:
+                from nnsim.engine.simulation import Simulation
+                Simulation(new, self.registry, telemetry=False)  # refuse what cannot build
+        except NnsimError as exc:
+            self.notify(f"not applied: {exc}", severity="error", timeout=6)
+            return
+        self.runner.reconfigure(new)
+        self.notify(f"{what}" + (" (live)" if live else " (rebuilt from the seed)"), timeout=2)
+
+    def action_lr(self, factor: float) -> None:
+        lr = self.runner.sim.lr
+        self._change("optimizer.lr", lr * factor, f"lr {fmt(lr)} → {fmt(lr * factor)}")
+
+    def action_cycle(self, family: str) -> None:
+        model = self.runner.sim.config.model
+        current = getattr(model, family).name
+        names = self.registry.names(family)
+        name = names[(names.index(current) + 1) % len(names)] if current in names else names[0]
+        self._change(f"model.{family}", name, f"{family} {current} → {name}")
+
+    def action_batchnorm(self) -> None:
+        current = self.runner.sim.config.model.normalizer.name
+        name = "none" if current == "batchnorm" else "batchnorm"
+        self._change("model.normalizer", name, f"normalizer {current} → {name}")
 
     def action_reseed(self) -> None:
         self.runner.reseed()
@@ -352,8 +460,9 @@ class NnsimApp(RunnerControls, App):
     def action_export(self) -> None:
         def export(path: str | None) -> None:
             if path:
-                self._file_action(lambda: self.runner.export_history(path),
-                                  "History exported to")
+                self.notify(f"Exporting the history to {path}…", timeout=2)
+                self._in_background(lambda: self.runner.export_history(path),
+                                    "History exported to")
         self.push_screen(PathPrompt("Export the kept history (JSONL; CSV for .csv) to:",
                                     "nnsim-history.jsonl"), export)
 
@@ -383,6 +492,18 @@ class NnsimApp(RunnerControls, App):
                 self.runner.load_checkpoint(path)
         self.push_screen(PathPrompt("Load the checkpoint in (a folder or a .npz file):",
                                     "nnsim-checkpoint"), load_from)
+
+    def _in_background(self, do, done: str) -> None:
+        """Write a file on a thread of its own; say how it went when it is done."""
+        def work() -> None:
+            try:
+                path = do()
+            except NnsimError as exc:
+                self.call_from_thread(self.notify, str(exc), title="Not written",
+                                      severity="error", timeout=8)
+                return
+            self.call_from_thread(self.notify, f"{done} {path}", timeout=4)
+        self.run_worker(work, thread=True, group="files", exit_on_error=False)
 
     def _file_action(self, do, done: str) -> None:
         try:

@@ -10,9 +10,9 @@ from textual.worker import get_current_worker
 CONTROL_BINDINGS = [
     Binding("space", "toggle", "Play/pause"),
     Binding("n", "step", "Step"),
-    Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
-    Binding("minus", "slower", "Slower", key_display="-"),
-    Binding("r", "reset", "Reset"),
+    Binding("plus,equals_sign", "faster", "Faster", key_display="+", show=False),
+    Binding("minus", "slower", "Slower", key_display="-", show=False),
+    Binding("r", "reset", "Reset", show=False),
 ]
 
 

@@ -198,22 +198,33 @@ def palette_colour(k: int) -> str:
 
 
 SHADES = 5  # brightness levels: few levels make long runs of one style, drawn fast
+DARK_BASE, LIGHT_BASE = (24, 24, 32), (246, 246, 240)
 
 
-def _shade(rgb: tuple[int, int, int], strength: float) -> str:
-    """The class colour faded towards a dark background by (1 - strength), in SHADES steps."""
-    base = (24, 24, 32)
+def _shade(rgb: tuple[int, int, int], strength: float, dark: bool = True) -> str:
+    """A region's colour: the class colour over the background, from a faint tint (at
+    chance) to 45 % (certain), so that points in full colour stand out on either class."""
+    base = DARK_BASE if dark else LIGHT_BASE
     level = round(max(0.0, min(1.0, strength)) * (SHADES - 1)) / (SHADES - 1)
-    t = 0.2 + 0.7 * level
+    t = 0.08 + 0.37 * level
     r, g, b = (int(bb + (c - bb) * t) for c, bb in zip(rgb, base))
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
+def point_colour(k: int, dark: bool = True) -> str:
+    """A data point of class k: its class colour pushed towards white on a dark background
+    (black on a light one), readable on every region."""
+    r, g, b = PALETTE[k % len(PALETTE)]
+    target = 255 if dark else 0
+    t = 0.35
+    return "#%02x%02x%02x" % tuple(int(c + (target - c) * t) for c in (r, g, b))
+
+
+def heatmap(label, confidence, classes: int, points=(), dark: bool = True) -> list[Text]:
     """Decision regions as half blocks: each cell shows two grid rows (top as foreground
-    '▀', bottom as background). Colour is the winning class, brightness its probability
+    '▀', bottom as background). Colour is the winning class, strength its probability
     above chance. `points` are (row, col, class, mark) cells drawn as `mark` (e.g. '●') in
-    the class colour."""
+    the class's point colour."""
     import numpy as np
 
     label = np.asarray(label, dtype=np.int64)
@@ -224,7 +235,7 @@ def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
     strength = np.nan_to_num(strength, nan=0.0)
     level = np.clip(np.round(strength * (SHADES - 1)), 0, SHADES - 1).astype(np.int64)
     code = (label % len(PALETTE)) * SHADES + level
-    colours = [_shade(rgb, lv / (SHADES - 1)) for rgb in PALETTE for lv in range(SHADES)]
+    colours = [_shade(rgb, lv / (SHADES - 1), dark) for rgb in PALETTE for lv in range(SHADES)]
     marks = {(r, c): (k, ch) for r, c, k, ch in points}
     styles: dict[tuple, str] = {}
     lines = []
@@ -238,8 +249,7 @@ def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
             style = styles.get(key)
             if style is None:
                 if mark is not None:
-                    r, g, b = PALETTE[mark[0] % len(PALETTE)]
-                    style = f"bold #{r:02x}{g:02x}{b:02x} on {colours[bottom[c]]}"
+                    style = f"bold {point_colour(mark[0], dark)} on {colours[bottom[c]]}"
                 else:
                     style = f"{colours[top[c]]} on {colours[bottom[c]]}"
                 styles[key] = style
@@ -252,3 +262,73 @@ def heatmap(label, confidence, classes: int, points=()) -> list[Text]:
             text.append("".join(run), run_style)
         lines.append(text)
     return lines
+
+
+# ---------------------------------------------------------------- colours from the theme
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    colour = colour.lstrip("#")
+    return int(colour[0:2], 16), int(colour[2:4], 16), int(colour[4:6], 16)
+
+
+def _hex(rgb) -> str:
+    return "#%02x%02x%02x" % tuple(max(0, min(255, round(c))) for c in rgb)
+
+
+def luminance(colour: str) -> float:
+    """WCAG relative luminance of a '#rrggbb' colour."""
+    def channel(c: int) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(c) for c in _rgb(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG contrast ratio of two '#rrggbb' colours, 1 to 21."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def blend(a: str, b: str, t: float) -> str:
+    """a moved a fraction t of the way towards b."""
+    return _hex(ca + (cb - ca) * t for ca, cb in zip(_rgb(a), _rgb(b)))
+
+
+def readable(colour: str, background: str, ratio: float = 4.5) -> str:
+    """The colour, moved towards black or white (whichever the background is further from)
+    just enough to reach `ratio` against the background."""
+    if contrast(colour, background) >= ratio:
+        return colour
+    target = "#000000" if luminance(background) > 0.18 else "#ffffff"
+    for step in range(1, 21):
+        out = blend(colour, target, step / 20)
+        if contrast(out, background) >= ratio:
+            return out
+    return target
+
+
+#: what each role is drawn with: a theme variable (see Textual's themes)
+ROLE_VARIABLES = {"fg": "foreground", "grad": "primary", "act": "accent", "state": "secondary",
+                  "sat": "warning", "dead": "error", "good": "success", "warn": "warning",
+                  "bad": "error", "train": "primary", "val": "accent"}
+
+
+def theme_roles(variables: dict[str, str]) -> dict[str, str]:
+    """Colours for the panels' roles from a theme's CSS variables, each readable (4.5:1) on
+    the theme's background; `muted` is the foreground faded half way to the background, and
+    `bg` the background itself. ANSI themes keep the terminal's own colours."""
+    background = variables.get("background", "#000000")
+    if not background.startswith("#"):  # an ANSI theme: the terminal's palette decides
+        roles = {role: variables.get(var, "default").split()[0]
+                 for role, var in ROLE_VARIABLES.items()}
+        roles["fg"] = "default"
+        roles["muted"] = "default"
+        roles["bg"] = "default"
+        return roles
+    background = background[:7]
+    roles = {role: readable(variables.get(var, "#808080")[:7], background)
+             for role, var in ROLE_VARIABLES.items()}
+    roles["muted"] = readable(blend(roles["fg"], background, 0.4), background)
+    roles["bg"] = background
+    return roles

@@ -1,10 +1,16 @@
-"""The panels: thin widgets that lay out what the pure renderers draw from step records."""
+"""The panels: thin widgets that lay out what the pure renderers draw from step records.
+
+Every time series comes from the engine's Timeline, reduced to as many columns as the panel
+has room for: by default the whole run (step 1 stays on screen), or the newest 1,000 or 100
+steps. Every magnitude of a column shares one axis across the layers, decade-aligned on a
+log scale, and the axis is printed, so a layer at 1e-5 never looks like one at 1e-1."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 from rich.console import Group
 from rich.segment import Segment
 from rich.style import Style
@@ -14,16 +20,24 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
-from nnsim.tui.render import PALETTE, bars, fmt, heatmap, palette_colour, plot, sparkline
+from nnsim.engine.timeline import Columns, Timeline
+from nnsim.tui.render import (bars, fmt, heatmap, palette_colour, plot, sparkline,
+                              theme_roles)
 
-LABEL_WIDTH = 14
-VALUE_WIDTH = 7
-MIN_SPARK = 5
+LABEL_WIDTH = 6
+VALUE_WIDTH = 6
+MIN_SPARK = 4
+#: the history windows `t` cycles through: the whole run, then the newest steps
+WINDOWS: tuple[int | None, ...] = (None, 1000, 100)
+
+
+def window_text(window: int | None) -> str:
+    return "whole run" if window is None else f"last {window:,} steps"
 
 
 @dataclass
 class Frame:
-    """What one redraw shows: the newest records and the run's state, read once per tick."""
+    """What one redraw shows: the newest records, the run's timeline and state."""
 
     records: list[StepRecord]
     evals: list[tuple[int, float, float | None]]
@@ -36,10 +50,21 @@ class Frame:
     lr: float
     grid: dict | None = None
     extras: dict = field(default_factory=dict)
+    timeline: Timeline | None = None
+    window: int | None = None  # None: the whole run
+    smooth: bool = False  # curves: moving average instead of raw
+    first: StepRecord | None = None  # the run's first record (the initial network)
+    classes: int | None = None  # classification: number of classes (chance lines)
 
     @property
     def last(self) -> StepRecord | None:
         return self.records[-1] if self.records else None
+
+    def columns(self, n: int) -> Columns:
+        """The timeline reduced to at most n columns over the frame's window."""
+        if self.timeline is None:
+            return Timeline().resample(n)
+        return self.timeline.resample(n, self.window)
 
 
 def _layer_series(records: list[StepRecord], index: int, name: str) -> list[float]:
@@ -54,31 +79,23 @@ def _layer_series(records: list[StepRecord], index: int, name: str) -> list[floa
     return out
 
 
-def _ratio_style(x: float) -> str:
-    """Green near the 1e-3 rule of thumb for update/weight, yellow off by 10×, red by 100×."""
-    if not (x > 0 and math.isfinite(x)):
-        return "red"
-    off = abs(math.log10(x) + 3)
-    return "green" if off <= 1 else ("yellow" if off <= 2 else "red")
+_STYLES: dict[tuple, Style] = {}
 
 
-_STYLES: dict[tuple[str, str], Style] = {}
-
-
-def _style(base: str, span: str) -> Style:
+def _style(base: Style, span: str) -> Style:
     key = (base, span)
     style = _STYLES.get(key)
     if style is None:
-        style = _STYLES[key] = Style.parse(f"{base} {span}".strip() or "none")
+        style = _STYLES[key] = base + Style.parse(span.strip() or "none")
     return style
 
 
-def text_strip(text: Text, width: int) -> Strip:
+def text_strip(text: Text, width: int, base: Style | None = None) -> Strip:
     """A Strip for a Text built by appending styled runs (non-overlapping spans), without
     going through Rich's general renderer: a frame is thousands of such runs. Neighbouring
-    runs of one style become one segment."""
+    runs of one style become one segment. `base` (the panel's colours) is under every run."""
     plain = text.plain
-    base = str(text.style or "")
+    base = (base or Style()) + Style.parse(str(text.style or "") or "none")
     runs: list[list] = []  # [style, start, end]
     pos = 0
     for span in sorted(text.spans, key=lambda sp: sp.start):
@@ -89,7 +106,7 @@ def text_strip(text: Text, width: int) -> Strip:
         pos = max(pos, span.end)
     if pos < len(plain):
         runs.append(["", pos, len(plain)])
-    segments = []
+    segments: list[list] = []
     for style, start, end in runs:
         if segments and (style == segments[-1][0] or (
                 not plain[start:end].strip() and "on " not in style
@@ -97,8 +114,9 @@ def text_strip(text: Text, width: int) -> Strip:
             segments[-1][2] = end  # same style, or blank text whose colour does not show
             continue
         segments.append([style, start, end])
-    return Strip([Segment(plain[start:end], _style(base, style))
-                  for style, start, end in segments]).crop_extend(0, width, None)
+    strip = Strip([Segment(plain[start:end], _style(base, style))
+                   for style, start, end in segments])
+    return strip.crop_extend(0, width, base)
 
 
 def crop_lines(lines: list[Text]) -> list[Text]:
@@ -109,7 +127,8 @@ def crop_lines(lines: list[Text]) -> list[Text]:
 
 
 class View(Widget):
-    """Base of the panels: holds the newest Frame and redraws from it, line by line."""
+    """Base of the panels: holds the newest Frame and redraws from it, line by line, in the
+    theme's colours (`self.roles`)."""
 
     DEFAULT_CSS = """
     View { height: 1fr; width: 1fr; padding: 0 1; }
@@ -117,6 +136,30 @@ class View(Widget):
     frame: Frame | None = None
     _drawn: tuple = ()
     _strips: list[Strip] = []
+    _roles: tuple[str, dict[str, str]] = ("", {})
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """Colours by role (grad, act, sat, dead, train, val, muted, fg, bg …) from the
+        app's theme, each readable on its background."""
+        try:
+            theme = self.app.theme
+        except Exception:  # no app (a renderer test): Textual's dark theme
+            theme = "textual-dark"
+        if self._roles[0] != theme:
+            try:
+                variables = self.app.get_css_variables()
+            except Exception:
+                variables = {}
+            self._roles = (theme, theme_roles(variables))
+        return self._roles[1]
+
+    @property
+    def base_style(self) -> Style:
+        roles = self.roles
+        fg, bg = roles["fg"], roles["bg"]
+        return Style(color=None if fg == "default" else fg,
+                     bgcolor=None if bg == "default" else bg)
 
     def show(self, frame: Frame) -> None:
         """Draw a new frame, asking Textual to repaint only the lines that changed."""
@@ -137,24 +180,26 @@ class View(Widget):
                 self.refresh(Region(0, y, width, 1))
 
     def _build(self, width: int, height: int) -> None:
-        self._drawn = (id(self.frame), width, height)
+        self._drawn = (id(self.frame), width, height, self._roles[0])
+        base = self.base_style
         strips = []
         for line in self.lines(width, height):
             if line.no_wrap and line.overflow == "ellipsis" and line.cell_len > width:
                 line = line.copy()
                 line.truncate(width, overflow="ellipsis")
-                strips.append(text_strip(line, width))
+                strips.append(text_strip(line, width, base))
             elif line.no_wrap or line.cell_len <= width:
-                strips.append(text_strip(line, width))
+                strips.append(text_strip(line, width, base))
             else:  # a long sentence: wrap it the way Rich would
-                strips += [text_strip(part, width) for part in line.wrap(
+                strips += [text_strip(part, width, base) for part in line.wrap(
                     self.app.console, width)]
         self._strips = strips
 
     def lines(self, width: int, height: int) -> list[Text]:
         """The panel as lines of Text, for the current frame and size."""
         if self.frame is None or not self.frame.records:
-            return [Text("No steps yet. Press space to train, n for one step.", style="dim")]
+            return [Text("No steps yet. Press space to train, n for one step.",
+                         style=self.roles["muted"])]
         drawn = self.draw(self.frame, max(width, 10), max(height, 3))
         if isinstance(drawn, Group):
             return [line for line in drawn.renderables if isinstance(line, Text)]
@@ -162,116 +207,197 @@ class View(Widget):
 
     def render_line(self, y: int) -> Strip:
         width, height = self.size
-        if (id(self.frame), width, height) != self._drawn:
+        if (id(self.frame), width, height, self._roles[0]) != self._drawn:
             self._build(width, height)
         if y < len(self._strips):
             return self._strips[y]
-        return Strip.blank(width)
+        return Strip.blank(width, self.base_style)
 
     def draw(self, frame: Frame, width: int, height: int):
         raise NotImplementedError
 
 
+# ---------------------------------------------------------------- axes
+
+def decade_range(values, floor_decades: float = 1.0) -> tuple[float, float]:
+    """A log10 axis for positive values: whole decades from below the smallest to above the
+    largest, at least `floor_decades` wide, so a spread of 1.2× draws nearly flat and one of
+    three decades as a staircase."""
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    if not finite:
+        return -1.0, 0.0
+    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    if high - low < floor_decades:
+        high = low + floor_decades
+    return float(low), float(high)
+
+
+def decade(exponent: float) -> str:
+    """10**exponent for an axis label: 0.01, 0.1, 1, 10, 100, else 1e-5, 1e4."""
+    e = int(round(exponent))
+    return {-2: "0.01", -1: "0.1", 0: "1", 1: "10", 2: "100"}.get(e, f"1e{e}")
+
+
+def axis_text(lo: float, hi: float, log: bool, percent: bool = False) -> str:
+    if percent:
+        return f"{lo * 100:.0f}–{hi * 100:.0f}%"
+    if log:
+        return f"{decade(lo)}…{decade(hi)}"
+    return f"{fmt(lo, 2)}…{fmt(hi, 2)}"
+
+
+def steps_line(cols: Columns, window: int | None, width: int, muted: str) -> Text:
+    """Under a chart: the steps its first and last columns cover, and the window."""
+    if not len(cols):
+        return Text("")
+    left = f"step {int(cols.first[0]):,}"
+    right = f"step {int(cols.last[-1]):,}"
+    middle = f" {window_text(window)} (t: change) "
+    gap = max(1, width - len(left) - len(right) - len(middle))
+    line = Text(f"{left}{'─' * (gap // 2)}{middle}{'─' * (gap - gap // 2)}{right}", muted)
+    return line
+
+
+# ---------------------------------------------------------------- the layer table
+
 class Column:
-    """One metric of a layer table: a sparkline per layer and the current value.
+    """One metric of a layer table: a sparkline per layer over the window, and the newest
+    value. Log columns share a decade-aligned axis across every layer (and the whole
+    window); fractions use 0–100 %; signed quantities their fixed range."""
 
-    Without a fixed range, every layer's sparkline shares the range of all layers' values,
-    so heights compare across depth (vanishing gradients show as a staircase)."""
-
-    def __init__(self, title: str, field: str, log: bool = False, lo=None, hi=None,
-                 percent: bool = False, style=None, output: bool = True,
-                 short: str | None = None) -> None:
-        self.title, self.field, self.log = title, field, log
+    def __init__(self, title: str, field: str, role: str, log: bool = False, lo=None,
+                 hi=None, percent: bool = False, output: bool = True,
+                 short: str | None = None, banded: bool = False) -> None:
+        self.title, self.field, self.role, self.log = title, field, role, log
         self.short = short or title
-        self.lo, self.hi, self.percent, self.style, self.output = lo, hi, percent, style, output
+        self.lo, self.hi, self.percent, self.output = lo, hi, percent, output
+        self.banded = banded  # colour each column by its distance from 1e-3
 
     def value_text(self, value: float) -> str:
         if self.percent and math.isfinite(value):
             return f"{value * 100:.0f}%"
-        return fmt(value)
+        return fmt(value, 2)
 
-    def heading(self, width: int) -> str:
-        title = self.title if len(self.title) < width else self.short
-        return f"{title[:width - 1]:<{width}}"
-
-    def shared_range(self, series: list[list[float]]) -> tuple[float | None, float | None]:
+    def axis(self, series: list[np.ndarray]) -> tuple[float, float]:
         if self.lo is not None and self.hi is not None:
             return self.lo, self.hi
-        values = [v for s in series for v in s if v is not None and math.isfinite(v)
-                  and (v > 0 or not self.log)]
-        if not values:
-            return self.lo, self.hi
-        low, high = min(values), max(values)
-        if self.log:
-            low, high = math.log10(low), math.log10(high)
-        return (self.lo if self.lo is not None else low,
-                self.hi if self.hi is not None else high)
+        values = [v for s in series for v in s.tolist()]
+        return decade_range(values)
 
 
-def layer_table(frame: Frame, cols: list[Column], width: int, height: int,
+def _band_role(x: float) -> str:
+    """Update/weight: good within a decade of 1e-3, warn within two, bad beyond."""
+    if not (x > 0 and math.isfinite(x)):
+        return "bad"
+    off = abs(math.log10(x) + 3)
+    return "good" if off <= 1 else ("warn" if off <= 2 else "bad")
+
+
+def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles,
                 label_of, extra=None, extra_width: int = 0) -> list[Text]:
-    """Rows of sparklines, one block of rows per layer, sized to fill width and height."""
+    """Rows of sparklines, one block of rows per layer, sized to fill width and height; the
+    last line says which steps the sparklines cover."""
     layers = frame.last.layers
     room = width - LABEL_WIDTH - extra_width
     min_cell = MIN_SPARK + VALUE_WIDTH + 2
     cols = cols[:max(1, room // min_cell)]  # the last columns give way on narrow screens
     cell = max(room // len(cols), min_cell)
     spark = max(cell - VALUE_WIDTH - 2, MIN_SPARK)
-    block = max(1, min(6, (height - 2) // max(len(layers), 1) - 1))
-    gap = (height - 2) >= len(layers) * (block + 1)
-    lines = [Text(f"{'layer':<{LABEL_WIDTH}}" + "".join(c.heading(cell) for c in cols)
-                  + ("learnable (mean)" if extra_width else ""), style="bold")]
-    shown = frame.records[-spark:]  # only what the sparklines can show
-    series = {c.field: [_layer_series(shown, i, c.field) for i in range(len(layers))]
+    rows_free = height - 3  # two heading lines, the step line
+    block = max(1, min(6, rows_free // max(len(layers), 1) - 1))
+    gap = rows_free >= len(layers) * (block + 1)
+    timeline = frame.columns(spark)
+    series = {c.field: [timeline.series((c.field, layer.index)) for layer in layers]
               for c in cols}
-    ranges = {c.field: c.shared_range([s for s, layer in zip(series[c.field], layers)
-                                       if layer.kind == "hidden" or c.output]) for c in cols}
+    axes = {c.field: c.axis([s for s, layer in zip(series[c.field], layers)
+                             if layer.kind == "hidden" or c.output]) for c in cols}
+    title = Text(f"{'layer':<{LABEL_WIDTH}}", style="bold")
+    scale = Text(" " * LABEL_WIDTH, style=roles["muted"])
+    for c in cols:
+        name = c.title if len(c.title) < cell else c.short
+        title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[c.role]}"
+                     if not c.banded else "bold")
+        lo, hi = axes[c.field]
+        ax = axis_text(lo, hi, c.log, c.percent) + (" ▪1e-3" if c.banded else "")
+        scale.append(f"{ax[:cell - 1]:<{cell}}")
+    if extra_width:
+        title.append("learnable (mean)", "bold")
+    lines = [title, scale]
     for i, layer in enumerate(layers):
-        rows = [Text(f"{label_of(layer):<{LABEL_WIDTH}}" if r == 0 else " " * LABEL_WIDTH,
-                     style="bold") for r in range(block)]
+        rows = [Text(style="bold") for _ in range(block)]
+        label = label_of(layer)
+        for r in range(block):
+            rows[r].append(f"{label[r] if r < len(label) else '':<{LABEL_WIDTH}}"
+                           [:LABEL_WIDTH], "bold" if r == 0 else roles["muted"])
         for col in cols:
             if layer.kind == "output" and not col.output:
                 for row in rows:
                     row.append(" " * cell)
                 continue
             values = series[col.field][i]
-            value = values[-1] if values else math.nan
-            style = col.style or _ratio_style(value)
-            lo, hi = ranges[col.field]
-            for r, chars in enumerate(sparkline(values, spark, lo, hi, col.log, block)):
-                rows[r].append(chars, style)
-                if r == 0:
-                    value_style = "bold red" if col.field == "dead" and value > 0 else style
-                    rows[r].append(f" {col.value_text(value):>{VALUE_WIDTH}} ", value_style)
-                else:
-                    rows[r].append(" " * (VALUE_WIDTH + 2))
+            newest = _newest(layer, col.field)
+            lo, hi = axes[col.field]
+            chars = sparkline(values.tolist(), spark, lo, hi, col.log, block)
+            if col.banded:  # each column in the colour of its own distance from 1e-3
+                pad = spark - len(values)
+                tail = values.tolist()[-spark:]
+                for r, row_chars in enumerate(chars):
+                    rows[r].append(row_chars[:pad])
+                    for ch, v in zip(row_chars[pad:], tail):
+                        rows[r].append(ch, roles[_band_role(v)])
+            else:
+                for r, row_chars in enumerate(chars):
+                    rows[r].append(row_chars, roles[col.role])
+            value_role = col.role if not col.banded else _band_role(newest)
+            if col.field == "dead" and newest > 0:
+                value_role = "dead"
+            rows[0].append(f" {col.value_text(newest):>{VALUE_WIDTH}} ",
+                           f"bold {roles[value_role]}")
+            for row in rows[1:]:
+                row.append(" " * (VALUE_WIDTH + 2))
         if extra is not None:
             rows[0].append(extra(layer)[:extra_width])
         lines += rows
         if gap:
             lines.append(Text(""))
+    lines.append(steps_line(timeline, frame.window, min(width, LABEL_WIDTH + cell * len(cols)),
+                            roles["muted"]))
     return crop_lines(lines)
 
 
+def _newest(layer: LayerRecord, name: str) -> float:
+    value = getattr(layer, name, None)
+    if value is None:
+        value = dict(layer.state).get(name, dict(layer.learnable).get(name))
+    return math.nan if value is None else float(value)
+
+
+def _label(frame: Frame):
+    def label(layer: LayerRecord) -> list[str]:
+        if layer.kind == "output":
+            return ["out", f"{layer.width}"]
+        return [f"L{layer.index}", f"{layer.width}", frame.activation[:LABEL_WIDTH - 1]]
+    return label
+
+
 class LayersView(View):
-    """Per layer: gradient norm, saturation, activation spread, update/weight, optimizer state."""
+    """Per layer: gradient norm, activation spread, update/weight, saturated and dead share,
+    optimizer state, over the run."""
 
     def columns(self, frame: Frame) -> list[Column]:
         state_names = [name for name, _ in frame.last.layers[0].state]
         # in order of importance: on narrow screens the last ones give way
         cols = [
-            Column("‖∂L/∂W‖ (log)", "grad_norm", log=True, style="cyan", short="‖∂L/∂W‖"),
-            Column("act std (log)", "act_std", log=True, style="magenta", output=False,
-                   short="act std"),
-            Column("‖ΔW‖/‖W‖ green≈1e-3", "update_ratio", log=True, lo=-6.0, hi=0.0,
-                   short="‖ΔW‖/‖W‖"),
-            Column("saturated %", "saturated", lo=0.0, hi=1.0, percent=True,
-                   style="yellow", output=False, short="sat %"),
-            Column("dead %", "dead", lo=0.0, hi=1.0, percent=True, style="red", output=False),
+            Column("‖∂L/∂W‖", "grad_norm", "grad", log=True),
+            Column("act std", "act_std", "act", log=True, output=False),
+            Column("‖ΔW‖/‖W‖", "update_ratio", "good", log=True, lo=-6.0, hi=0.0,
+                   short="ΔW/W", banded=True),
+            Column("saturated", "saturated", "sat", lo=0.0, hi=1.0, percent=True,
+                   output=False, short="sat"),
+            Column("dead", "dead", "dead", lo=0.0, hi=1.0, percent=True, output=False),
         ]
         for name in state_names[:1]:
-            cols.append(Column(f"‖{name}‖ (log)", name, log=True, style="blue",
-                               short=f"‖{name[0]}‖"))
+            cols.append(Column(f"‖{name}‖", name, "state", log=True, short=f"‖{name[0]}‖"))
         focus = frame.extras.get("focus")  # a lesson's statistic comes first
         cols.sort(key=lambda col: col.field != focus)
         return cols
@@ -279,18 +405,14 @@ class LayersView(View):
     def draw(self, frame: Frame, width: int, height: int):
         last = frame.last
         if not last.layers:
-            return Text("Telemetry is off: no per-layer statistics.", style="dim")
-        learn = 18 if any(layer.learnable for layer in last.layers) else 0
-
-        def label(layer: LayerRecord) -> str:
-            name = frame.activation[:6] if layer.kind == "hidden" else "output"
-            return f"L{layer.index} {name} {layer.width}"
+            return Text("Telemetry is off: no per-layer statistics.", style=self.roles["muted"])
+        learn = 18 if any(layer.learnable for layer in last.layers) and width >= 110 else 0
 
         def learnable(layer: LayerRecord) -> str:
             return " ".join(f"{k}={fmt(v)}" for k, v in layer.learnable)
 
-        return Group(*layer_table(frame, self.columns(frame), width, height, label,
-                                  learnable if learn else None, learn))
+        return Group(*layer_table(frame, self.columns(frame), width, height, self.roles,
+                                  _label(frame), learnable if learn else None, learn))
 
 
 class OptimizerView(View):
@@ -298,67 +420,118 @@ class OptimizerView(View):
 
     def draw(self, frame: Frame, width: int, height: int):
         last = frame.last
+        roles = self.roles
         if not last.layers:
-            return Text("Telemetry is off: no per-layer statistics.", style="dim")
+            return Text("Telemetry is off: no per-layer statistics.", style=roles["muted"])
         state_names = [name for name, _ in last.layers[0].state]
-        cols = [Column(f"‖{n}‖ (log)", n, log=True, style="blue", short=f"‖{n}‖")
-                for n in state_names]
-        cols += [Column("cos(−ΔW, ∂L/∂W)", "update_cos", lo=-1.0, hi=1.0, style="green",
+        cols = [Column(f"‖{n}‖", n, "state", log=True) for n in state_names]
+        cols += [Column("cos(−ΔW,∂L/∂W)", "update_cos", "good", lo=-1.0, hi=1.0,
                         short="cos"),
-                 Column("step ‖ΔW‖/‖∂L/∂W‖", "step_size", log=True, style="cyan",
-                        short="step")]
-        head = Text(f"{frame.optimizer}, lr {fmt(frame.lr)}. "
-                    + ("Momentum builds velocity: while gradients agree (cos near 1) the step "
-                       "grows towards lr/(1−β)." if "velocity" in state_names else
-                       "No velocity kept: the step follows the gradient." if not state_names
-                       else "Adaptive steps: ‖ΔW‖/‖∂L/∂W‖ varies by layer."), style="dim")
-        return Group(head, *layer_table(frame, cols, width, height - 1,
-                                        lambda layer: f"L{layer.index} {layer.kind}"))
+                 Column("step ‖ΔW‖/‖∂L/∂W‖", "step_size", "grad", log=True, short="step")]
+        hypers = frame.extras.get("hypers", {})
+        beta = hypers.get("beta")
+        if "velocity" in state_names and beta is not None and beta < 1:
+            ceiling = frame.lr / (1 - beta)
+            say = (f"Momentum: the step ‖ΔW‖/‖∂L/∂W‖ grows from lr = {fmt(frame.lr)} towards "
+                   f"lr/(1−β) = {fmt(ceiling)} only while successive gradients agree (cos "
+                   "near 1); where they disagree the velocity cancels and the step stays "
+                   "near lr.")
+        elif not state_names:
+            say = "No state kept: each step follows the newest gradient (cos = 1 without "\
+                  "clipping or decay)."
+        else:
+            say = "Adaptive steps: ‖ΔW‖/‖∂L/∂W‖ differs by layer and changes over time."
+        head = Text(f"{frame.optimizer}, lr {fmt(frame.lr)}. {say}", style=roles["muted"])
+        head_lines = 2 if width < 120 else 1
+        return Group(head, *layer_table(frame, cols, width, height - head_lines, roles,
+                                        _label(frame)))
+
+
+# ---------------------------------------------------------------- curves
+
+def _dashed(value: float, n: int) -> np.ndarray:
+    """A horizontal line at `value` across n dot columns, dashed (gaps every few dots)."""
+    out = np.full(n, float(value))
+    out[(np.arange(n) // 3) % 2 == 1] = np.nan
+    return out
+
+
+def _held(values: np.ndarray) -> np.ndarray:
+    """NaN gaps filled with the last value before them (validation between evaluations)."""
+    out = values.copy()
+    ok = ~np.isnan(out)
+    if not ok.any():
+        return out
+    idx = np.where(ok, np.arange(len(out)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = out[idx]
+    out[:int(np.argmax(ok))] = np.nan
+    return out
 
 
 class CurvesView(View):
-    """Train and validation loss (log scale), and accuracy."""
+    """Train and validation loss (log scale) and accuracy over the run, raw (mean with its
+    min–max band) or smoothed, against the chance level."""
 
     def draw(self, frame: Frame, width: int, height: int):
-        records = frame.records
-        loss = [r.loss for r in records]
-        val_loss = _spread(frame.evals, records, 1)
-        plot_h = max((height - 4) // 2, 2)
-        plot_w = max(width - 9, 10)
-        lines = [Text.assemble(("loss (log)  ", "bold"), ("━ train ", "cyan"),
-                               ("━ validation", "magenta"),
-                               (f"   last {len(records)} steps", "dim"))]
-        lines += _axis(plot([(loss, "cyan"), (val_loss, "magenta")], plot_w, plot_h, log=True),
-                       log=True)
-        acc = [r.accuracy for r in records]
-        if any(a is not None for a in acc):
-            val_acc = _spread(frame.evals, records, 2)
-            lines.append(Text.assemble(("accuracy  ", "bold"), ("━ train ", "cyan"),
-                                       ("━ validation", "magenta")))
-            lines += _axis(plot([(acc, "cyan"), (val_acc, "magenta")], plot_w, plot_h,
-                                lo=0.0, hi=1.0))
+        roles = self.roles
+        plot_w = max(width - 10, 10)
+        cols = frame.columns(plot_w * 2)
+        has_acc = bool(np.isfinite(cols.series("accuracy")).any())
+        plot_h = max((height - 5) // (2 if has_acc else 1) - 1, 2)
+        chance_loss = math.log(frame.classes) if frame.classes else None
+        lines = []
+        for name, key, log, chance in (("loss", "loss", True, chance_loss),
+                                       ("accuracy", "accuracy", False,
+                                        1 / frame.classes if frame.classes else None)):
+            if name == "accuracy" and not has_acc:
+                break
+            mode = "moving average" if frame.smooth else "raw: mean and min–max band"
+            head = Text.assemble((f"{name}{' (log)' if log else ''}  ", "bold"),
+                                 ("━ train ", roles["train"]), ("━ validation ", roles["val"]))
+            if chance is not None:
+                head.append(f"╌ chance {fmt(chance)} ", roles["muted"])
+            head.append(f"  {mode} (m: change)", roles["muted"])
+            lines.append(head)
+            n = len(cols)
+            series = []
+            if frame.smooth:
+                series.append((cols.series(f"{key}_smooth"), roles["train"]))
+            else:
+                series.append((cols.series(key), roles["train"]))
+            series.append((_held(cols.series(f"val_{key}")), roles["val"]))
+            if not frame.smooth:
+                faint = roles["muted"]
+                series += [(cols.series(key, "lo"), faint), (cols.series(key, "hi"), faint)]
+            if chance is not None and n:
+                series.append((_dashed(chance, n), roles["muted"]))
+            if log:
+                lo, hi = loss_axis(cols.series(key, "lo"), cols.series(key, "hi"), chance)
+            else:
+                lo, hi = 0.0, 1.0
+            drawn = plot(series, plot_w, plot_h, lo=lo, hi=hi, log=log)
+            lines += _axis(drawn, roles["muted"], log=log)
+        lines.append(Text(" " * 9) + steps_line(cols, frame.window, plot_w, roles["muted"]))
         return Group(*lines)
 
 
-def _spread(evals, records, column: int) -> list[float]:
-    """Validation values placed at their steps over the records' span (NaN between)."""
-    if not records:
-        return []
-    first = records[0].step
-    out = [math.nan] * len(records)
-    for e in evals:
-        i = e[0] - first
-        if 0 <= i < len(out) and e[column] is not None:
-            out[i] = e[column]
-    # hold each value until the next evaluation so the line is continuous
-    held, current = [], math.nan
-    for v in out:
-        current = v if not math.isnan(v) else current
-        held.append(current)
-    return held
+def loss_axis(lows: np.ndarray, highs: np.ndarray, chance: float | None
+              ) -> tuple[float, float]:
+    """A log10 axis for a loss: its whole range and the chance level, at least a factor of
+    4 wide, so a loss stuck at chance draws as a flat line on the chance line, not as noise
+    blown up to fill the plot."""
+    values = [v for v in (*lows.tolist(), *highs.tolist(), chance or math.nan)
+              if math.isfinite(v) and v > 0]
+    if not values:
+        return -1.0, 1.0
+    low, high = math.log10(min(values)), math.log10(max(values))
+    short = math.log10(4) - (high - low)
+    if short > 0:
+        low, high = low - short / 2, high + short / 2
+    return low, high
 
 
-def _axis(result, log: bool = False) -> list[Text]:
+def _axis(result, muted: str, log: bool = False) -> list[Text]:
     lines, low, high = result
     out = []
     for i, line in enumerate(lines):
@@ -368,57 +541,172 @@ def _axis(result, log: bool = False) -> list[Text]:
             label = fmt(10 ** low if log else low)
         else:
             label = ""
-        out.append(Text(f"{label:>7} ┤", style="dim") + line)
+        out.append(Text(f"{label:>7} ┤", style=muted) + line)
     return out
 
 
-class DistributionsView(View):
-    """Per-layer activation histograms of the newest step (fixed bins per activation)."""
+# ---------------------------------------------------------------- depth profile
+
+DEPTH_METRICS = (("act std", "act_std", "act", True, False),
+                 ("‖∂L/∂W‖", "grad_norm", "grad", True, True),
+                 ("saturated", "saturated", "sat", False, False),
+                 ("dead", "dead", "dead", False, False))
+
+
+class DepthView(View):
+    """The lecture's initialization figure, live: per layer a bar for each statistic on an
+    axis shared by every layer, now (the bar) and at the start (the ┃ mark)."""
 
     def draw(self, frame: Frame, width: int, height: int):
+        roles = self.roles
+        last, first = frame.last, frame.first or frame.last
+        if not last.layers:
+            return Text("Telemetry is off: no per-layer statistics.", style=roles["muted"])
+        layers = last.layers
+        begin = {layer.index: layer for layer in first.layers} if len(
+            first.layers) == len(layers) else {}
+        metrics = DEPTH_METRICS if width >= 70 else DEPTH_METRICS[:3]
+        cell = (width - LABEL_WIDTH) // len(metrics)
+        bar_w = max(cell - VALUE_WIDTH - 2, 4)
+        lines = [Text.assemble(("Depth profile: ", "bold"),
+                               (f"█ now (step {last.step:,})   ┃ step {first.step:,}, the "
+                                "network as initialized.  Each column's axis is shared by "
+                                "every layer.", roles["muted"]))]
+        title = Text(f"{'layer':<{LABEL_WIDTH}}", style="bold")
+        scale = Text(" " * LABEL_WIDTH, style=roles["muted"])
+        axes = {}
+        for name, fld, role, log, output in metrics:
+            title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[role]}")
+            if log:
+                vals = [getattr(layer, fld) for layer in layers if output or
+                        layer.kind == "hidden"]
+                vals += [getattr(layer, fld) for layer in begin.values() if output or
+                         layer.kind == "hidden"]
+                axes[fld] = decade_range(vals)
+            else:
+                axes[fld] = (0.0, 1.0)
+            ax = axis_text(*axes[fld], log, not log)
+            scale.append(f"{ax[:cell - 1]:<{cell}}")
+        lines += [title, scale]
+        block = max(1, min(3, (height - 4) // max(len(layers), 1) - 1))
+        for layer in layers:
+            rows = [Text() for _ in range(block)]
+            label = _label(frame)(layer)
+            for r in range(block):
+                rows[r].append(f"{label[r] if r < len(label) else '':<{LABEL_WIDTH}}"
+                               [:LABEL_WIDTH], "bold" if r == 0 else roles["muted"])
+            for name, fld, role, log, output in metrics:
+                if layer.kind == "output" and not output:
+                    for row in rows:
+                        row.append(" " * cell)
+                    continue
+                lo, hi = axes[fld]
+                now = getattr(layer, fld)
+                then = getattr(begin[layer.index], fld) if layer.index in begin else None
+                bar = _hbar(now, then, lo, hi, log, bar_w)
+                for row in rows:
+                    row.append(bar[0], roles[role])
+                    row.append(bar[1], f"bold {roles['fg']}" if roles['fg'] != "default"
+                               else "bold")
+                    row.append(bar[2], roles[role])
+                value = (f"{now * 100:.0f}%" if not log and math.isfinite(now)
+                         else fmt(now, 2))
+                rows[0].append(f" {value:>{VALUE_WIDTH}} ", f"bold {roles[role]}")
+                for row in rows[1:]:
+                    row.append(" " * (VALUE_WIDTH + 2))
+            lines += rows
+        return Group(*crop_lines(lines))
+
+
+def _position(value: float | None, lo: float, hi: float, log: bool, width: int) -> float:
+    """Where a value falls on a bar of `width` cells, in cells (0 … width)."""
+    if value is None or not math.isfinite(value):
+        return 0.0 if value is None or math.isnan(value) or value < 0 else float(width)
+    if log:
+        value = math.log10(value) if value > 0 else -math.inf
+    frac = (value - lo) / (hi - lo) if hi > lo else 0.5
+    return max(0.0, min(1.0, frac)) * width
+
+
+def _hbar(now: float, then: float | None, lo: float, hi: float, log: bool, width: int
+          ) -> tuple[str, str, str]:
+    """A horizontal bar for `now` in eighths of a cell, with the cell of `then` marked ┃:
+    returned as (before the mark, the mark, after the mark)."""
+    eighths = round(_position(now, lo, hi, log, width) * 8)
+    if now is not None and math.isfinite(now) and (now > 0 or not log) and eighths == 0 \
+            and now != 0:
+        eighths = 1
+    full, part = divmod(eighths, 8)
+    cells = ["█"] * full + ([" ▏▎▍▌▋▊▉"[part]] if part and full < width else [])
+    cells += [" "] * (width - len(cells))
+    if then is None:
+        return "".join(cells), "", ""
+    mark = min(width - 1, int(_position(then, lo, hi, log, width)))
+    return "".join(cells[:mark]), "┃", "".join(cells[mark + 1:])
+
+
+# ---------------------------------------------------------------- distributions
+
+class DistributionsView(View):
+    """Per-layer activation histograms of the newest step over each activation's fixed
+    range, heights on one scale for every layer (share of the layer's units per bin)."""
+
+    def draw(self, frame: Frame, width: int, height: int):
+        roles = self.roles
         hidden = [layer for layer in frame.last.layers if layer.kind == "hidden"]
         if not hidden:
-            return Text("Telemetry is off: no histograms.", style="dim")
+            return Text("Telemetry is off: no histograms.", style=roles["muted"])
         panel_w = len(hidden[0].hist) + 4
         per_row = max(1, width // panel_w)
         n_rows = math.ceil(len(hidden) / per_row)
         bar_h = max(2, min(10, (height - 2) // n_rows - 3))
-        lines = [Text("Activation histograms, newest step: each layer's outputs over its "
-                      "activation's range (ends hold everything beyond).", style="dim")]
+        shares = [[c / max(sum(layer.hist), 1) for c in layer.hist] for layer in hidden]
+        top = max((max(s) for s in shares if s), default=1.0) or 1.0
+        lines = [Text(f"Activation histograms, newest step: each layer's outputs over its "
+                      f"activation's range (the end bins hold everything beyond); heights "
+                      f"share one scale, the tallest bar = {top:.0%} of a layer's units.",
+                      style=roles["muted"])]
         for start in range(0, len(hidden), per_row):
             group = hidden[start:start + per_row]
             title = Text()
             for layer in group:
-                title.append(f"{'L%d  std %s' % (layer.index, fmt(layer.act_std)):<{panel_w}}",
+                title.append(f"{'L%d std %s' % (layer.index, fmt(layer.act_std, 2)):<{panel_w}}",
                              "bold")
             lines.append(title)
-            charts = [bars(layer.hist, bar_h) for layer in group]
+            charts = [bars([s / top for s in shares[hidden.index(layer)]] + [1.0], bar_h)
+                      for layer in group]
             for row in range(bar_h):
                 text = Text()
                 for chart in charts:
-                    text.append(f" {chart[row]}   ", "magenta")
+                    text.append(f" {chart[row][:-1]}   ", roles["act"])
                 lines.append(text)
             axis = Text()
             for layer in group:
                 lo, hi = layer.hist_range
                 left, right = fmt(lo), fmt(hi)
                 span = len(layer.hist) + 1 - len(left)
-                axis.append(f"{left}{right:>{span}}   ", "dim")
+                axis.append(f"{left}{right:>{span}}   ", roles["muted"])
             lines.append(axis)
         return Group(*lines)
 
 
+# ---------------------------------------------------------------- decision boundary
+
 class BoundaryView(View):
-    """The network's predicted class over the input plane, with the training points."""
+    """The network's predicted class over the input plane, with the training points, at
+    true aspect ratio (a grid cell is half a text row tall, about as tall as it is wide)."""
+
+    AXIS = 7  # columns of y labels
 
     def draw(self, frame: Frame, width: int, height: int):
+        roles = self.roles
         grid = frame.grid
         if frame.extras.get("input_dim", 2) != 2:
             return Text(f"The decision boundary needs a 2-D dataset (circle, xor, gauss, spiral, "
                         f"moons); this one has {frame.extras.get('input_dim')} inputs.",
-                        style="dim")
+                        style=roles["muted"])
         if grid is None:
-            return Text("Computing the decision boundary…", style="dim")
+            return Text("Computing the decision boundary…", style=roles["muted"])
         label, conf = grid["label"], grid["confidence"]
         rows, cols = label.shape
         x0, x1, y0, y1 = grid["extent"]
@@ -431,13 +719,46 @@ class BoundaryView(View):
             r = ((y1 - xs[:, 1]) / (y1 - y0) * (rows - 1) / 2).round().astype(int)
             classes = ys.tolist() if ys.ndim == 1 else [0] * len(xs)
             points += [(rr, cc, k, mark) for rr, cc, k in zip(r.tolist(), c.tolist(), classes)]
-        legend = Text(f"step {grid['step']}: ● training, ○ validation; colour = predicted "
-                      "class, brightness = confidence   ", style="dim")
-        for k in range(min(grid["classes"], len(PALETTE))):
+        legend = Text(f"step {grid['step']}: ● training, ○ validation, in their class's colour; "
+                      "background = predicted class, brighter = more confident   ",
+                      style=roles["muted"])
+        for k in range(min(grid["classes"], 10)):
             legend.append(f"■ class {k} ", palette_colour(k))
         legend.no_wrap, legend.overflow = True, "crop"
-        return Group(legend, *heatmap(label, conf, grid["classes"], points))
+        dark = roles["bg"] == "default" or _is_dark(roles["bg"])
+        body = heatmap(label, conf, grid["classes"], points, dark=dark)
+        out = [legend]
+        n = len(body)
+        for i, line in enumerate(body):
+            y = y1 - (y1 - y0) * (2 * i + 0.5) / max(rows - 1, 1)
+            tick = f"{y:>{self.AXIS - 2}.2g} ┤" if i in (0, n // 2, n - 1) else \
+                f"{'':>{self.AXIS - 2}} │"
+            out.append(Text(tick, style=roles["muted"]) + line)
+        ticks = [" "] * (cols + 1)
+        labels = Text(" " * self.AXIS, style=roles["muted"])
+        row = [" "] * cols
+        for frac in (0.0, 0.5, 1.0):
+            c = min(cols - 1, int(frac * (cols - 1)))
+            ticks[c] = "┬"
+            text = f"{x0 + (x1 - x0) * frac:.2g}"
+            at = max(0, min(cols - len(text), c - len(text) // 2))
+            row[at:at + len(text)] = list(text)
+        out.append(Text(" " * (self.AXIS - 1) + "└" + "".join(ticks[:cols]).replace(" ", "─"),
+                        style=roles["muted"]))
+        labels.append("".join(row))
+        out.append(labels)
+        return Group(*crop_lines(out))
 
     def grid_size(self) -> tuple[int, int]:
-        """The grid (columns, rows) that fills this panel: two grid rows per text row."""
-        return max(self.size.width - 2, 4), max((self.size.height - 1) * 2, 4)
+        """The square grid (columns, rows) that fits this panel: two grid rows per text
+        row, so equal counts give square cells."""
+        width = self.size.width - 2 - self.AXIS
+        rows = (self.size.height - 3) * 2
+        n = max(min(width, rows), 4)
+        return n, n
+
+
+def _is_dark(colour: str) -> bool:
+    from nnsim.tui.render import luminance
+
+    return luminance(colour) < 0.18

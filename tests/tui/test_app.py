@@ -62,11 +62,12 @@ async def test_n_takes_exactly_one_step():
 async def test_faster_and_slower_change_steps_per_frame():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
-        start = app.runner.speed
-        await pilot.press("plus")
-        await until(pilot, lambda: app.runner.speed == start + 1)
-        await pilot.press("minus", "minus")
-        await until(pilot, lambda: app.runner.speed == start - 1)
+        assert app.runner.ramp and app.runner.speed == 0  # a slow start
+        await pilot.press("plus", "plus")
+        await until(pilot, lambda: app.runner.speed == 2)
+        assert not app.runner.ramp  # the user chose: no more automatic changes
+        await pilot.press("minus")
+        await until(pilot, lambda: app.runner.speed == 1)
         for _ in range(12):
             await pilot.press("plus")
         await until(pilot, lambda: app.runner.speed_text == "max")
@@ -276,10 +277,19 @@ async def test_tui_export_equals_nnsim_run_output(tmp_path, capsys):
     assert (tmp_path / "tui.jsonl").read_text() == headless
 
 
-async def test_lesson_mode_shows_the_lesson_switches_runs_and_checks():
+async def test_lesson_mode_shows_the_lesson_switches_runs_and_checks(monkeypatch):
+    import nnsim.lessons
     from nnsim.lessons import run_config
     from nnsim.pluginmanager import default_registry
     from nnsim.tui.app import LessonPanel
+
+    seeds = []
+    real = nnsim.lessons.run_lesson
+
+    def run_lesson(*args, **kwargs):
+        seeds.append(kwargs.get("seed"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(nnsim.lessons, "run_lesson", run_lesson)
 
     registry = default_registry()
     lesson = registry.get("lesson", "sigmoid_vanishing")()
@@ -294,8 +304,38 @@ async def test_lesson_mode_shows_the_lesson_switches_runs_and_checks():
         assert "▶ relu" in str(panel.content)
         await pilot.press("k")
         await until(pilot, lambda: str(panel.content).count("PASS: ") == 1, timeout=30)
+        assert "seed 0" in str(panel.content)
+        await pilot.press("e")  # a new seed: the check follows it
+        await until(pilot, lambda: app.runner.sim.config.seed != 0)
+        await pilot.press("k")
+        seed = app.runner.sim.config.seed
+        await until(pilot, lambda: f"seed {seed}" in str(panel.content)
+                    and "PASS: " in str(panel.content), timeout=30)
+        assert seeds == [0, seed]  # each check trained from the seed on screen
         await pilot.press("i")
         await until(pilot, lambda: not panel.display)
+
+
+async def test_lesson_runs_and_check_stay_in_view_at_80x24():
+    from nnsim.lessons import run_config
+    from nnsim.pluginmanager import default_registry
+    from nnsim.tui.app import LessonPanel
+
+    registry = default_registry()
+    lesson = registry.get("lesson", "dead_relu")()
+    app = make_app(run_config(lesson, next(iter(lesson.runs)), registry), paused=True,
+                   registry=registry, lesson=lesson)
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(LessonPanel)
+        await until(pilot, lambda: "Check (k" in str(panel.content))
+        await pilot.pause(0.1)
+        lines = str(panel.content).splitlines()
+        check = next(i for i, line in enumerate(lines) if line.startswith("Check (k"))
+        width = panel.content_region.width
+        rows = sum(max(1, -(-len(line) // width)) for line in lines[:check + 2])
+        # the visible rows hold the title, the runs and the check's verdict, unscrolled
+        assert rows <= panel.content_region.height, (rows, panel.content_region.height)
+        assert width >= 24
 
 
 async def test_settings_refuse_a_config_that_cannot_be_built():
