@@ -207,6 +207,19 @@ class Field(Vertical):
         yield ErrorLine("", classes="error", id=_error_id(self.key), markup=False)
 
 
+class Sections(TabbedContent):
+    """The settings' tabs. A section comes forward for a focused field only if the field still
+    has focus when the notice arrives: with keys typed quickly, a stale notice would show one
+    section while the focus is in another."""
+
+    def _on_tab_pane_focused(self, event: TabPane.Focused) -> None:
+        event.prevent_default()
+        event.stop()
+        focused = self.screen.focused
+        if focused is not None and event.tab_pane in focused.ancestors and event.tab_pane.id:
+            self.active = event.tab_pane.id
+
+
 class SettingsScreen(TypingPausesTraining[None]):
     """Every config key as a one-line field, a tab per section. Enter (or a new choice)
     applies one field: optimizer hyperparameters apply live, anything else rebuilds from the
@@ -217,7 +230,10 @@ class SettingsScreen(TypingPausesTraining[None]):
                 # reach the new field instead of the old one
                 Binding("tab", "app.focus_next", "Next field", show=False, priority=True),
                 Binding("shift+tab", "app.focus_previous", "Previous field", show=False,
-                        priority=True)]
+                        priority=True),
+                # on the tab bar, ←/→ switch sections at once for the same reason
+                Binding("left", "section(-1)", "Previous section", show=False, priority=True),
+                Binding("right", "section(1)", "Next section", show=False, priority=True)]
     DEFAULT_CSS = """
     SettingsScreen { align: center middle; }
     SettingsScreen > #box { width: 100%; max-width: 130; height: 100%; max-height: 26;
@@ -260,7 +276,7 @@ class SettingsScreen(TypingPausesTraining[None]):
         box.border_title = "Settings"
         box.border_subtitle = "Esc closes"
         with box:
-            with TabbedContent(initial="section-" + TABS[0]):
+            with Sections(initial="section-" + TABS[0]):
                 for section in TABS:
                     with TabPane(section, id="section-" + section):
                         with VerticalScroll(can_focus=False):
@@ -352,6 +368,16 @@ class SettingsScreen(TypingPausesTraining[None]):
         self.call_after_refresh(first.focus)
 
     # ------------------------------------------------------------ reacting
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "section":  # elsewhere ←/→ belong to the field
+            return isinstance(self.focused, Tabs)
+        return True
+
+    def action_section(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        index = TABS.index(tabs.active.removeprefix("section-"))
+        tabs.active = "section-" + TABS[(index + step) % len(TABS)]
 
     def watch_focused(self, focused: Widget | None) -> None:
         super().watch_focused(focused)

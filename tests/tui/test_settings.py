@@ -61,6 +61,15 @@ async def test_keys_typed_right_after_tab_reach_the_new_field():
         field = widget(screen, "optimizer.lr")
         await until(pilot, lambda: field.value == "12")
         assert screen.focused is field
+        # back up and on to the model tab's first field, again in one burst
+        for key in ("tab", "shift+tab", "shift+tab", "shift+tab", "right", "tab"):
+            app.post_message(events.Key(key, None))
+        await until(pilot, lambda: screen.focused is widget(screen, "model.hidden"))
+        await pilot.pause(0.2)
+        sections = screen.query_one(TabbedContent)
+        assert sections.active == "section-model"  # the focused field's section is shown
+        await pilot.press("left")  # in a text field the arrows move the cursor
+        assert sections.active == "section-model"
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
