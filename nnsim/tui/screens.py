@@ -379,12 +379,17 @@ class SettingsScreen(TypingPausesTraining[None]):
         index = TABS.index(tabs.active.removeprefix("section-"))
         tabs.active = "section-" + TABS[(index + step) % len(TABS)]
 
+    editing: Input | None = None  # the text field that had focus last
+
     def watch_focused(self, focused: Widget | None) -> None:
         super().watch_focused(focused)
         field = next((node for node in (focused.ancestors if focused else [])
                       if isinstance(node, Field)), None)
         if not self.is_mounted:
             return
+        left, self.editing = self.editing, focused if isinstance(focused, Input) else None
+        if left is not None and left is not focused and left.is_attached and left.name:
+            self.forget_typing(left)
         for other in self.query(".field.-current"):
             other.set_class(other is field, "-current")
         if field is not None:
@@ -393,6 +398,16 @@ class SettingsScreen(TypingPausesTraining[None]):
         elif isinstance(focused, Tabs):
             self.query_one("#about", Static).update("Sections: ←/→ switches, Tab goes to "
                                                     "the fields.")
+
+    def forget_typing(self, field: Input) -> None:
+        """A text field left without Enter shows the value in force again, not a value that
+        looks applied but is not."""
+        applied = _text(self.current(field.name))
+        if field.value != applied:
+            field.value = applied
+            self.show_error(field.name, "")
+            self.query_one("#status", Static).update(
+                f"{field.name} is still {applied}: a value applies with Enter.")
 
     @on(Input.Changed)
     def input_changed(self, event: Input.Changed) -> None:

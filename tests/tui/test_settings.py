@@ -210,6 +210,9 @@ async def test_an_invalid_number_is_flagged_as_it_is_typed():
         beta = widget(screen, "optimizer.beta")
         await pilot.press("1")  # beta 1: the range is [0, 1)
         await until(pilot, lambda: beta.has_class("-invalid"))
+        # the learning-rate field, left without Enter, shows the value in force again
+        assert field.value == "0.05" and not error.display
+        assert app.runner.sim.optimizer.lr == 0.05
 
 
 async def test_training_waits_while_a_text_field_has_focus():
