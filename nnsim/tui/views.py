@@ -304,8 +304,9 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     cell = max(room // len(cols), min_cell)
     spark = max(cell - VALUE_WIDTH - 2, MIN_SPARK)
     rows_free = height - 3  # two heading lines, the step line
-    block = max(1, min(6, rows_free // max(len(layers), 1) - 1))
-    gap = rows_free >= len(layers) * (block + 1)
+    per_layer = rows_free // max(len(layers), 1)
+    # taller sparklines first; a blank row between layers once there is room for one
+    block, gap = (min(6, per_layer - 1), True) if per_layer >= 4 else (max(1, per_layer), False)
     timeline = frame.columns(spark)
     series = {c.field: [timeline.series((c.field, layer.index)) for layer in layers]
               for c in cols}
@@ -318,7 +319,9 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[c.role]}"
                      if not c.banded else "bold")
         lo, hi = axes[c.field]
-        ax = axis_text(lo, hi, c.log, c.percent) + (" ▪1e-3" if c.banded else "")
+        ax = axis_text(lo, hi, c.log, c.percent)
+        if c.banded and len(ax) + 10 < cell:
+            ax += " aim 1e-3"  # the rule of thumb; columns are coloured by their distance
         scale.append(f"{ax[:cell - 1]:<{cell}}")
     if extra_width:
         title.append("learnable (mean)", "bold")

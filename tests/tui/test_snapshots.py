@@ -32,7 +32,8 @@ def prepared(key: str, wait_for_grid: bool = False):
 
 
 @pytest.mark.parametrize("key,name", [("1", "layers"), ("2", "curves"),
-                                      ("3", "distributions"), ("5", "optimizer")])
+                                      ("3", "distributions"), ("5", "optimizer"),
+                                      ("6", "depth")])
 def test_panel_snapshot(snap_compare, key, name):
     app = make_app(small_config(("model.hidden", [16, 16, 16])), paused=True)
     assert snap_compare(app, terminal_size=(120, 36), run_before=prepared(key))
@@ -47,3 +48,21 @@ def test_layers_snapshot_at_80x24(snap_compare):
     app = make_app(small_config(("model.hidden", [16, 16, 16]), ("model.activation", "prelu"),
                                 ("model.normalizer", "batchnorm")), paused=True)
     assert snap_compare(app, terminal_size=(80, 24), run_before=prepared("1"))
+
+
+def test_layers_snapshot_at_200x60(snap_compare):
+    app = make_app(small_config(("model.hidden", [16, 16, 16])), paused=True)
+    assert snap_compare(app, terminal_size=(200, 60), run_before=prepared("1"))
+
+
+def test_curves_snapshot_at_80x24(snap_compare):
+    app = make_app(small_config(("model.hidden", [16, 16, 16])), paused=True)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=prepared("2"))
+
+
+def test_depth_snapshot_small_init_in_the_light_theme(snap_compare):
+    """N(0, 0.01): activation std falling by decades with depth, on a light background."""
+    app = make_app(small_config(("model.hidden", [16, 16, 16, 16]),
+                                ("model.initializer", "normal")), paused=True)
+    app.theme = "textual-light"
+    assert snap_compare(app, terminal_size=(120, 36), run_before=prepared("6"))
