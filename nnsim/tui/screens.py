@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rich.text import Text
 from textual import on
@@ -328,7 +328,7 @@ class SettingsScreen(TypingPausesTraining[None]):
                 fields.append(self.choice_field(dotted, "  " + hk, value, choices, help_text))
                 continue
             validators: list[Validator] = [Accepted(self, dotted)]
-            kind = "text"
+            kind: Literal["integer", "number", "text"] = "text"
             if hyper.kind in (int, float):
                 number = Integer if hyper.kind is int else Number
                 validators.append(number(minimum=hyper.low, maximum=hyper.high))
@@ -343,7 +343,7 @@ class SettingsScreen(TypingPausesTraining[None]):
         if isinstance(value, bool):
             return self.choice_field(key, label, value, (True, False), help_text)
         validators: list[Validator] = [Accepted(self, key)]
-        kind = "text"
+        kind: Literal["integer", "number", "text"] = "text"
         if isinstance(value, int):
             validators.append(Integer())
             kind = "integer"
@@ -358,8 +358,9 @@ class SettingsScreen(TypingPausesTraining[None]):
                                         compact=True), help_text)
 
     @staticmethod
-    def input(key: str, value: Any, kind: str, validators: list[Validator]) -> Input:
-        return Input(_text(value), name=key, type=kind, validators=validators,  # type: ignore[arg-type]
+    def input(key: str, value: Any, kind: Literal["integer", "number", "text"],
+              validators: list[Validator]) -> Input:
+        return Input(_text(value), name=key, type=kind, validators=validators,
                      validate_on=["changed", "submitted"], compact=True)
 
     def on_mount(self) -> None:
