@@ -85,12 +85,20 @@ class Runner:
         self._wake.set()
 
     def toggle(self) -> None:
-        self.submit(lambda: self._set_paused(not self.paused))
+        if self.paused:
+            self.play()
+        else:
+            self.pause()
 
     def play(self) -> None:
         self.submit(lambda: self._set_paused(False))
 
     def pause(self) -> None:
+        """Pause now: no step starts after this call, even while a long step is under way
+        (that one finishes and is recorded). Safe from any thread."""
+        self.paused = True
+        self.rate = 0.0
+        self._changed()
         self.submit(lambda: self._set_paused(True))
 
     def step_once(self) -> None:
@@ -192,12 +200,14 @@ class Runner:
             start = time.perf_counter()
             n = self.steps_per_frame
             if n is None:
-                while time.perf_counter() - start < FRAME_SECONDS and self._advance(1):
+                while time.perf_counter() - start < FRAME_SECONDS and not self.paused \
+                        and self._advance(1):
                     if cancelled() or not self._commands.empty():
                         break
             else:
                 for _ in range(n):
-                    if cancelled() or not self._commands.empty() or not self._advance(1):
+                    if cancelled() or self.paused or not self._commands.empty() \
+                            or not self._advance(1):
                         break
             rest = FRAME_SECONDS - (time.perf_counter() - start)
             if rest > 0 and n is not None:

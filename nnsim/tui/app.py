@@ -398,15 +398,15 @@ class NnsimApp(RunnerControls, App):
         config = self.runner.sim.config
         try:
             new = config.with_overrides([(key, value)], self.registry)
-            live = new.structure_key() == config.structure_key()
-            if not live:
-                from nnsim.engine.simulation import Simulation
-                Simulation(new, self.registry, telemetry=False)  # refuse what cannot build
         except NnsimError as exc:
             self.notify(f"not applied: {exc}", severity="error", timeout=6)
             return
+        live = new.structure_key() == config.structure_key()
+        # built on the training thread: one that cannot be built is refused there, with a
+        # notice, and the run goes on as it was
         self.runner.reconfigure(new)
-        self.notify(f"{what}" + (" (live)" if live else " (rebuilt from the seed)"), timeout=2)
+        self.notify(f"{what}" + (" (live)" if live else " (rebuilding from the seed)"),
+                    timeout=2)
 
     def action_lr(self, factor: float) -> None:
         lr = self.runner.sim.lr

@@ -43,12 +43,55 @@ def test_play_pause_step_and_speed():
         runner.play()
         wait(lambda: runner.sim.step_count > 20)
         runner.pause()
-        wait(lambda: runner.paused)
+        assert runner.paused  # at once, from the caller's thread
+        time.sleep(0.05)  # a step under way when pause() was called may finish
         n = runner.sim.step_count
         time.sleep(0.1)
         assert runner.sim.step_count == n
         runner.faster()
         wait(lambda: runner.speed == 4)
+
+
+def test_pause_takes_effect_during_a_long_step():
+    """With steps of 0.3 s, pausing does not wait for the step: no new one starts."""
+    runner = Runner(small_config(), paused=False, speed=3)
+    real = runner.sim.step
+
+    def slow_step():
+        time.sleep(0.3)
+        return real()
+    runner.sim.step = slow_step
+    with Loop(runner):
+        wait(lambda: runner.sim.step_count >= 1)
+        start = time.monotonic()
+        runner.pause()
+        assert runner.paused and runner.state == "paused"
+        assert time.monotonic() - start < 0.05
+        n = runner.sim.step_count
+        time.sleep(0.8)
+        assert runner.sim.step_count <= n + 1  # only the step already under way
+
+
+def test_slow_start_climbs_to_the_default_speed_until_the_user_chooses():
+    from nnsim.engine.runner import RAMP
+
+    runner = Runner(small_config(), paused=True, ramp=True)
+    assert runner.speed == 0 and "slow start" in runner.speed_text
+    seen = []
+    for _ in range(RAMP[-1][0] + 5):
+        runner._advance(1)
+        seen.append(runner.speed)
+    assert seen[RAMP[1][0] - 2] == 0 and seen[RAMP[1][0]] == 1  # 1/frame for 60 steps
+    assert seen[-1] == 3 and not runner.ramp  # then the usual 10 steps a frame
+    runner.reset()
+    runner.run_pending()
+    assert runner.speed == 0 and runner.ramp  # a reset starts slowly again
+    runner.faster()
+    runner.run_pending()
+    assert runner.speed == 1 and not runner.ramp
+    runner.reset()
+    runner.run_pending()
+    assert runner.speed == 1 and not runner.ramp  # the user's choice stays
 
 
 def test_steps_per_frame_limit_the_rate():

@@ -202,9 +202,11 @@ async def test_divergence_pauses_and_every_view_keeps_drawing():
         for key in "23451":
             await pilot.press(key)
             await pilot.pause(0.1)
+        assert "press r to reset" in status_text(app)  # and says what to do next
         await pilot.press("space")  # a diverged run stays paused until reset
         await pilot.pause(0.2)
         assert app.runner.paused and app.runner.state == "diverged"
+        assert any("press r" in str(n.message) for n in app._notifications)
         await pilot.press("r")
         await until(pilot, lambda: app.runner.state != "diverged")
 
@@ -351,3 +353,43 @@ async def test_settings_refuse_a_config_that_cannot_be_built():
             str(error.content)
         assert app.runner.sim.config.train.batch_size == 16
         assert app.runner.sim.step_count == 3 and app.runner.state == "paused"
+
+
+async def test_quick_keys_change_lr_live_and_components_from_the_seed():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        lr = app.runner.sim.lr
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: app.runner.sim.lr == 2 * lr)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await until(pilot, lambda: app.runner.sim.lr == lr / 2)
+        names = app.registry.names("activation")
+        before = app.runner.sim.config.model.activation.name
+        await pilot.press("a")
+        after = names[(names.index(before) + 1) % len(names)]
+        await until(pilot, lambda: app.runner.sim.config.model.activation.name == after)
+        init = app.runner.sim.config.model.initializer.name
+        await pilot.press("w")
+        await until(pilot, lambda: app.runner.sim.config.model.initializer.name != init)
+        await pilot.press("b")
+        await until(pilot, lambda: app.runner.sim.config.model.normalizer.name == "batchnorm")
+        await pilot.press("b")
+        await until(pilot, lambda: app.runner.sim.config.model.normalizer.name == "none")
+
+
+async def test_window_key_cycles_whole_run_last_1000_last_100():
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(150)
+        await until(pilot, lambda: app.runner.sim.step_count == 150)
+        view = app.query_one("#layers")
+
+        def shown() -> str:
+            return "\n".join(strip.text for strip in view._strips)
+        await until(pilot, lambda: "whole run" in shown() and "step 1─" in shown())
+        await pilot.press("t")
+        await until(pilot, lambda: "last 1,000 steps" in shown())
+        await pilot.press("t")
+        await until(pilot, lambda: "last 100 steps" in shown() and "step 51─" in shown())
+        await pilot.press("t")
+        await until(pilot, lambda: "whole run" in shown())
