@@ -21,23 +21,34 @@ from nnsim.errors import ConfigError, NnsimError
 from nnsim.pluginmanager import Registry
 
 PANELS = {
-    "Layers (1)": "One row per layer. ‖∂L/∂W‖: gradient norm of the weights (log scale): it "
-                  "shrinking towards the first layers is vanishing gradients. saturated %: "
-                  "units whose activation derivative is under 5% of its maximum. dead %: units "
-                  "with no gradient for any example in the batch (dead ReLUs). act std: spread "
-                  "of the activations. ‖ΔW‖/‖W‖: size of the update relative to the weights; "
-                  "around 1e-3 (▄, green) is the rule of thumb. ‖velocity‖: the optimizer's "
-                  "state.",
-    "Curves (2)": "Training loss of every step and validation loss at each evaluation (log "
-                  "scale), and accuracy.",
-    "Distributions (3)": "Each layer's activation histogram at the newest step: with a good "
+    "Layers (1)": "One block per layer; every sparkline covers the whole run (t: the last "
+                  "1,000 or 100 steps), and the line under the table says which steps. A "
+                  "column's axis is shared by every layer and printed under its heading, in "
+                  "whole decades, so heights compare across depth. ‖∂L/∂W‖: gradient norm of "
+                  "the weights; shrinking towards the first layers is vanishing gradients. act "
+                  "std: spread of the activations. ‖ΔW‖/‖W‖: size of the update relative to "
+                  "the weights, coloured by its distance from the 1e-3 rule of thumb. "
+                  "saturated: units whose local derivative is under 5% of its maximum. dead: "
+                  "units saturated for every example of the last ≥ 1,000 (dead ReLUs). "
+                  "‖velocity‖: the optimizer's state.",
+    "Curves (2)": "Training loss (log scale) and accuracy over the run, validation at each "
+                  "evaluation, the dashed chance level (ln C for the loss, 1/C for accuracy). "
+                  "m switches between a moving average and the raw values (each column's mean "
+                  "with its min–max band).",
+    "Distributions (3)": "Each layer's activation histogram at the newest step, over the "
+                         "activation's fixed range, all on one height scale: with a good "
                          "initialization the shapes stay alike through depth; N(0, 0.01) "
-                         "squeezes them to zero.",
-    "Boundary (4)": "For 2-D datasets: the predicted class over the input plane and the "
-                    "training points.",
+                         "squeezes them into the middle bin.",
+    "Boundary (4)": "For 2-D datasets: the predicted class over the input plane (square, with "
+                    "axes) and the training (●) and validation (○) points in their class's "
+                    "colour.",
     "Optimizer (5)": "Optimizer state norms per layer, the cosine between the update and the "
-                     "gradient, and the effective step ‖ΔW‖/‖∂L/∂W‖ (momentum grows it towards "
-                     "lr/(1−β)).",
+                     "negative gradient, and the effective step ‖ΔW‖/‖∂L/∂W‖: with momentum it "
+                     "grows towards lr/(1−β) only while successive gradients agree (cos near "
+                     "1).",
+    "Depth (6)": "The lecture's initialization figure, live: per layer, bars for act std, "
+                 "‖∂L/∂W‖, saturated and dead on axes shared by every layer, now (the bar) "
+                 "and at step 1 (the ┃ mark).",
 }
 
 

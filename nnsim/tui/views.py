@@ -342,12 +342,14 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
             lo, hi = axes[col.field]
             chars = sparkline(values.tolist(), spark, lo, hi, col.log, block)
             if col.banded:  # each column in the colour of its own distance from 1e-3
-                pad = spark - len(values)
                 tail = values.tolist()[-spark:]
+                pad = spark - len(tail)
+                bands = [_band_role(v) for v in tail]
+                runs = [0] + [k for k in range(1, len(bands)) if bands[k] != bands[k - 1]]
                 for r, row_chars in enumerate(chars):
                     rows[r].append(row_chars[:pad])
-                    for ch, v in zip(row_chars[pad:], tail):
-                        rows[r].append(ch, roles[_band_role(v)])
+                    for a, b in zip(runs, runs[1:] + [len(bands)]):
+                        rows[r].append(row_chars[pad + a:pad + b], roles[bands[a]])
             else:
                 for r, row_chars in enumerate(chars):
                     rows[r].append(row_chars, roles[col.role])
