@@ -71,13 +71,30 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     check.add_argument("names", nargs="+", metavar="NAME",
                        help="a plugin (entry-point name, or 'built-in' for all built-ins), a "
                             "component name, or FAMILY:NAME")
-    lessons = Parser(prog="nnsim lessons", description="List the lessons.")
+    lessons = Parser(prog="nnsim lessons", description="List the lessons; with --verify, "
+                     "check every lesson and its control at several seeds.")
+    lessons.add_argument("names", nargs="*", metavar="NAME",
+                         help="with --verify: only these lessons (default: all)")
     lessons.add_argument("--json", action="store_true", help="machine-readable output")
+    lessons.add_argument("--verify", action="store_true",
+                         help="run every lesson and its control at each of --seeds and print "
+                              "a margin table; exit 1 unless every lesson passes and every "
+                              "control fails at every seed")
+    lessons.add_argument("--seeds", default="0-9", metavar="SEEDS",
+                         help="with --verify: seeds as 0-9 or 0,3,5 (default 0-9)")
+    lessons.add_argument("-j", "--jobs", type=int, default=1, metavar="JOBS",
+                         help="with --verify: worker processes (default 1)")
     lesson = Parser(prog="nnsim lesson", description="Open the TUI on a lesson, or check it.")
     lesson.add_argument("name", metavar="NAME", help="a lesson (see nnsim lessons)")
     lesson.add_argument("--headless", action="store_true",
                         help="run every configuration, print the check's numbers, exit 0 on "
                              "pass and 1 on fail")
+    lesson.add_argument("--seed", type=int, help="seed of every run (default: the config's, 0)")
+    lesson.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key in every run of the lesson (repeatable)")
+    lesson.add_argument("--control", action="store_true",
+                        help="run the lesson's control instead: the same check with the "
+                             "claimed cause removed, which must fail")
     lesson.add_argument("--paused", action="store_true", help="open paused")
     compare = Parser(prog="nnsim compare",
                      description="Runs that differ in chosen settings, in lockstep from one "
@@ -386,21 +403,64 @@ def cmd_check_plugin(args) -> int:
 
 # ---------------------------------------------------------------- nnsim lessons / lesson
 
+def _lesson_entry(name: str, cls) -> dict:
+    return {"name": name, "title": cls.title, "section": cls.section,
+            "explanation": cls.explanation, "watch": cls.watch, "runs": list(cls.runs),
+            "steps": cls.steps, "control": {"note": cls.control_note, "runs": cls.control}}
+
+
 def cmd_lessons(args) -> int:
     from nnsim.pluginmanager import default_registry
 
     registry = default_registry()
     entries = registry.families["lesson"]
+    if args.verify:
+        return _verify_lessons(args, registry)
+    if args.names:
+        raise UsageError("nnsim lessons: lesson names go with --verify")
     if args.json:
-        print(json.dumps([{"name": name, "title": e.cls.title, "explanation": e.cls.explanation,
-                           "watch": e.cls.watch, "runs": list(e.cls.runs), "steps": e.cls.steps,
-                           "source": e.source} for name, e in entries.items()], indent=2))
+        print(json.dumps([{**_lesson_entry(name, e.cls), "source": e.source}
+                          for name, e in entries.items()], indent=2, default=str))
         return EXIT_OK
     width = max((len(n) for n in entries), default=0)
     for name, entry in entries.items():
-        print(f"{name:<{width}}  {entry.cls.title}")
-        print(f"{'':<{width}}  runs: {', '.join(entry.cls.runs)}")
+        cls = entry.cls
+        print(f"{name:<{width}}  {cls.title}")
+        if cls.section:
+            print(f"{'':<{width}}  lecture: {cls.section}")
+        print(f"{'':<{width}}  runs: {', '.join(cls.runs)}")
+        if cls.control_note:
+            print(f"{'':<{width}}  control: {cls.control_note}")
     return EXIT_OK
+
+
+def _verify_lessons(args, registry) -> int:
+    from nnsim.errors import did_you_mean
+    from nnsim.lessons import margin_table, parse_seeds, verify
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise UsageError(f"nnsim lessons: --seeds: {exc}") from None
+    if args.jobs < 1:
+        raise UsageError(f"nnsim lessons: -j must be 1 or more, got {args.jobs}")
+    known = registry.names("lesson")
+    for name in args.names:
+        if name not in known:
+            raise UsageError(f"nnsim lessons: no lesson {name!r}{did_you_mean(name, known)}")
+    names = args.names or known
+
+    def progress(m) -> None:
+        what = f"{m.name} control" if m.control else m.name
+        ok = (len(m.verdicts) - m.passes) if m.control else m.passes
+        _err(f"{what}: {ok}/{len(m.verdicts)} as expected")
+
+    rows = verify(names, seeds, jobs=args.jobs, progress=progress)
+    print(f"seeds {args.seeds}; margin = ln(measured / threshold), > 0 where a condition "
+          f"holds; a lesson's margin is its tightest condition's")
+    print(margin_table(rows, registry))
+    good = all(lesson.passes == len(seeds) and control.passes == 0 for lesson, control in rows)
+    return EXIT_OK if good else EXIT_FAIL
 
 
 def _lesson(name: str):
@@ -417,25 +477,38 @@ def _lesson(name: str):
 
 def cmd_lesson(args) -> int:
     lesson, registry = _lesson(args.name)
+    from nnsim.lessons import run_config
+
+    if args.control and not lesson.control:
+        raise UsageError(f"nnsim lesson: {lesson.name} declares no control")
+    first = next(iter(lesson.runs))
+    # a bad --set or --seed is refused before anything trains
+    run_config(lesson, first, registry, seed=args.seed, overrides=args.sets,
+               control=args.control)
     if not args.headless:
-        from nnsim.lessons import run_config
         from nnsim.tui.app import make_app
 
-        first = next(iter(lesson.runs))
-        app = make_app(run_config(lesson, first, registry), paused=args.paused,
-                       registry=registry, lesson=lesson)
+        app = make_app(run_config(lesson, first, registry, seed=args.seed,
+                                  overrides=args.sets, control=args.control),
+                       paused=args.paused, registry=registry, lesson=lesson)
         app.run()
         return app.return_code or EXIT_OK
     from nnsim.lessons import run_lesson
 
-    _err(f"nnsim: {lesson.title}: {len(lesson.runs)} runs of {lesson.steps} steps")
-    results, verdict = run_lesson(lesson, registry)
+    what = "control" if args.control else "lesson"
+    _err(f"nnsim: {lesson.title} ({what}): {len(lesson.runs)} runs of {lesson.steps} steps")
+    if args.control:
+        _err(f"nnsim: control: {lesson.control_note}")
+    results, verdict = run_lesson(lesson, registry, seed=args.seed, overrides=args.sets,
+                                  control=args.control)
     for label, result in results.items():
         last = result.last
         acc = "" if last.accuracy is None else f"  accuracy {last.accuracy:.3f}"
         print(f"{label:<20} step {last.step:>5}  loss {last.loss:.4g}{acc}"
               + (f"  (diverged: {last.nonfinite})" if last.nonfinite else ""))
-    print(f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}")
+    margin = verdict.margin
+    tail = f"  [margin {margin:+.2f}]" if verdict.margins and abs(margin) < 1e9 else ""
+    print(f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}{tail}")
     return EXIT_OK if verdict.passed else EXIT_FAIL
 
 

@@ -250,11 +250,87 @@ class Dataset(Component):
 
 
 @dataclass(frozen=True)
+class Margin:
+    """One condition of a lesson's check: a measured positive `value` above (`op` ">") or
+    below (`op` "<") a `threshold`.
+
+    `margin` is how far the value is from the threshold in natural-log units, signed so that
+    it is positive when the condition holds: ln(value / threshold) for ">", ln(threshold /
+    value) for "<". 0.1 is about 10 % beyond the threshold, 0.69 a factor of two; a value
+    that is not a number fails.
+    """
+
+    name: str
+    value: float
+    op: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.op not in ("<", ">"):
+            raise ValueError(f"Margin op must be '<' or '>', got {self.op!r}")
+        if not self.threshold > 0:
+            raise ValueError(f"Margin threshold must be positive, got {self.threshold}")
+
+    @property
+    def margin(self) -> float:
+        v, t = float(self.value), self.threshold
+        if math.isnan(v):
+            return -math.inf
+        if v <= 0:
+            return -math.inf if self.op == ">" else math.inf
+        if math.isinf(v):
+            return math.inf if self.op == ">" else -math.inf
+        return math.log(v / t) if self.op == ">" else math.log(t / v)
+
+    @property
+    def passed(self) -> bool:
+        return self.margin > 0
+
+    def __str__(self) -> str:
+        return f"{self.name} {_short(self.value)} ({self.op} {_short(self.threshold)})"
+
+
+def _short(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def above(name: str, value: float, threshold: float) -> Margin:
+    """The condition value > threshold (both positive quantities)."""
+    return Margin(name, float(value), ">", float(threshold))
+
+
+def below(name: str, value: float, threshold: float) -> Margin:
+    """The condition value < threshold (both positive quantities)."""
+    return Margin(name, float(value), "<", float(threshold))
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """A lesson's check: whether the claim held, and the numbers that say so."""
+    """A lesson's check: whether the claim held, the numbers that say so, and, per
+    condition, its margin (see `Margin`). Build it with `Verdict.of(*margins)`, which passes
+    when every condition holds; a hand-made Verdict without margins still works."""
 
     passed: bool
     numbers: str
+    margins: tuple[Margin, ...] = ()
+
+    @classmethod
+    def of(cls, *margins: Margin, note: str = "") -> Verdict:
+        numbers = "; ".join(str(m) for m in margins) + (f"; {note}" if note else "")
+        return cls(all(m.passed for m in margins), numbers, tuple(margins))
+
+    @property
+    def margin(self) -> float:
+        """The smallest margin: > 0 exactly when every condition holds (without margins:
+        +inf for a pass, -inf for a fail)."""
+        if not self.margins:
+            return math.inf if self.passed else -math.inf
+        return min(m.margin for m in self.margins)
+
+    @property
+    def weakest(self) -> Margin | None:
+        """The condition with the smallest margin."""
+        return min(self.margins, key=lambda m: m.margin) if self.margins else None
 
 
 class Lesson(Component):
@@ -264,18 +340,34 @@ class Lesson(Component):
     the defaults and `base`; each run trains for `steps` steps from the same seed. `check`
     gets, per label, the run's records and its final Simulation, and returns a Verdict.
     `watch` says in words where to look; `panel` is the TUI panel to open on and `focus` the
-    layer statistic (a LayerRecord field) the layer table shows first.
+    layer statistic (a LayerRecord field) the layer table shows first. `section` names the
+    section of the lecture the lesson proves.
+
+    `control` is the same experiment with the claimed cause removed or the comparison made
+    fair: per run label, overrides applied on top of that run's (labels it leaves out run
+    unchanged). The same check over the control's runs must fail; `control_note` says in a
+    sentence what the control changes.
     """
 
     family = "lesson"
     title: ClassVar[str] = ""
     explanation: ClassVar[str] = ""
     watch: ClassVar[str] = ""
+    section: ClassVar[str] = ""
     panel: ClassVar[str] = "layers"
     focus: ClassVar[str] = ""
     base: ClassVar[dict[str, Any]] = {}
     runs: ClassVar[dict[str, dict[str, Any]]] = {}
+    control: ClassVar[dict[str, dict[str, Any]]] = {}
+    control_note: ClassVar[str] = ""
     steps: ClassVar[int] = 300
+
+    def overrides(self, label: str, control: bool = False) -> list[tuple[str, Any]]:
+        """The dotted-key overrides of one run, in the order they apply."""
+        items = [*self.base.items(), *self.runs[label].items()]
+        if control:
+            items += self.control.get(label, {}).items()
+        return items
 
     def check(self, results: dict[str, Any]) -> Verdict:
         raise NotImplementedError

@@ -1,12 +1,16 @@
-"""Running lessons: each run of a lesson trained from the same seed, then the lesson's check."""
+"""Running lessons: each run of a lesson trained from the same seed, then the lesson's check;
+the lesson's control through the same check; and the margins of both over many seeds."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 from nnsim.components import Lesson, Verdict
-from nnsim.config import Config
+from nnsim.config import Config, parse_set
 from nnsim.engine.records import StepRecord
 from nnsim.engine.simulation import Simulation
 from nnsim.pluginmanager import Registry, default_registry
@@ -23,6 +27,10 @@ class RunResult:
     def last(self) -> StepRecord:
         return self.records[-1]
 
+    @property
+    def diverged(self) -> bool:
+        return self.sim.divergence is not None
+
     def evals(self, last: int = 10) -> list[StepRecord]:
         """The newest `last` records that carry a validation result."""
         return [r for r in self.records if r.val_loss is not None][-last:]
@@ -36,20 +44,177 @@ class RunResult:
                 values.append(value)
         return sum(values) / len(values) if values else float("nan")
 
+    def series(self, field: str, layer: int | None = None) -> np.ndarray:
+        """A record field (or a layer field, layers from 1) at every step."""
+        if layer is None:
+            return np.array([getattr(r, field) for r in self.records], dtype=float)
+        return np.array([getattr(r.layers[layer - 1], field) for r in self.records], dtype=float)
 
-def run_config(lesson: Lesson, label: str, registry: Registry | None = None) -> Config:
-    """The config of one run: defaults, then the lesson's base, then the run's overrides."""
-    overrides: list[tuple[str, Any]] = [*lesson.base.items(), *lesson.runs[label].items()]
-    return Config.default().with_overrides(overrides, registry)
+    def full_loss(self, split: str = "train") -> float:
+        """Data loss on a whole split in inference mode (inf once diverged)."""
+        return self._full(split)[0]
+
+    def error(self, split: str = "train") -> float:
+        """Share of a whole split classified wrong, in inference mode (1 once diverged)."""
+        return 1.0 - self._full(split)[1]
+
+    def _full(self, split: str) -> tuple[float, float]:
+        if self.diverged:
+            return math.inf, 0.0
+        data = self.sim.data
+        x, y = (data.train_x, data.train_y) if split == "train" else (data.val_x, data.val_y)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            logits = self.sim.net.forward(x, training=False)
+            loss, _, acc = self.sim._loss(logits, y, want_grad=False)
+        loss = float(loss)
+        return (loss if math.isfinite(loss) else math.inf), float(acc or 0.0)
+
+    def gradient(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The gradient of the data loss on (x, y) at the current weights, in training mode,
+        as one flat vector; the run's own state is left as it was. Not for dropout nets."""
+        sim, net = self.sim, self.sim.net
+        saved = net.grads.copy()
+        buffers = {k: v.copy() for k, v in net.buffers().items()}
+        logits = net.forward(x, training=True)
+        _, grad_logits, _ = sim._loss(logits, y)
+        net.backward(grad_logits)
+        g = net.grads.copy()
+        net.grads[...] = saved
+        for layer in net.hidden:  # batch norm's running statistics stay untouched
+            if layer.norm is not None:
+                for k, v in layer.norm.buffers.items():
+                    v[...] = buffers[f"layer{layer.index}.{k}"]
+        return g
 
 
-def run_lesson(lesson: Lesson, registry: Registry | None = None,
-               steps: int | None = None) -> tuple[dict[str, RunResult], Verdict]:
-    """Train every run of the lesson, then check the claim."""
+def run_config(lesson: Lesson, label: str, registry: Registry | None = None, *,
+               seed: int | None = None, overrides: Iterable[Any] = (),
+               control: bool = False) -> Config:
+    """The config of one run: defaults, then the lesson's base, the run's overrides, the
+    control's (with `control`), the seed, and last `overrides` (pairs or 'KEY=VALUE' text)."""
+    items: list[tuple[str, Any]] = lesson.overrides(label, control)
+    if seed is not None:
+        items.append(("seed", seed))
+    items += [parse_set(o) if isinstance(o, str) else tuple(o) for o in overrides]
+    return Config.default().with_overrides(items, registry)
+
+
+def run_lesson(lesson: Lesson, registry: Registry | None = None, steps: int | None = None, *,
+               seed: int | None = None, overrides: Sequence[Any] = (),
+               control: bool = False) -> tuple[dict[str, RunResult], Verdict]:
+    """Train every run of the lesson (or of its control), then check the claim."""
     registry = registry or default_registry()
     results = {}
     for label in lesson.runs:
-        sim = Simulation(run_config(lesson, label, registry), registry)
+        config = run_config(lesson, label, registry, seed=seed, overrides=overrides,
+                            control=control)
+        sim = Simulation(config, registry)
         records = sim.run(lesson.steps if steps is None else steps)
         results[label] = RunResult(records, sim)
-    return results, lesson.check(results)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return results, lesson.check(results)
+
+
+# ---------------------------------------------------------------- many seeds
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-9' or '0,3,5' or '2' → the seeds (ValueError on anything else)."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part[1:]:
+            lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
+            a, b = int(lo), int(hi)
+            if b < a:
+                raise ValueError(f"empty range {part!r}")
+            seeds += range(a, b + 1)
+        else:
+            seeds.append(int(part))
+    if not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds must be 0 or more, got {text!r}")
+    return seeds
+
+
+@dataclass
+class Margins:
+    """One lesson (or its control) over several seeds: the verdict at each."""
+
+    name: str
+    control: bool
+    verdicts: dict[int, Verdict]
+
+    @property
+    def margins(self) -> list[float]:
+        return [v.margin for v in self.verdicts.values()]
+
+    @property
+    def passes(self) -> int:
+        return sum(v.passed for v in self.verdicts.values())
+
+
+def verify_one(name: str, seeds: Sequence[int], control: bool,
+               registry: Registry | None = None) -> Margins:
+    """Run one lesson (or its control) at every seed."""
+    registry = registry or default_registry()
+    lesson = registry.get("lesson", name)()
+    return Margins(name, control, {s: run_lesson(lesson, registry, seed=s, control=control)[1]
+                                   for s in seeds})
+
+
+def _verify_job(args: tuple[str, tuple[int, ...], bool]) -> Margins:
+    return verify_one(*args)
+
+
+def verify(names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
+           progress=None) -> list[tuple[Margins, Margins]]:
+    """Every named lesson and its control at every seed: [(lesson, control)], in order.
+    `jobs` > 1 runs them in worker processes (built-in and installed lessons only)."""
+    work = [(n, tuple(seeds), c) for n in names for c in (False, True)]
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as pool:
+            done = []
+            for m in pool.map(_verify_job, work):
+                done.append(m)
+                if progress:
+                    progress(m)
+    else:
+        done = []
+        for job in work:
+            done.append(_verify_job(job))
+            if progress:
+                progress(done[-1])
+    return [(done[i], done[i + 1]) for i in range(0, len(done), 2)]
+
+
+def _fmt_margin(x: float) -> str:
+    return f"{x:+.2f}" if math.isfinite(x) else ("+inf" if x > 0 else "-inf")
+
+
+def margin_table(rows: Sequence[tuple[Margins, Margins]], registry: Registry | None = None
+                 ) -> str:
+    """Lesson, its claim, the lesson's smallest margin over the seeds, the control's largest
+    (a good lesson: the first > 0, the second < 0) and the condition that set each."""
+    registry = registry or default_registry()
+    lines = []
+    head = ("lesson", "claim", "pass", "min margin", "control fails", "control max",
+            "tightest condition")
+    table = []
+    for lesson, control in rows:
+        cls = registry.get("lesson", lesson.name)
+        lo_seed = min(lesson.verdicts, key=lambda s: lesson.verdicts[s].margin)
+        hi_seed = max(control.verdicts, key=lambda s: control.verdicts[s].margin)
+        weakest = lesson.verdicts[lo_seed].weakest
+        n = len(lesson.verdicts)
+        table.append((lesson.name, cls.title, f"{lesson.passes}/{n}",
+                      _fmt_margin(min(lesson.margins)),
+                      f"{n - control.passes}/{len(control.verdicts)}",
+                      _fmt_margin(max(control.margins)),
+                      weakest.name if weakest else ""))
+    widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
+    lines.append(" | ".join(h.ljust(w) for h, w in zip(head, widths)))
+    lines.append("-|-".join("-" * w for w in widths))
+    for row in table:
+        lines.append(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    return "\n".join(lines)

@@ -328,22 +328,36 @@ def check_lesson(cls, seed: int = 0) -> list[Check]:
     lesson = cls()
 
     def described():
-        missing = [k for k in ("title", "explanation", "watch") if not getattr(cls, k)]
-        return not missing and bool(cls.runs), ("title, explanation, watch and runs given"
-                                                if not missing and cls.runs else
-                                                f"missing {', '.join(missing) or 'runs'}")
+        missing = [k for k in ("title", "explanation", "watch", "section", "control_note")
+                   if not getattr(cls, k)]
+        if not cls.runs:
+            missing.append("runs")
+        if not cls.control:
+            missing.append("control")
+        return not missing, ("title, explanation, watch, section, runs and control given"
+                             if not missing else f"missing {', '.join(missing)}")
 
     def configs():
+        unknown = set(cls.control) - set(cls.runs)
+        if unknown:
+            return False, f"control names runs that do not exist: {', '.join(sorted(unknown))}"
         for run in cls.runs:
             run_config(lesson, run)  # raises ConfigError naming the key
-        return True, f"{len(cls.runs)} run configs valid"
+            run_config(lesson, run, control=True)
+        return True, f"{len(cls.runs)} run configs valid, and their control's"
 
     def claim():
-        _, verdict = run_lesson(lesson)
+        _, verdict = run_lesson(lesson, seed=seed)
         return verdict.passed, verdict.numbers
 
+    def control():
+        _, verdict = run_lesson(lesson, seed=seed, control=True)
+        return not verdict.passed, ("control fails the check: " if not verdict.passed else
+                                    "control passes the check, so it proves nothing: ") + \
+            verdict.numbers
+
     return [_run(label, "described", described), _run(label, "run configs valid", configs),
-            _run(label, "its check passes", claim)]
+            _run(label, "its check passes", claim), _run(label, "its control fails", control)]
 
 
 CHECKS = {"activation": check_activation, "lesson": check_lesson, "initializer": check_initializer,
