@@ -24,7 +24,8 @@ from nnsim.engine.timeline import Columns, Timeline
 from nnsim.tui.render import (bars, fmt, heatmap, palette_colour, plot, sparkline,
                               theme_roles)
 
-LABEL_WIDTH = 6
+LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
+WIDE_LABEL = 9
 VALUE_WIDTH = 6
 MIN_SPARK = 4
 #: the history windows `t` cycles through: the whole run, then the newest steps
@@ -298,7 +299,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     """Rows of sparklines, one block of rows per layer, sized to fill width and height; the
     last line says which steps the sparklines cover."""
     layers = frame.last.layers
-    room = width - LABEL_WIDTH - extra_width
+    label_w = WIDE_LABEL if width >= 120 else LABEL_WIDTH
+    room = width - label_w - extra_width
     min_cell = MIN_SPARK + VALUE_WIDTH + 2
     cols = cols[:max(1, room // min_cell)]  # the last columns give way on narrow screens
     cell = max(room // len(cols), min_cell)
@@ -312,8 +314,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
               for c in cols}
     axes = {c.field: c.axis([s for s, layer in zip(series[c.field], layers)
                              if layer.kind == "hidden" or c.output]) for c in cols}
-    title = Text(f"{'layer':<{LABEL_WIDTH}}", style="bold")
-    scale = Text(" " * LABEL_WIDTH, style=roles["muted"])
+    title = Text(f"{'layer':<{label_w}}", style="bold")
+    scale = Text(" " * label_w, style=roles["muted"])
     for c in cols:
         name = c.title if len(c.title) < cell else c.short
         title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[c.role]}"
@@ -330,8 +332,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         rows = [Text(style="bold") for _ in range(block)]
         label = label_of(layer)
         for r in range(block):
-            rows[r].append(f"{label[r] if r < len(label) else '':<{LABEL_WIDTH}}"
-                           [:LABEL_WIDTH], "bold" if r == 0 else roles["muted"])
+            rows[r].append(f"{label[r] if r < len(label) else '':<{label_w}}"
+                           [:label_w], "bold" if r == 0 else roles["muted"])
         for col in cols:
             if layer.kind == "output" and not col.output:
                 for row in rows:
@@ -365,7 +367,7 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         lines += rows
         if gap:
             lines.append(Text(""))
-    lines.append(steps_line(timeline, frame.window, min(width, LABEL_WIDTH + cell * len(cols)),
+    lines.append(steps_line(timeline, frame.window, min(width, label_w + cell * len(cols)),
                             roles["muted"]))
     return crop_lines(lines)
 
@@ -381,7 +383,7 @@ def _label(frame: Frame):
     def label(layer: LayerRecord) -> list[str]:
         if layer.kind == "output":
             return ["out", f"{layer.width}"]
-        return [f"L{layer.index}", f"{layer.width}", frame.activation[:LABEL_WIDTH - 1]]
+        return [f"L{layer.index}", f"{layer.width}", frame.activation[:WIDE_LABEL - 1]]
     return label
 
 
@@ -570,15 +572,16 @@ class DepthView(View):
         layers = last.layers
         begin = {layer.index: layer for layer in first.layers} if len(
             first.layers) == len(layers) else {}
+        label_w = WIDE_LABEL if width >= 120 else LABEL_WIDTH
         metrics = DEPTH_METRICS if width >= 70 else DEPTH_METRICS[:3]
-        cell = (width - LABEL_WIDTH) // len(metrics)
+        cell = (width - label_w) // len(metrics)
         bar_w = max(cell - VALUE_WIDTH - 2, 4)
         lines = [Text.assemble(("Depth profile: ", "bold"),
                                (f"█ now (step {last.step:,})   ┃ step {first.step:,}, the "
                                 "network as initialized.  Each column's axis is shared by "
                                 "every layer.", roles["muted"]))]
-        title = Text(f"{'layer':<{LABEL_WIDTH}}", style="bold")
-        scale = Text(" " * LABEL_WIDTH, style=roles["muted"])
+        title = Text(f"{'layer':<{label_w}}", style="bold")
+        scale = Text(" " * label_w, style=roles["muted"])
         axes = {}
         for name, fld, role, log, output in metrics:
             title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[role]}")
@@ -598,8 +601,8 @@ class DepthView(View):
             rows = [Text() for _ in range(block)]
             label = _label(frame)(layer)
             for r in range(block):
-                rows[r].append(f"{label[r] if r < len(label) else '':<{LABEL_WIDTH}}"
-                               [:LABEL_WIDTH], "bold" if r == 0 else roles["muted"])
+                rows[r].append(f"{label[r] if r < len(label) else '':<{label_w}}"
+                               [:label_w], "bold" if r == 0 else roles["muted"])
             for name, fld, role, log, output in metrics:
                 if layer.kind == "output" and not output:
                     for row in rows:
