@@ -200,7 +200,7 @@ def margin_table(rows: Sequence[tuple[Margins, Margins]], registry: Registry | N
     lines = []
     head = ("lesson", "claim", "pass", "min margin", "control fails", "control max",
             "tightest condition")
-    table = []
+    table: list[tuple[str, ...]] = []
     for lesson, control in rows:
         cls = registry.get("lesson", lesson.name)
         lo_seed = min(lesson.verdicts, key=lambda s: lesson.verdicts[s].margin)
@@ -212,9 +212,10 @@ def margin_table(rows: Sequence[tuple[Margins, Margins]], registry: Registry | N
                       f"{n - control.passes}/{len(control.verdicts)}",
                       _fmt_margin(max(control.margins)),
                       weakest.name if weakest else ""))
+    table = [tuple(str(c).replace("|", "¦") for c in row) for row in table]  # cells never split
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]
     lines.append(" | ".join(h.ljust(w) for h, w in zip(head, widths)))
     lines.append("-|-".join("-" * w for w in widths))
     for row in table:
-        lines.append(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        lines.append(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
     return "\n".join(lines)

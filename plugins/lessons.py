@@ -410,7 +410,7 @@ class BatchNormRescue(Lesson):
         loss = {k: _train_loss(r) for k, r in results.items()}
         ln_c = math.log(results["plain N(0,0.01)"].sim.data.outputs)
         return Verdict.of(
-            below("|training loss ÷ ln C − 1|, plain N(0,0.01) (stuck)",
+            below("training loss ÷ ln C, plain N(0,0.01): distance from 1 (stuck)",
                   abs(loss["plain N(0,0.01)"] / ln_c - 1), 0.05),
             below("training loss ÷ ln C, batchnorm N(0,0.01) (trains)",
                   loss["batchnorm N(0,0.01)"] / ln_c, 0.8),
@@ -521,9 +521,9 @@ class BatchNormGammaBeta(Lesson):
         net = results["batchnorm"].sim.net
         gamma = np.concatenate([layer.norm.params["gamma"] for layer in net.hidden])
         beta = np.concatenate([layer.norm.params["beta"] for layer in net.hidden])
-        return Verdict.of(above("mean |γ − 1| over the units", float(np.mean(np.abs(gamma - 1))),
+        return Verdict.of(above("mean distance of γ from 1 over the units", float(np.mean(np.abs(gamma - 1))),
                                 0.2),
-                          above("mean |β| over the units", float(np.mean(np.abs(beta))), 0.2))
+                          above("mean size of β over the units", float(np.mean(np.abs(beta))), 0.2))
 
 
 class BatchNormSmallBatch(Lesson):
@@ -551,7 +551,7 @@ class BatchNormSmallBatch(Lesson):
         ln_c = math.log(results["batchnorm"].sim.data.outputs)
         bn, ln = (results[k].full_loss() / ln_c for k in ("batchnorm", "layernorm"))
         return Verdict.of(
-            below("batchnorm: |training loss ÷ ln C − 1|, inference mode (chance)",
+            below("batchnorm: training loss ÷ ln C, inference mode: distance from 1 (chance)",
                   abs(bn - 1), 0.1),
             below("layernorm: the same (it trains)", ln, 0.7))
 
@@ -706,7 +706,7 @@ class SaddlePoint(Lesson):
         loss, grad = r.series("loss"), r.series("grad_norm")
         ln_c = math.log(r.sim.data.outputs)
         return Verdict.of(
-            below("|loss over the first 100 steps ÷ ln C − 1| (a plateau)",
+            below("loss over the first 100 steps ÷ ln C: distance from 1 (a plateau)",
                   abs(float(np.mean(loss[:100])) / ln_c - 1), 0.03),
             above("‖∂L/∂w‖ over the last 100 steps ÷ the first 100 (growing: not a minimum)",
                   float(np.mean(grad[-100:]) / np.mean(grad[:100])), 3.0),
@@ -775,8 +775,8 @@ class Whitening(Lesson):
     def check(self, results):
         corr = {k: self.correlation(r) for k, r in results.items()}
         return Verdict.of(
-            above("|correlation| of the two inputs, standardized", corr["standardize"], 0.5),
-            below("|correlation| of the two inputs, whitened", corr["whiten"], 0.01),
+            above("size of the correlation of the two inputs, standardized", corr["standardize"], 0.5),
+            below("the same, whitened", corr["whiten"], 0.01),
             note="training loss " + ", ".join(f"{k} {_fmt(r.full_loss())}"
                                              for k, r in results.items()))
 
@@ -926,7 +926,7 @@ class LearningRate(Lesson):
                  for k, r in results.items()}
         return Verdict.of(
             above("lr 10: largest loss ÷ the first (it jumps up, or diverges)", jump, 2.0),
-            below("lr 1e-5: |loss at the end ÷ at the start − 1| (barely moves)",
+            below("lr 1e-5: loss at the end ÷ at the start: distance from 1 (barely moves)",
                   abs(moved(low) - 1), 0.05),
             below("lr 1e-5: mean ‖ΔW‖/‖W‖", ratio["lr 1e-5"], 1e-5),
             below("lr 0.1: loss at the end ÷ at the start", moved(right), 0.5),
@@ -958,7 +958,7 @@ class InitialLoss(Lesson):
         r = results["small weights"]
         ln_c = math.log(r.sim.data.outputs)
         first = r.records[0].loss
-        return Verdict.of(below("|first loss ÷ ln C − 1|", abs(first / ln_c - 1), 0.02),
+        return Verdict.of(below("first loss ÷ ln C: distance from 1", abs(first / ln_c - 1), 0.02),
                           note=f"first loss {_fmt(first)}, ln C {_fmt(ln_c)}")
 
 

@@ -71,7 +71,7 @@ def test_lesson_seed_and_set_reach_every_run(capsys):
     # --set applies to every run: large weights make the first loss far from ln C
     code, out, _ = run(capsys, "lesson", "initial_loss", "--headless",
                        "--set", "model.initializer.std=1.0")
-    assert code == 1 and "FAIL: |first loss ÷ ln C − 1|" in out
+    assert code == 1 and "FAIL: first loss ÷ ln C: distance from 1" in out
     code, _, err = run(capsys, "lesson", "initial_loss", "--headless",
                        "--set", "model.activaton=relu")
     assert code == 2 and "did you mean 'activation'" in err
