@@ -506,8 +506,9 @@ def cmd_lesson(args) -> int:
         acc = "" if last.accuracy is None else f"  accuracy {last.accuracy:.3f}"
         print(f"{label:<20} step {last.step:>5}  loss {last.loss:.4g}{acc}"
               + (f"  (diverged: {last.nonfinite})" if last.nonfinite else ""))
-    margin = verdict.margin
-    tail = f"  [margin {margin:+.2f}]" if verdict.margins and abs(margin) < 1e9 else ""
+    from nnsim.lessons import format_margin
+
+    tail = f"  [margin {format_margin(verdict.margin)}]" if verdict.margins else ""
     print(f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}{tail}")
     return EXIT_OK if verdict.passed else EXIT_FAIL
 

@@ -8,7 +8,8 @@ A fair race: an optimizer given no learning rate (and no shared `lr`) gets its o
 on the surface, from a short search over a log grid (`LR_GRID`, 0.001 to 3, four points a
 decade; at most `TUNE_STEPS` steps each): the fewest steps to converge (the noisy quadratic:
 the smallest mean distance to the minimum over the second half of the steps), ties to the
-larger lr. The saddle also reports the step each path escapes it. Its other hyperparameters keep their defaults (momentum's β = 0.9).
+larger lr; its other hyperparameters keep their defaults (momentum's β = 0.9). The saddle
+also reports the step each path escapes it.
 """
 
 from __future__ import annotations

@@ -188,7 +188,7 @@ def verify(names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
     return [(done[i], done[i + 1]) for i in range(0, len(done), 2)]
 
 
-def _fmt_margin(x: float) -> str:
+def format_margin(x: float) -> str:
     return f"{x:+.2f}" if math.isfinite(x) else ("+inf" if x > 0 else "-inf")
 
 
@@ -208,9 +208,9 @@ def margin_table(rows: Sequence[tuple[Margins, Margins]], registry: Registry | N
         weakest = lesson.verdicts[lo_seed].weakest
         n = len(lesson.verdicts)
         table.append((lesson.name, cls.title, f"{lesson.passes}/{n}",
-                      _fmt_margin(min(lesson.margins)),
+                      format_margin(min(lesson.margins)),
                       f"{n - control.passes}/{len(control.verdicts)}",
-                      _fmt_margin(max(control.margins)),
+                      format_margin(max(control.margins)),
                       weakest.name if weakest else ""))
     table = [tuple(str(c).replace("|", "¦") for c in row) for row in table]  # cells never split
     widths = [max(len(str(r[i])) for r in [head, *table]) for i in range(len(head))]

@@ -472,12 +472,12 @@ class BatchNormStatistics(Lesson):
     steps = 300
 
     @staticmethod
-    def training_mode_loss(result, batch: int) -> float:
-        """Loss over the training split in training mode, in batches of `batch`."""
+    def training_mode_loss(result, batch: int, n: int) -> float:
+        """Loss over the first `n` training examples in training mode, in batches of
+        `batch` (the running statistics are left as they were)."""
         sim = result.sim
         net, x, y = sim.net, sim.data.train_x, sim.data.train_y
         saved = {k: v.copy() for k, v in net.buffers().items()}
-        n = len(x) // batch * batch
         losses = []
         for i in range(0, n, batch):
             logits = net.forward(x[i:i + batch], training=True)
@@ -490,10 +490,12 @@ class BatchNormStatistics(Lesson):
 
     def check(self, results):
         r = results["batchnorm"]
-        small, large = self.training_mode_loss(r, 4), self.training_mode_loss(r, 128)
+        n = len(r.sim.data.train_x) // 128 * 128  # the same examples for both batch sizes
+        small, large = self.training_mode_loss(r, 4, n), self.training_mode_loss(r, 128, n)
         return Verdict.of(
             above("training-mode loss, batches of 4 ÷ batches of 128", small / large, 1.5),
-            note=f"inference-mode loss {_fmt(r.full_loss())}")
+            note=f"training-mode loss {_fmt(small)} in batches of 4, {_fmt(large)} in batches "
+                 f"of 128; inference-mode loss {_fmt(r.full_loss())}")
 
 
 class BatchNormGammaBeta(Lesson):
@@ -521,9 +523,10 @@ class BatchNormGammaBeta(Lesson):
         net = results["batchnorm"].sim.net
         gamma = np.concatenate([layer.norm.params["gamma"] for layer in net.hidden])
         beta = np.concatenate([layer.norm.params["beta"] for layer in net.hidden])
-        return Verdict.of(above("mean distance of γ from 1 over the units", float(np.mean(np.abs(gamma - 1))),
-                                0.2),
-                          above("mean size of β over the units", float(np.mean(np.abs(beta))), 0.2))
+        return Verdict.of(
+            above("mean distance of γ from 1 over the units", float(np.mean(np.abs(gamma - 1))),
+                  0.2),
+            above("mean size of β over the units", float(np.mean(np.abs(beta))), 0.2))
 
 
 class BatchNormSmallBatch(Lesson):
@@ -606,13 +609,13 @@ class MomentumIllConditioned(Lesson):
     """Momentum beats plain SGD on an ill-conditioned problem, at equal effective lr."""
 
     name = "momentum_ill_conditioned"
-    title = "Momentum beats plain SGD on an ill-conditioned problem"
+    title = "In a narrow valley, momentum settles where SGD at the same step zig-zags"
     section = MOMENTUM
     explanation = ("When one input is scaled 20× the other, the loss is a long narrow valley. "
                    "Give plain SGD momentum's effective step lr/(1−β) = 0.1: in the steep "
                    "direction that step overshoots, and SGD zig-zags from wall to wall, its "
-                   "loss going up every other step, never settling. Momentum's velocity "
-                   "v ← βv + ∂L/∂w cancels the alternating steep component and keeps the "
+                   "loss going up on a large share of its steps, never settling. Momentum's "
+                   "velocity v ← βv + ∂L/∂w cancels the alternating steep component and keeps the "
                    "consistent one along the valley: it settles where the gradient is zero. "
                    "On well-scaled inputs there is no valley and the two end alike. Full-batch "
                    "gradients, so every zig-zag is the valley's, not noise.")
@@ -775,7 +778,8 @@ class Whitening(Lesson):
     def check(self, results):
         corr = {k: self.correlation(r) for k, r in results.items()}
         return Verdict.of(
-            above("size of the correlation of the two inputs, standardized", corr["standardize"], 0.5),
+            above("size of the correlation of the two inputs, standardized",
+                  corr["standardize"], 0.5),
             below("the same, whitened", corr["whiten"], 0.01),
             note="training loss " + ", ".join(f"{k} {_fmt(r.full_loss())}"
                                              for k, r in results.items()))
@@ -988,11 +992,12 @@ class OverfitSmallBatch(Lesson):
                           below("training error", r.error(), 0.01))
 
 
-LESSONS = (LinearCollapse, SigmoidVanishing, SigmoidPositive, TanhSaturation, DeadRelu, ReluRevival,
-           ConstantInit, InitScale, DepthInit, BatchNormRescue, BatchNormPosition,
-           BatchNormStatistics, BatchNormGammaBeta, BatchNormSmallBatch, BatchNoise, MomentumIllConditioned, MomentumNoise, SaddlePoint,
-           Preprocessing, Whitening, Regularization, Augmentation, EarlyStopping, LearningRate,
-           InitialLoss, OverfitSmallBatch)
+LESSONS = (LinearCollapse, SigmoidVanishing, SigmoidPositive, TanhSaturation, DeadRelu,
+           ReluRevival, ConstantInit, InitScale, DepthInit, BatchNormRescue, BatchNormPosition,
+           BatchNormStatistics, BatchNormGammaBeta, BatchNormSmallBatch, BatchNoise,
+           MomentumIllConditioned, MomentumNoise, SaddlePoint, Preprocessing, Whitening,
+           Regularization, Augmentation, EarlyStopping, LearningRate, InitialLoss,
+           OverfitSmallBatch)
 
 
 @hookimpl
