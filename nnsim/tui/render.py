@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 from rich.text import Text
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -77,21 +78,44 @@ def sparkline(values: Sequence[float], width: int, lo: float | None = None,
     """
     if width <= 0 or height <= 0:
         return [""] * max(height, 0)
-    levels = _levels(values, width, lo, hi, log)
-    pad = width - len(levels)
-    rows = []
+    values = [math.nan if v is None else v for v in list(values)[-width:]]
+    if lo is None or hi is None:  # the data's own range, with the NaN and infinities kept
+        levels = _levels(values, width, lo, hi, log)
+        data = [math.nan if v is None else v for v in levels]
+        return sparklines(np.array([data], dtype=np.float64), width, 0.0, 1.0, False,
+                          height)[0]
+    return sparklines(np.array([values], dtype=np.float64), width, lo, hi, log, height)[0]
+
+
+_EIGHTHS = np.array(list(EIGHTHS))
+
+
+def sparklines(values, width: int, lo: float, hi: float, log: bool = False,
+               height: int = 1) -> list[list[str]]:
+    """`sparkline` for several series at once on one fixed range: `values` is (series,
+    points), the newest `width` points of each are drawn; returns, per series, its rows."""
+    v = np.asarray(values, dtype=np.float64)[:, -width:] if width > 0 else \
+        np.empty((len(values), 0))
+    n, k = v.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if log:
+            v = np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)),
+                         np.where(np.isnan(v), np.nan, -np.inf))
+        span = hi - lo
+        level = (v - lo) / span if span > 0 and math.isfinite(span) else \
+            np.where(np.isfinite(v), 0.5, v)
+    nan = np.isnan(level)
+    level = np.clip(np.nan_to_num(level, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    eighths = 1 + (level * (8 * height - 1) + 1e-9).astype(np.int64)
+    pad = " " * (width - k)
+    out: list[list[str]] = [[] for _ in range(n)]
     for row in range(height):
-        chars = [" "] * pad
-        below = height - 1 - row  # rows under this one
-        for level in levels:
-            if level is None:
-                chars.append(GAP if row == height - 1 else " ")
-                continue
-            eighths = 1 + int(level * (8 * height - 1) + 1e-9)
-            fill = eighths - below * 8
-            chars.append(EIGHTHS[max(0, min(8, fill))])
-        rows.append("".join(chars))
-    return rows
+        below = height - 1 - row
+        chars = _EIGHTHS[np.clip(eighths - below * 8, 0, 8)]
+        chars[nan] = GAP if row == height - 1 else " "
+        for i, line in enumerate(chars.tolist()):
+            out[i].append(pad + "".join(line))
+    return out
 
 
 def bars(counts: Sequence[float], height: int) -> list[str]:

@@ -21,7 +21,7 @@ from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.timeline import Columns, Timeline
-from nnsim.tui.render import (bars, fmt, heatmap, palette_colour, plot, sparkline,
+from nnsim.tui.render import (bars, fmt, heatmap, palette_colour, plot, sparklines,
                               theme_roles)
 
 LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
@@ -137,6 +137,7 @@ class View(Widget):
     frame: Frame | None = None
     _drawn: tuple = ()
     _strips: list[Strip] = []
+    _made: dict = {}
     _roles: tuple[str, dict[str, str]] = ("", {})
 
     @property
@@ -177,14 +178,24 @@ class View(Widget):
             self.refresh()
             return
         for y, (a, b) in enumerate(zip(old, new)):
-            if a.text != b.text or a._segments != b._segments:
+            if a is not b and (a.text != b.text or a._segments != b._segments):
                 self.refresh(Region(0, y, width, 1))
 
     def _build(self, width: int, height: int) -> None:
         self._drawn = (id(self.frame), width, height, self._roles[0])
         base = self.base_style
         strips = []
+        # a line drawn as in the last frame reuses its Strip: no new segments, and the
+        # comparison in show() finds it unchanged at once
+        previous, made = self._made, {}
         for line in self.lines(width, height):
+            key = (line.plain, tuple(line.spans), str(line.style), line.no_wrap,
+                   line.overflow, width, base)
+            strip = previous.get(key)
+            if strip is not None:
+                made[key] = strip
+                strips.append(strip)
+                continue
             if line.no_wrap and line.overflow == "ellipsis" and line.cell_len > width:
                 line = line.copy()
                 line.truncate(width, overflow="ellipsis")
@@ -194,6 +205,9 @@ class View(Widget):
             else:  # a long sentence: wrap it the way Rich would
                 strips += [text_strip(part, width, base) for part in line.wrap(
                     self.app.console, width)]
+                continue
+            made[key] = strips[-1]
+        self._made = made
         self._strips = strips
 
     def lines(self, width: int, height: int) -> list[Text]:
@@ -328,6 +342,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     if extra_width:
         title.append("learnable (mean)", "bold")
     lines = [title, scale]
+    drawn = {c.field: sparklines(np.vstack(series[c.field]), spark, *axes[c.field], c.log,
+                                 block) for c in cols}
     for i, layer in enumerate(layers):
         rows = [Text(style="bold") for _ in range(block)]
         label = label_of(layer)
@@ -341,8 +357,7 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 continue
             values = series[col.field][i]
             newest = _newest(layer, col.field)
-            lo, hi = axes[col.field]
-            chars = sparkline(values.tolist(), spark, lo, hi, col.log, block)
+            chars = drawn[col.field][i]
             if col.banded:  # each column in the colour of its own distance from 1e-3
                 tail = values.tolist()[-spark:]
                 pad = spark - len(tail)
