@@ -26,6 +26,8 @@ class History:
         #: None where nobody draws the run (a headless run keeps records for checkpoints)
         self.timeline = Timeline(recent=max(capacity, 2)) if timeline else None
         self.first: StepRecord | None = None
+        #: the newest record with layer statistics (a step may go unmeasured)
+        self.measured: StepRecord | None = None
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -35,14 +37,16 @@ class History:
         with self._lock:
             self.records.clear()
             self.evals.clear()
-            self.first = None
+            self.first = self.measured = None
         if self.timeline is not None:
             self.timeline.clear()
 
     def append(self, record: StepRecord) -> None:
         with self._lock:
-            if self.first is None:
-                self.first = record
+            if self.first is None or (record.layers and not self.first.layers):
+                self.first = record  # the first measured record
+            if record.layers or self.measured is None:
+                self.measured = record
             self.records.append(record)
             if record.val_loss is not None:
                 self.evals.append((record.step, record.val_loss, record.val_accuracy))

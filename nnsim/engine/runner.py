@@ -32,6 +32,10 @@ FRAME_SECONDS = 1 / 30
 #: a slow start (`ramp=True`): (from step, speed index); the first steps, where most of the
 #: story happens, go by at 30 steps a second, then the pace climbs to 10 steps a frame
 RAMP: tuple[tuple[int, int], ...] = ((0, 0), (60, 1), (150, 2), (400, 3))
+#: past this many steps a frame, layer statistics are measured on every k-th step only, k =
+#: steps per frame / MEASURED_PER_FRAME (10 for "max"): no frame can show more, and the
+#: history's buckets hold the min, mean and max of the measured steps
+MEASURED_PER_FRAME = 10
 
 
 class Runner:
@@ -56,6 +60,7 @@ class Runner:
         self.grid: dict | None = None  # the newest decision-boundary grid
         self.grid_version = 0  # counts grids made
         self.notices: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()  # (level, text)
+        self._every = 1  # measure every k-th step's layer statistics (see MEASURED_PER_FRAME)
 
     # ------------------------------------------------------------ state
 
@@ -188,6 +193,8 @@ class Runner:
                 self.notices.put(("error", str(exc)))
             except NnsimError as exc:
                 self._halt(str(exc))
+            except Exception as exc:  # never let the training thread die silently
+                self._halt(f"halted: {type(exc).__name__}: {exc}"[:500])
 
     def loop(self, cancelled: Callable[[], bool]) -> None:
         """Train until `cancelled()` is true, one frame's worth of steps at a time."""
@@ -199,6 +206,10 @@ class Runner:
                 continue
             start = time.perf_counter()
             n = self.steps_per_frame
+            # at most about ten measured steps a frame: past 10 steps a frame only every
+            # k-th step's layer statistics are computed (every step's loss still is)
+            self._every = 1 if n is not None and n <= MEASURED_PER_FRAME else (
+                (n or 100) // MEASURED_PER_FRAME)
             if n is None:
                 while time.perf_counter() - start < FRAME_SECONDS and not self.paused \
                         and self._advance(1):
@@ -209,6 +220,7 @@ class Runner:
                     if cancelled() or self.paused or not self._commands.empty() \
                             or not self._advance(1):
                         break
+            self._every = 1
             rest = FRAME_SECONDS - (time.perf_counter() - start)
             if rest > 0 and n is not None:
                 self._wake.wait(rest)
@@ -220,10 +232,14 @@ class Runner:
         for _ in range(n):
             if sim.stopped or sim.divergence is not None or self.message:
                 return False
+            step, every = sim.step_count + 1, self._every
             try:
-                record = sim.step()
+                record = sim.step(every == 1 or step == 1 or step % every == 0)
             except NnsimError as exc:
                 self._halt(str(exc))
+                return False
+            except Exception as exc:  # a bug, ours or a plugin's: halt and name it
+                self._halt(f"halted at step {step}: {type(exc).__name__}: {exc}"[:500])
                 return False
             self.history.append(record)
             self._count(record)

@@ -153,12 +153,17 @@ class Simulation:
                 g += tmp
         return logits, loss, accuracy, reg_loss
 
-    def step(self) -> StepRecord:
-        """One minibatch: forward, backward, update. Returns the step's record."""
+    def step(self, measure: bool = True) -> StepRecord:
+        """One minibatch: forward, backward, update. Returns the step's record.
+
+        With `measure=False` the per-layer statistics are not computed for this step (its
+        record has no `layers`): the step itself, its loss, accuracy and gradient norm, the
+        divergence check and the dead-unit counters are exactly as when measured, so the
+        records of the measured steps are the same whichever steps are measured."""
         # overflow on the way to a divergence is reported in the record, not as a warning
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                return self._step()
+                return self._step(measure)
         except PluginError as exc:
             raise self._sourced(exc) from exc.__cause__
 
@@ -168,15 +173,18 @@ class Simulation:
         except (LookupError, KeyError, TypeError):
             return exc
 
-    def _step(self) -> StepRecord:
+    def _step(self, measure: bool = True) -> StepRecord:
         net, cfg = self.net, self.config.train
         tel = self.telemetry
         if tel is not None and not tel.primed:
             tel.prime(self.data.train_x)
+        measured = tel is not None and measure
         xb, yb = self.data.next_batch()
-        logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, tel is not None)
-        if tel is not None:
+        logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, measured)
+        if measured:
             tel.before_update()
+        elif tel is not None:
+            tel.activity()
         grad_norm = math.sqrt(float(np.vdot(net.grads, net.grads)))
         grad_scale = 1.0
         if cfg.clip_norm and grad_norm > cfg.clip_norm:
@@ -186,11 +194,11 @@ class Simulation:
         self.step_count += 1
         _call(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
         layers = ()
-        if tel is not None:
+        if measured:
             tel.after_update(grad_scale)
             layers = tel.layers(logits)
 
-        nonfinite = self._check_finite(loss, grad_norm)
+        nonfinite = self._check_finite(loss, grad_norm, measured)
         val_loss = val_acc = None
         if cfg.eval_every and self.step_count % cfg.eval_every == 0 and nonfinite is None:
             val_loss, val_acc = self.evaluate()
@@ -200,13 +208,14 @@ class Simulation:
         self.last = record
         return record
 
-    def _check_finite(self, loss: float, grad_norm: float) -> str | None:
+    def _check_finite(self, loss: float, grad_norm: float, measured: bool = True
+                      ) -> str | None:
         """Name the first non-finite quantity of this step in the order the step computed
         them: activations layer by layer, the loss, gradients, then the updated parameters.
         The common, finite case costs one dot product; locating is done only on failure."""
         tel = self.telemetry
         where = None
-        if not math.isfinite(loss) or (tel is not None and not math.isfinite(sum(tel.act_mean))):
+        if not math.isfinite(loss) or (measured and not math.isfinite(sum(tel.act_mean))):
             where = self._locate_nonfinite_activation() or "loss"
         elif not math.isfinite(grad_norm):  # backward runs from the output down
             where = self._locate(self.net.grads, "gradient of", reverse=True)
@@ -307,12 +316,17 @@ class Simulation:
 
         return checkpoint.load(where, registry)[0]
 
-    def steps(self, n: int, stop_on_divergence: bool = True) -> Iterator[StepRecord]:
-        """Yield up to n records; stops early on early stopping, or on divergence if asked."""
+    def steps(self, n: int, stop_on_divergence: bool = True, every: int = 1
+              ) -> Iterator[StepRecord]:
+        """Yield up to n records; stops early on early stopping, or on divergence if asked.
+        With `every` K > 1 only the steps whose number is a multiple of K, and the n-th,
+        are measured (see `step`)."""
+        last = self.step_count + n
         for _ in range(n):
             if self.stopped is not None:
                 return
-            record = self.step()
+            step = self.step_count + 1
+            record = self.step(every <= 1 or step % every == 0 or step == last)
             yield record
             if record.nonfinite is not None and stop_on_divergence:
                 return

@@ -166,6 +166,19 @@ class Telemetry:
         self.hist = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS).reshape(
             self.n_hidden, HIST_BINS).tolist()
 
+        self.activity()
+
+        self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
+        self.weight_sq = [float(np.vdot(w, w)) for w in self.weights]
+        if self.extra:  # learnable parameters (γ, β, PReLU slopes) before the update
+            self.extra_mean = (np.add.reduceat(net.params[self.extra_start:], self.extra_offsets,
+                                               dtype=np.float64) / self.extra_sizes).tolist()
+        np.copyto(self.old, net.params)
+
+    def activity(self) -> None:
+        """Saturated shares and the dead-unit counters. Called on every training step,
+        measured or not, so that `dead` means the same whichever steps are measured."""
+        net = self.net
         saturated = []
         count, all_rows = np.count_nonzero, np.logical_and.reduce
         for layer, view in zip(net.hidden, self.inactive_views):
@@ -184,13 +197,6 @@ class Telemetry:
         else:  # every unit fired in this batch (the common case): nothing is dead
             runs.fill(0)
             self.dead = [0.0] * self.n_hidden
-
-        self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
-        self.weight_sq = [float(np.vdot(w, w)) for w in self.weights]
-        if self.extra:  # learnable parameters (γ, β, PReLU slopes) before the update
-            self.extra_mean = (np.add.reduceat(net.params[self.extra_start:], self.extra_offsets,
-                                               dtype=np.float64) / self.extra_sizes).tolist()
-        np.copyto(self.old, net.params)
 
     def after_update(self, grad_scale: float = 1.0) -> None:
         """Measure what the optimizer did to the weights. `grad_scale` is the factor the

@@ -9,7 +9,9 @@ when every bucket is in use neighbours merge pairwise and w doubles. Step 1 is t
 still there, as part of the first bucket, at step 100,000.
 
 Appending is one row write; rows are folded into buckets in blocks, with a few vectorised
-reductions, when a reader asks or when enough rows wait. `resample(n)` reduces either the
+reductions, when a reader asks or when enough rows wait. A step whose layers were not
+measured (see `Simulation.step(measure=False)`) adds its global numbers only: a bucket's
+layer statistics are then the min, mean and max of its measured steps. `resample(n)` reduces either the
 whole run or the newest `last` steps to `n` columns for drawing, with the min, mean and max
 of each column. Nothing here knows about a screen.
 """
@@ -113,7 +115,10 @@ class Timeline:
             row += [v for _, v in layer.learnable]
         with self._lock:
             if len(row) != len(self.keys):
-                self._relayout(record, len(row))
+                if not record.layers and self.keys:  # a step whose layers were not measured
+                    row += [math.nan] * (len(self.keys) - len(row))
+                else:
+                    self._relayout(record, len(row))
             slot = self.count % self.n_recent
             self._rows[slot] = row
             self._steps[slot] = record.step
@@ -126,9 +131,22 @@ class Timeline:
             self.append(record)
 
     def _relayout(self, record: StepRecord, n: int) -> None:
-        """A record of another shape (a rebuilt network): start over with its layout."""
+        """A record of another shape: the first measured one after unmeasured steps adds its
+        layer columns (NaN before it); any other (a rebuilt network) starts over."""
         keys = layout_of(record)
         assert len(keys) == n
+        old = len(self.keys)
+        if old and keys[:old] == self.keys:
+            grow = n - old
+            self.keys, self.index = keys, {k: j for j, k in enumerate(keys)}
+            for name, fill in (("_rows", np.nan), ("_lo", np.inf), ("_hi", -np.inf),
+                               ("_sum", 0.0)):
+                arr = getattr(self, name)
+                setattr(self, name, np.concatenate(
+                    [arr, np.full((arr.shape[0], grow), fill)], axis=1))
+            self._cnt = np.concatenate([self._cnt, np.zeros((self._cnt.shape[0], grow),
+                                                            dtype=np.int64)], axis=1)
+            return
         ema = self._ema
         self._reset()
         self._ema = ema

@@ -47,7 +47,7 @@ class StatusBar(View):
 
     def show_status(self, frame: Frame, summary: str) -> None:
         roles = self.roles
-        last = frame.last
+        last = frame.newest or frame.last
         width = max(self.size.width - 2, 40) if self.size.width else 200
         parts: list[tuple[str, str, int]] = []  # (text, style, priority: lower stays)
         state = frame.state
@@ -251,8 +251,10 @@ class NnsimApp(RunnerControls, App):
         sim = runner.sim
         history = runner.history
         evals = history.eval_snapshot()
+        measured = history.measured
         return Frame(
-            records=history.snapshot(2),
+            records=[measured] if measured is not None else [],
+            newest=history.last,
             evals=evals[-1:],
             state=runner.state, message=runner.message, rate=runner.rate,
             speed=runner.speed_text, activation=sim.config.model.activation.name,

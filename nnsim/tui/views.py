@@ -56,9 +56,11 @@ class Frame:
     smooth: bool = False  # curves: moving average instead of raw
     first: StepRecord | None = None  # the run's first record (the initial network)
     classes: int | None = None  # classification: number of classes (chance lines)
+    newest: StepRecord | None = None  # the newest step, measured or not (status line)
 
     @property
     def last(self) -> StepRecord | None:
+        """The newest record with layer statistics (at high speed not every step has them)."""
         return self.records[-1] if self.records else None
 
     def columns(self, n: int) -> Columns:

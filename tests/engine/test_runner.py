@@ -57,9 +57,9 @@ def test_pause_takes_effect_during_a_long_step():
     runner = Runner(small_config(), paused=False, speed=3)
     real = runner.sim.step
 
-    def slow_step():
+    def slow_step(measure=True):
         time.sleep(0.3)
-        return real()
+        return real(measure)
     runner.sim.step = slow_step
     with Loop(runner):
         wait(lambda: runner.sim.step_count >= 1)
@@ -181,3 +181,29 @@ def test_an_unbuildable_config_is_refused_with_a_notice_and_the_run_goes_on():
     level, text = runner.notices.get_nowait()
     assert level == "error" and text.startswith("not applied: train.batch_size: 9999")
     assert runner.sim.step_count == 3 and runner.state == "paused"
+
+
+def test_an_unexpected_exception_halts_the_run_and_names_it():
+    runner = Runner(small_config(), paused=False)
+
+    def broken(measure=True):
+        raise ZeroDivisionError("a bug in a step")
+    runner.sim.step = broken
+    with Loop(runner):
+        wait(lambda: runner.state == "halted")
+        assert "ZeroDivisionError: a bug in a step" in runner.message
+    runner.submit(lambda: 1 / 0)
+    runner.run_pending()
+    assert "ZeroDivisionError" in runner.message
+
+
+def test_fast_frames_measure_every_kth_step_and_the_first():
+    runner = Runner(small_config(), paused=False, speed=6)  # 100 steps a frame
+    with Loop(runner):
+        wait(lambda: runner.sim.step_count >= 300)
+        runner.pause()
+    records = runner.history.snapshot()
+    measured = [r.step for r in records if r.layers]
+    assert measured[0] == 1 and all(s % 10 == 0 for s in measured[1:])
+    assert len(measured) < len(records) / 5
+    assert runner.history.measured.layers and runner.history.first.step == 1

@@ -100,3 +100,37 @@ def test_a_rebuilt_network_starts_a_new_layout():
     timeline.extend(shallow.run(2))
     cols = timeline.resample(10)
     assert len(cols) == 2 and not cols.has(("grad_norm", 3)) and cols.has(("grad_norm", 2))
+
+
+def test_measured_records_are_the_same_whichever_steps_are_measured():
+    """Layer statistics are computed only where asked; every step trains identically, and
+    a measured step's record equals the fully measured run's, dead units included."""
+    config = small_config(("model.activation", "relu"), ("model.hidden", [8, 8, 8]))
+    every = Simulation(config).run(60)
+    sparse = Simulation(config)
+    records = [sparse.step(measure=(step % 7 == 0)) for step in range(1, 61)]
+    for full, some in zip(every, records):
+        assert some.loss == full.loss and some.grad_norm == full.grad_norm
+        if some.step % 7 == 0:
+            assert some == full
+        else:
+            assert some.layers == () and full.layers != ()
+    assert any(layer.dead > 0 or layer.saturated > 0 for r in every for layer in r.layers)
+
+
+def test_steps_every_k_measures_the_multiples_and_the_last():
+    sim = Simulation(small_config())
+    measured = [r.step for r in sim.steps(23, every=5) if r.layers]
+    assert measured == [5, 10, 15, 20, 23]
+
+
+def test_unmeasured_steps_leave_gaps_in_layer_series_only():
+    sim = Simulation(small_config())
+    timeline = Timeline()
+    records = [sim.step(measure=(step % 3 == 1)) for step in range(1, 31)]
+    timeline.extend([records[1], *records[2:]])  # the first appended is unmeasured
+    cols = timeline.resample(30)
+    assert not np.isnan(cols.series("loss")).any()
+    grads = cols.series(("grad_norm", 1))
+    expected = [r.layers[0].grad_norm if r.layers else np.nan for r in records[1:]]
+    np.testing.assert_array_equal(grads, expected)
