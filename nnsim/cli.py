@@ -14,7 +14,7 @@ from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
 COMMANDS = ("run", "compare", "sweep", "landscape", "plugins", "check-plugin", "lessons",
-            "lesson")
+            "lesson", "serve")
 
 
 class UsageError(Exception):
@@ -147,6 +147,28 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     return tui, run, plugins, check, lessons, lesson, compare, sweep, land
 
 
+SERVED_COMMANDS = ("lesson", "landscape", "compare")  # TUI commands a browser tab can run
+
+
+def build_serve_parser() -> Parser:
+    serve = Parser(prog="nnsim serve", allow_abbrev=False,
+                   usage="nnsim serve [--host H] [--port P] [--public-url URL] "
+                         "[nnsim arguments]",
+                   description="Serve the TUI to web browsers (textual-serve): every tab "
+                               "gets its own nnsim session, run as `python -m nnsim [nnsim "
+                               "arguments]`; e.g. nnsim serve --port 8000 --paused, nnsim "
+                               "serve lesson dead_relu. Binding to another host than "
+                               "127.0.0.1 (e.g. 0.0.0.0) gives anyone who can reach the port "
+                               "a full nnsim session that can write files here.")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--public-url", metavar="URL",
+                       help="the address browsers use, behind a reverse proxy (default: "
+                            "the address of each request)")
+    return serve
+
+
 def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -181,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(compare.parse_args(argv[1:]))
         if argv and argv[0] == "lessons":
             return cmd_lessons(lessons.parse_args(argv[1:]))
+        if argv and argv[0] == "serve":
+            return cmd_serve(argv[1:], tui, lesson, land, compare)
         if argv and argv[0] == "lesson":
             return cmd_lesson(lesson.parse_args(argv[1:]))
         first = argv[0] if argv else ""
@@ -217,6 +241,21 @@ def cmd_tui(args) -> int:
     app = make_app(config, paused=args.paused)
     app.run()
     return app.return_code or EXIT_OK
+
+
+# ---------------------------------------------------------------- nnsim serve
+
+def cmd_serve(argv, tui, lesson, land, compare) -> int:
+    args, nnsim_args = build_serve_parser().parse_known_args(argv)
+    # the nnsim arguments are checked once here rather than failing in every browser tab
+    if nnsim_args and nnsim_args[0] in SERVED_COMMANDS:
+        parser = {"lesson": lesson, "landscape": land, "compare": compare}[nnsim_args[0]]
+        parser.parse_args(nnsim_args[1:])
+    else:
+        _load_config(tui.parse_args(nnsim_args))
+    from nnsim.serve import serve
+
+    return serve(nnsim_args, host=args.host, port=args.port, public_url=args.public_url)
 
 
 # ---------------------------------------------------------------- nnsim run
@@ -273,7 +312,7 @@ def cmd_run(args) -> int:
         sim = Simulation(config, telemetry=not args.no_telemetry)
     for failure in sim.registry.failures:
         _err(f"nnsim: warning: plugin {failure}")
-    history = History()
+    history = History(timeline=False)
     history.extend(kept)
 
     out: IO[str]
@@ -290,7 +329,8 @@ def cmd_run(args) -> int:
     progress = Progress(last_step, sys.stderr) if sys.stderr.isatty() else None
     record = None
     try:
-        for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop"):
+        for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop",
+                                 every=args.every):
             history.append(record)
             if record.step % args.every == 0 or record.step == last_step or record.nonfinite:
                 writer.write(record)
@@ -560,22 +600,32 @@ def cmd_sweep(args) -> int:
     if steps < 1:
         raise UsageError(f"nnsim sweep: --steps must be 1 or more, got {steps}")
 
+    from nnsim.formatting import fmt
+
     def progress(done: int, total: int, summary) -> None:
         how = "done earlier" if summary.skipped else f"{summary.seconds:.1f} s"
-        loss = "-" if summary.loss is None else format(summary.loss, ".4g")
-        _err(f"[{done}/{total}] {summary.run}: loss {loss}, {summary.state} ({how})")
+        _err(f"[{done}/{total}] {summary.run}: loss {fmt(summary.loss)}, {summary.outcome} "
+             f"({how})")
 
     client = sw.dask_client(args.scheduler) if args.scheduler else None
     try:
         summaries = sw.sweep(config, args.grid, steps, args.out,
                              executor=client.get_executor() if client else None,
                              jobs=args.jobs, progress=progress)
+    except sw.SweepInterrupted as stop:
+        _err(f"nnsim: interrupted: {stop.done} of {stop.total} runs finished and kept in "
+             f"{args.out} (summary.csv); run the same command again to finish the rest")
+        return 130
     finally:
         if client is not None:
             client.close()
     print(sw.summary_table(summaries))
-    _err(f"nnsim: runs and summary.csv in {args.out}")
-    return EXIT_OK
+    failed = [s for s in summaries if s.outcome.startswith(("error", "plugin error"))]
+    _err(f"nnsim: runs and summary.csv in {args.out}"
+         + (f"; {len(failed)} of {len(summaries)} runs failed (see outcome)" if failed else ""))
+    if any(s.outcome.startswith("plugin error") for s in failed):
+        return EXIT_PLUGIN
+    return EXIT_USAGE if failed else EXIT_OK
 
 
 # ---------------------------------------------------------------- nnsim landscape
