@@ -236,6 +236,26 @@ def test_the_tui_in_headless_chromium(served, tmp_path):
             after = page.evaluate(SCREEN_TEXT)
             assert "layer" in after
             assert any(ch in after for ch in "▁▂▃▄▅▆▇█")  # the sparklines
+
+            # a second tab is a session of its own, at step 0
+            other = browser.new_page(viewport={"width": 1280, "height": 800})
+            other.route("**/*", lambda route: route.continue_()
+                        if route.request.url.startswith(served) else route.abort())
+            other.add_init_script(CATCH_TERMINAL)
+            other.goto(served + "/", wait_until="domcontentloaded")
+            other.wait_for_function(f"() => /paused +step 0/.test(({SCREEN_TEXT})())",
+                                    timeout=15_000)
+            other.close()
+
+            # train a little (space), pause, and keep a picture of the sparklines
+            page.bring_to_front()
+            page.evaluate("() => window.__nnsimTerminal.focus()")
+            page.keyboard.press(" ")
+            page.wait_for_function(f"() => /step (\\d+)/.exec(({SCREEN_TEXT})())[1] >= 40",
+                                   timeout=10_000)
+            page.keyboard.press(" ")
+            page.wait_for_function(f"() => /paused +step \\d+/.test(({SCREEN_TEXT})())",
+                                   timeout=5_000)
             page.wait_for_timeout(300)  # let the canvas catch up with the buffer
             page.screenshot(path=str(shot))
         finally:
