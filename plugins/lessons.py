@@ -366,8 +366,8 @@ class DepthInit(Lesson):
     base = {"model.activation": "tanh", "train.batch_size": 256, "data.samples": 2000,
             "model.initializer": {"name": "xavier_normal", "gain": 0.6}}
     runs = {"2 layers": {"model.hidden": [64] * 2}, "10 layers": {"model.hidden": [64] * 10}}
-    control = {"2 layers": {"model.initializer": "xavier_normal"},
-               "10 layers": {"model.initializer": "xavier_normal"}}
+    control = {"2 layers": {"model.initializer": {"name": "xavier_normal", "gain": 1.0}},
+               "10 layers": {"model.initializer": {"name": "xavier_normal", "gain": 1.0}}}
     control_note = "Xavier's own scale (gain 1): nothing is off, so depth costs nothing"
     steps = 1
 
