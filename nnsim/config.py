@@ -110,6 +110,9 @@ class Config:
     model: ModelConfig
     optimizer: Spec
     train: TrainConfig
+    #: the keys given explicitly (the raw dict this config was validated from): overrides
+    #: start from these, so a changed component starts from its own defaults
+    source: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def default(cls) -> Config:
@@ -117,7 +120,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], registry: Registry | None = None) -> Config:
-        return _validate(raw, registry or default_registry())
+        config = _validate(raw, registry or default_registry())
+        object.__setattr__(config, "source", copy.deepcopy(dict(raw)))
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical nested dict: every key, every hyperparameter (TOML-ready)."""
@@ -142,9 +147,15 @@ class Config:
 
     def with_overrides(self, overrides: Iterable[tuple[str, Any]],
                        registry: Registry | None = None) -> Config:
-        """A new config with dotted-key overrides applied (see `apply_override`)."""
-        raw = self.to_dict()
-        for key, value in overrides:
+        """A new config with dotted-key overrides applied (see `apply_override`).
+
+        The overrides apply to the keys given explicitly (`source`), not to every default
+        filled in: a component whose name changes starts from its own defaults, keeping only
+        hyperparameters that were given explicitly. The order of `overrides` does not matter
+        (see `ordered`).
+        """
+        raw = copy.deepcopy(dict(self.source)) if self.source is not None else self.to_dict()
+        for key, value in ordered(overrides):
             apply_override(raw, key, value, registry)
         return Config.from_dict(raw, registry)
 
@@ -161,10 +172,30 @@ def load(path: str | Path | None = None, sets: Iterable[str] = (),
          registry: Registry | None = None) -> Config:
     """Read a TOML file (or start from the defaults), apply KEY=VALUE strings, validate."""
     raw: dict[str, Any] = read_toml(path) if path is not None else {}
-    for item in sets:
-        key, value = parse_set(item)
+    for key, value in ordered(parse_set(item) for item in sets):
         apply_override(raw, key, value, registry)
     return Config.from_dict(raw, registry)
+
+
+def chooses_component(key: str) -> bool:
+    """Whether a dotted key picks a component (or a whole section) rather than setting a
+    hyperparameter: 'optimizer.name', 'model.activation', 'model.activation.name', 'data'."""
+    parts = key.strip().split(".")
+    if len(parts) == 1:
+        return True
+    if parts[0] in ("data", "optimizer"):
+        return parts[1:] == ["name"]
+    return (parts[0] == "model" and parts[1] in COMPONENT_KEYS
+            and (len(parts) == 2 or parts[2:] == ["name"]))
+
+
+def ordered(overrides: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Overrides in the order that makes them independent of how they were given: the ones
+    choosing a component first, then hyperparameters (each group in its given order), so
+    `model.activation.slope=0.1` and `model.activation=leaky_relu` mean the same either way."""
+    items = list(overrides)
+    return ([kv for kv in items if chooses_component(kv[0])]
+            + [kv for kv in items if not chooses_component(kv[0])])
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -225,6 +256,12 @@ def apply_override(raw: dict[str, Any], key: str, value: Any,
     if not isinstance(node, dict):
         raise ConfigError(parts[0], f"expected a table, got {node!r}")
     section, rest = parts[0], parts[1:]
+    if (section == "model" and len(rest) == 1 and rest[0] in COMPONENT_KEYS
+            and isinstance(value, str) and isinstance(node.get(rest[0]), dict)):
+        # a component given by name over a table: the same rule as setting its `name`
+        _drop_foreign_hypers(node[rest[0]], COMPONENT_KEYS[rest[0]], value, {"name"}, registry)
+        node[rest[0]]["name"] = value
+        return
     if section in ("data", "optimizer") and rest == ["name"]:
         family = "dataset" if section == "data" else "optimizer"
         _drop_foreign_hypers(node, family, value, set(SCHEMA[section]), registry)

@@ -1,17 +1,25 @@
 """Sweeps: every combination of a grid of settings, run in worker processes (or on a Dask
-cluster), one JSON Lines file per run plus a summary. A sweep run again skips the runs whose
-file is complete, so an interrupted sweep picks up where it stopped.
+cluster), one JSON Lines file per run plus a summary.
+
+A run's identity is a hash of its full effective config (seed included) and its steps; a
+sweep run again skips only the runs whose identity and file match an earlier one, so an
+interrupted sweep picks up where it stopped and a changed `--set`, `--steps` or seed reruns.
+Every run ends with an outcome (ok, diverged at step k, stopped early, plugin error, error);
+one failing run never stops the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import json
 import os
 import re
+import signal
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +27,22 @@ from typing import Any
 from nnsim.compare import parse_vary, variants
 from nnsim.config import Config, read_toml_text
 from nnsim.errors import NnsimError
+from nnsim.formatting import fmt, number
 
-SUMMARY_FIELDS = ("run", "steps", "loss", "accuracy", "val_loss", "val_accuracy", "state",
-                  "seconds")
+SUMMARY_FIELDS = ("run", "id", "steps", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
+                  "outcome", "seconds")
+MANIFEST = "sweep.json"
+#: environment variables that size the BLAS/OpenMP thread pools, read when numpy loads
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: the finished runs are kept (files, sweep.json, summary.csv)."""
+
+    def __init__(self, done: int, total: int, out: Path) -> None:
+        super().__init__(f"{done} of {total} runs finished")
+        self.done, self.total, self.out = done, total, out
 
 
 @dataclass
@@ -32,9 +53,15 @@ class RunSummary:
     accuracy: float | None
     val_loss: float | None
     val_accuracy: float | None
-    state: str
+    outcome: str
     seconds: float
     skipped: bool = False
+    id: str = ""
+    lr: float | None = None
+
+    @property
+    def state(self) -> str:  # the name this field had before outcomes were recorded
+        return self.outcome
 
 
 def slug(label: str) -> str:
@@ -43,34 +70,201 @@ def slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "", text) or "run"
 
 
-def _summary(label: str, lines: Sequence[str], seconds: float, skipped: bool = False
-             ) -> RunSummary:
-    records = [json.loads(line) for line in lines if line.strip()]
+def failed(outcome: str) -> bool:
+    """Whether an outcome is a failure (run again by the next sweep), not a result."""
+    return outcome.startswith(("error", "plugin error"))
+
+
+def run_id(config_toml: str, steps: int) -> str:
+    """A run's identity: the hash of its full effective config (seed included) and steps."""
+    return hashlib.sha256(f"{config_toml}\n# steps = {steps}\n".encode()).hexdigest()[:16]
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A message as one line of at most `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _summary(label: str, lines: Sequence[str], seconds: float, outcome: str | None = None,
+             skipped: bool = False, ident: str = "") -> RunSummary:
+    records = []
+    for line in lines:
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                break  # a torn last line: keep what was whole
     last = records[-1] if records else {}
     evals = [r for r in records if r.get("val_loss") is not None]
     val = evals[-1] if evals else {}
-    state = f"diverged: {last['nonfinite']}" if last.get("nonfinite") else "ok"
-    return RunSummary(label, int(last.get("step", 0)), last.get("loss"), last.get("accuracy"),
-                      val.get("val_loss"), val.get("val_accuracy"), state, seconds, skipped)
+    if outcome is None:
+        outcome = (f"diverged at step {last.get('step')}: non-finite {last['nonfinite']}"
+                   if last.get("nonfinite") else "ok")
+    return RunSummary(label, int(last.get("step", 0)), number(last.get("loss")),
+                      number(last.get("accuracy")), number(val.get("val_loss")),
+                      number(val.get("val_accuracy")), outcome, seconds, skipped, ident,
+                      number(last.get("lr")))
 
 
-def run_one(label: str, config_toml: str, steps: int) -> tuple[str, list[str], float]:
-    """Train one configuration (in a worker process); returns its records as JSON lines.
+@contextlib.contextmanager
+def _blas_threads(threads: int) -> Iterator[None]:
+    """Limit the BLAS thread pools of this process to `threads` (0: leave them alone)."""
+    if threads <= 0:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the pool's environment limited them before numpy was imported
+        yield
+        return
+    with threadpool_limits(limits=threads):
+        yield
+
+
+def run_one(label: str, config_toml: str, steps: int, threads: int = 0
+            ) -> tuple[str, list[str], float, str]:
+    """Train one configuration (in a worker process): (label, records as JSON lines,
+    seconds, outcome). A failure is an outcome, with the records written until then.
 
     Only plain values cross the process boundary, so any executor works, Dask's included.
     """
     from nnsim.engine.simulation import Simulation
+    from nnsim.errors import PluginError
 
     start = time.perf_counter()
-    sim = Simulation(Config.from_dict(read_toml_text(config_toml, label)))
-    lines = [json.dumps(r.to_dict(), separators=(",", ":")) for r in sim.steps(steps)]
-    return label, lines, time.perf_counter() - start
+    lines: list[str] = []
+    with _blas_threads(threads):
+        try:
+            sim = Simulation(Config.from_dict(read_toml_text(config_toml, label)))
+            for record in sim.steps(steps):
+                lines.append(json.dumps(record.to_dict(), separators=(",", ":")))
+            if sim.divergence is not None:
+                outcome = str(sim.divergence)
+            elif sim.stopped is not None:
+                outcome = f"stopped early at step {sim.step_count}"
+            else:
+                outcome = "ok"
+        except PluginError as exc:
+            outcome = one_line(f"plugin error: {exc}")
+        except Exception as exc:  # noqa: BLE001 — one run's failure is its outcome
+            outcome = one_line(f"error: {exc.__class__.__name__}: {exc}")
+    return label, lines, time.perf_counter() - start, outcome
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise NnsimError(f"{path}: cannot write ({exc.strerror or exc}); check the free space "
+                         f"and permissions of {path.parent}") from None
+
+
+def _ignore_sigint() -> None:
+    """In workers: Ctrl-C is the parent's to handle (it ends the workers itself)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _prepare_folder(out: Path) -> dict[str, Any]:
+    """Create or check the sweep folder; returns the manifest of earlier runs."""
+    if out.exists() and not out.is_dir():
+        raise NnsimError(f"--out {out}: is a file; give a folder (new, empty, or an earlier "
+                         f"sweep's)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NnsimError(f"--out {out}: cannot create the sweep folder "
+                         f"({exc.strerror or exc}); give a folder you can write") from None
+    manifest_path = out / MANIFEST
+    try:
+        entries = [p.name for p in out.iterdir()]
+    except OSError as exc:
+        raise NnsimError(f"--out {out}: cannot read the folder ({exc.strerror or exc})") \
+            from None
+    if entries and MANIFEST not in entries and "summary.csv" not in entries:
+        raise NnsimError(f"--out {out}: holds {len(entries)} other file(s) and no {MANIFEST}, "
+                         f"so it is not a sweep folder; give a new or empty folder")
+    probe = out / f".nnsim-write-test.{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise NnsimError(f"--out {out}: cannot write in the sweep folder "
+                         f"({exc.strerror or exc}); give a folder you can write") from None
+    manifest: dict[str, Any] = {}
+    if manifest_path.exists():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            manifest = {}
+    runs = manifest.get("runs") if isinstance(manifest, dict) else None
+    return runs if isinstance(runs, dict) else {}
+
+
+def _write_manifest(out: Path, runs: dict[str, Any]) -> None:
+    _write_atomic(out / MANIFEST, json.dumps({"nnsim": "sweep", "runs": runs}, indent=1))
+
+
+def _write_csv(out: Path, summaries: Sequence[RunSummary]) -> None:
+    tmp = out / f".summary.csv.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            for s in summaries:
+                writer.writerow({k: "" if v is None else v for k, v in asdict(s).items()})
+        os.replace(tmp, out / "summary.csv")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise NnsimError(f"{out / 'summary.csv'}: cannot write ({exc.strerror or exc})") \
+            from None
+
+
+def threads_per_worker(jobs: int) -> int:
+    """BLAS threads each of `jobs` workers may use so that together they fill the cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int) -> Iterator[None]:
+    """The BLAS thread variables set while worker processes start (they inherit them and
+    read them when they import numpy); restored afterwards."""
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _local_pool(jobs: int) -> ProcessPoolExecutor:
+    try:
+        import threadpoolctl  # noqa: F401 — workers limit their pools themselves
+        context = None
+    except ImportError:
+        import multiprocessing
+
+        # fresh interpreters, so the thread variables apply before numpy is imported
+        context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
+                               initializer=_ignore_sigint)
+
+
+def _stop_workers(pool: Executor) -> None:
+    """End a local pool's workers now (in-flight runs are dropped, finished ones kept)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
@@ -78,63 +272,87 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
           progress: Callable[[int, int, RunSummary], None] | None = None) -> list[RunSummary]:
     """Run every combination of `grid` (KEY=V1,V2 strings) on top of `base`.
 
-    Finished runs (their .jsonl exists) are read back, not rerun. Results are written as
-    `<run>.jsonl` in `out_dir`, with `summary.csv`; summaries come back in grid order.
+    Runs finished earlier with the same identity (config, seed and steps) are read back,
+    not rerun; runs that failed (plugin error, error) are run again. Results are written as `<run>.jsonl` in `out_dir`, with `sweep.json` (each
+    run's identity and outcome) and `summary.csv`; summaries come back in grid order.
+    Ctrl-C raises SweepInterrupted after keeping every finished run.
     """
     out = Path(out_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise NnsimError(f"{out}: cannot create the sweep folder ({exc.strerror})") from None
     runs = variants(base, parse_vary(grid))
-    paths = {label: out / f"{slug(label)}.jsonl" for label, _ in runs}
-    if len(set(paths.values())) != len(paths):
+    earlier = _prepare_folder(out)
+    names = {label: slug(label) for label, _ in runs}
+    if len(set(names.values())) != len(names):
         raise NnsimError("two runs of the grid map to one file name; use distinct values")
+    tomls = {label: config.to_toml() for label, config in runs}
+    ids = {label: run_id(tomls[label], steps) for label, _ in runs}
+    manifest = dict(earlier)
     summaries: dict[str, RunSummary] = {}
     done = 0
     for label, _ in runs:
-        if paths[label].exists():
-            summaries[label] = _summary(label, paths[label].read_text().splitlines(), 0.0,
-                                        skipped=True)
+        entry = earlier.get(names[label])
+        path = out / f"{names[label]}.jsonl"
+        if (isinstance(entry, dict) and entry.get("id") == ids[label] and path.exists()
+                and not failed(str(entry.get("outcome") or ""))):
+            summaries[label] = _summary(label, path.read_text(encoding="utf-8").splitlines(),
+                                        float(entry.get("seconds") or 0.0),
+                                        str(entry.get("outcome") or "ok"), True, ids[label])
             done += 1
             if progress:
                 progress(done, len(runs), summaries[label])
-    todo = [(label, config) for label, config in runs if label not in summaries]
-    own = executor is None and todo
-    pool = executor or (ProcessPoolExecutor(max_workers=max(1, jobs)) if todo else None)
+    todo = [label for label, _ in runs if label not in summaries]
+    threads = threads_per_worker(jobs) if executor is None else 0
+    own = executor is None and bool(todo)
+    pool = executor or (_local_pool(jobs) if todo else None)
+
+    def finish() -> list[RunSummary]:
+        ordered = [summaries[label] for label, _ in runs if label in summaries]
+        _write_csv(out, ordered)
+        return ordered
+
     try:
-        futures = [pool.submit(run_one, label, config.to_toml(), steps) for label, config in todo]
+        futures: dict[Future, str] = {}
+        if todo:
+            with _thread_environment(threads) if own else contextlib.nullcontext():
+                for label in todo:
+                    futures[pool.submit(run_one, label, tomls[label], steps, threads)] = label
         for future in as_completed(futures):
-            label, lines, seconds = future.result()
-            _write_atomic(paths[label], "".join(line + "\n" for line in lines))
-            summaries[label] = _summary(label, lines, seconds)
+            label = futures[future]
+            try:
+                _, lines, seconds, outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 — the worker itself died
+                lines, seconds = [], 0.0
+                outcome = one_line(f"error: {exc.__class__.__name__}: {exc}")
+            _write_atomic(out / f"{names[label]}.jsonl", "".join(line + "\n" for line in lines))
+            summaries[label] = _summary(label, lines, seconds, outcome, ident=ids[label])
+            manifest[names[label]] = {"run": label, "id": ids[label], "steps": steps,
+                                      "outcome": outcome, "seconds": round(seconds, 3)}
+            _write_manifest(out, manifest)
             done += 1
             if progress:
                 progress(done, len(runs), summaries[label])
+    except KeyboardInterrupt:
+        if own:
+            _stop_workers(pool)
+            own = False
+        else:
+            for future in futures:
+                future.cancel()
+        finish()
+        raise SweepInterrupted(done, len(runs), out) from None
     finally:
         if own:
             pool.shutdown(cancel_futures=True)
-    ordered = [summaries[label] for label, _ in runs]
-    with open(out / "summary.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for s in ordered:
-            writer.writerow({k: "" if v is None else v for k, v in asdict(s).items()})
-    return ordered
+    return finish()
 
 
 def summary_table(summaries: Sequence[RunSummary]) -> str:
     width = max([len(s.run) for s in summaries] + [3]) + 2
-
-    def num(x: Any, fmt: str) -> str:
-        return "-" if x is None else (x if isinstance(x, str) else format(x, fmt))
-
-    lines = [f"{'run':<{width}}{'steps':>7}{'loss':>10}{'acc':>8}{'val_loss':>10}"
-             f"{'val_acc':>9}  state"]
+    lines = [f"{'run':<{width}}{'steps':>7}{'lr':>9}{'loss':>10}{'acc':>8}{'val_loss':>10}"
+             f"{'val_acc':>9}  outcome"]
     for s in summaries:
-        lines.append(f"{s.run:<{width}}{s.steps:>7}{num(s.loss, '.4g'):>10}"
-                     f"{num(s.accuracy, '.3f'):>8}{num(s.val_loss, '.4g'):>10}"
-                     f"{num(s.val_accuracy, '.3f'):>9}  {s.state}"
+        lines.append(f"{s.run:<{width}}{s.steps:>7}{fmt(s.lr, '.3g'):>9}{fmt(s.loss):>10}"
+                     f"{fmt(s.accuracy, '.3f'):>8}{fmt(s.val_loss):>10}"
+                     f"{fmt(s.val_accuracy, '.3f'):>9}  {s.outcome}"
                      + ("  (from an earlier sweep)" if s.skipped else ""))
     return "\n".join(lines)
 
@@ -142,13 +360,16 @@ def summary_table(summaries: Sequence[RunSummary]) -> str:
 def dask_client(address: str):
     """A client of an existing Dask cluster (needs nnsim[dask]); its `get_executor()` is a
     concurrent.futures executor for `sweep`. Close it when done."""
+    if not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?", address or ""):
+        raise NnsimError(f"--scheduler: expected tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), "
+                         f"got {one_line(repr(address), 80)}")
     try:
         from distributed import Client
     except ImportError:
         raise NnsimError("--scheduler needs dask.distributed: pip install 'nnsim[dask]'") from None
     try:
         client = Client(address, timeout="5s")
-    except (OSError, TimeoutError) as exc:
-        raise NnsimError(f"--scheduler {address}: cannot reach the Dask scheduler ({exc})") \
-            from None
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise NnsimError(f"--scheduler {address}: cannot reach the Dask scheduler "
+                         f"({one_line(exc, 200)})") from None
     return client

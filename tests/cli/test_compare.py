@@ -55,3 +55,26 @@ def test_compare_command(capsys):
     assert "give at least one --vary" in capsys.readouterr().err
     assert main(["compare", "--vary", "model.activation=rleu,tanh"]) == 2
     assert "did you mean 'relu'" in capsys.readouterr().err
+
+
+def test_varying_the_optimizer_gives_each_its_own_lr_unless_one_is_set(capsys):
+    runs = dict(variants(small_config(), parse_vary(["optimizer.name=sgd,adam"])))
+    assert runs["optimizer=sgd"].optimizer.hypers["lr"] == 0.1
+    assert runs["optimizer=adam"].optimizer.hypers["lr"] == 0.001  # not momentum's 0.05
+    runs = dict(variants(small_config(("optimizer.lr", 0.02)),
+                         parse_vary(["optimizer.name=sgd,adam"])))
+    assert [c.optimizer.hypers["lr"] for c in runs.values()] == [0.02, 0.02]
+    assert main(["compare", "--set", "model.hidden=[8]", "--set", "data.samples=200",
+                 "--vary", "optimizer.name=sgd,adam", "--steps", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["run", "step", "lr"]
+    assert lines[1].split()[2] == "0.1" and lines[2].split()[2] == "0.001"
+
+
+def test_a_diverged_run_prints_nan_in_the_table(capsys):
+    code = main(["compare", "--set", "optimizer.name=sgd", "--set", "model.activation=relu",
+                 "--vary", "optimizer.lr=0.05,5", "--steps", "30"])
+    out = capsys.readouterr().out
+    assert code == 0
+    row = out.splitlines()[2]
+    assert row.startswith("lr=5") and " nan " in row and "diverged at 8" in row

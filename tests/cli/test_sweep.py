@@ -2,10 +2,16 @@
 
 import csv
 import json
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from nnsim import sweep as sw
 from nnsim.cli import main
 from nnsim.engine import Simulation
+from nnsim.errors import NnsimError
 from nnsim.sweep import slug, sweep
 from tests.helpers import small_config
 
@@ -25,7 +31,7 @@ def test_every_combination_runs_once_and_matches_a_plain_run(tmp_path):
     assert lines == [json.dumps(r.to_dict(), separators=(",", ":")) for r in expected.run(20)]
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert [r["run"] for r in rows] == [s.run for s in summaries]
-    assert all(r["steps"] == "20" and r["state"] == "ok" for r in rows)
+    assert all(r["steps"] == "20" and r["outcome"] == "ok" for r in rows)
 
 
 def test_an_interrupted_sweep_runs_only_what_is_missing(tmp_path):
@@ -65,3 +71,180 @@ def test_sweep_on_a_dask_cluster_matches_the_local_one(tmp_path, capsys):
     assert main(["sweep", *args, "--scheduler", "tcp://127.0.0.1:9", "--out",
                  str(tmp_path / "none")]) == 2
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+SMALL = ["--set", "model.hidden=[8]", "--set", "data.samples=200"]
+
+
+def test_a_run_that_goes_nan_is_an_outcome_not_a_crash_and_a_rerun_reads_it(tmp_path, capsys):
+    # the repro: the progress line formatted the string "nan" with '.4g'
+    args = ["sweep", "--set", "optimizer.name=sgd", "--set", "model.activation=relu",
+            "--grid", "optimizer.lr=0.05,10,5", "--steps", "30", "-j", "1",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    rows = {r["run"]: r for r in csv.DictReader(open(tmp_path / "summary.csv"))}
+    assert rows["lr=0.05"]["outcome"] == "ok"
+    assert rows["lr=5"]["outcome"].startswith("diverged at step ")
+    assert rows["lr=5"]["loss"] == "nan"  # the loss that crashed the progress line
+    assert rows["lr=10"]["outcome"].startswith("diverged at step ")
+    assert "loss nan, diverged at step" in err
+    assert main(args) == 0  # the rerun reads the same files back
+    out, err = capsys.readouterr()
+    assert out.count("(from an earlier sweep)") == 3 and "Traceback" not in err
+
+
+def test_the_summary_shows_the_effective_lr_of_each_optimizer(tmp_path):
+    summaries = sweep(small_config(), ["optimizer.name=sgd,adam"], 3, tmp_path, jobs=1)
+    assert [s.lr for s in summaries] == [0.1, 0.001]  # each optimizer's own default
+    assert "0.001" in sw.summary_table(summaries)
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert [float(r["lr"]) for r in rows] == [0.1, 0.001]
+
+
+def test_a_rerun_skips_only_identical_runs(tmp_path):
+    grid = ["model.activation=tanh,relu"]
+    first = sweep(small_config(), grid, 5, tmp_path, executor=ThreadPoolExecutor(2))
+    assert len({s.id for s in first}) == 2 and all(len(s.id) == 16 for s in first)
+    same = sweep(small_config(), grid, 5, tmp_path, executor=ThreadPoolExecutor(2))
+    assert all(s.skipped for s in same)
+    more_steps = sweep(small_config(), grid, 7, tmp_path, executor=ThreadPoolExecutor(2))
+    assert not any(s.skipped for s in more_steps) and all(s.steps == 7 for s in more_steps)
+    other_seed = sweep(small_config(("seed", 4)), grid, 7, tmp_path,
+                       executor=ThreadPoolExecutor(2))
+    assert not any(s.skipped for s in other_seed)
+    other_set = sweep(small_config(("seed", 4), ("train.l2", 0.01)), grid, 7, tmp_path,
+                      executor=ThreadPoolExecutor(2))
+    assert not any(s.skipped for s in other_set)
+    lines = (tmp_path / "activation-relu.jsonl").read_text().splitlines()
+    expected = Simulation(small_config(("seed", 4), ("train.l2", 0.01),
+                                       ("model.activation", "relu"))).run(7)
+    assert lines == [json.dumps(r.to_dict(), separators=(",", ":")) for r in expected]
+
+
+def test_one_plugin_failure_does_not_abort_the_sweep(tmp_path, monkeypatch):
+    from nnsim.pluginmanager import default_registry
+
+    relu = default_registry().get("activation", "relu")
+
+    def broken(self, x):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(relu, "forward", broken)
+    summaries = sweep(small_config(), ["model.activation=tanh,relu,sigmoid"], 5, tmp_path,
+                      executor=ThreadPoolExecutor(2))
+    outcomes = {s.run: s.outcome for s in summaries}
+    assert outcomes["activation=tanh"] == "ok" and outcomes["activation=sigmoid"] == "ok"
+    assert outcomes["activation=relu"].startswith("plugin error: activation 'relu'")
+    assert "boom" in outcomes["activation=relu"] and "\n" not in outcomes["activation=relu"]
+    rows = {r["run"]: r["outcome"] for r in csv.DictReader(open(tmp_path / "summary.csv"))}
+    assert rows == outcomes
+    # the failed run is run again next time (its outcome is recorded, it is not "done")
+    monkeypatch.undo()
+    again = sweep(small_config(), ["model.activation=tanh,relu,sigmoid"], 5, tmp_path,
+                  executor=ThreadPoolExecutor(2))
+    assert [s.skipped for s in again] == [True, False, True]
+    assert again[1].outcome == "ok"
+
+
+def test_a_run_that_errors_is_an_outcome_and_the_command_says_so(tmp_path, capsys):
+    code = main(["sweep", *SMALL, "--grid", "train.batch_size=16,100000", "--steps", "3",
+                 "-j", "1", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2 and "1 of 2 runs failed" in err
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert rows[0]["outcome"] == "ok" and rows[1]["outcome"].startswith("error: ")
+
+
+def test_ctrl_c_keeps_finished_runs_and_ends_the_others_at_once(tmp_path):
+    def interrupt(done, total, summary):
+        raise KeyboardInterrupt
+
+    # the first runs are tiny; the big ones would take minutes
+    grid = ["model.hidden=[4],[1024,1024,1024]", "optimizer.lr=0.01,0.1"]
+    base = small_config(("train.batch_size", 128))
+    start = time.perf_counter()
+    with pytest.raises(sw.SweepInterrupted) as caught:
+        sweep(base, grid, 3000, tmp_path, jobs=2, progress=interrupt)
+    assert time.perf_counter() - start < 20
+    assert caught.value.done == 1 and caught.value.total == 4
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert len(rows) == 1 and rows[0]["outcome"] == "ok"
+    assert (tmp_path / f"{slug(rows[0]['run'])}.jsonl").exists()
+    assert len(list(tmp_path.glob("*.jsonl"))) == 1
+    manifest = json.loads((tmp_path / "sweep.json").read_text())
+    assert list(manifest["runs"]) == [slug(rows[0]["run"])]
+
+
+def test_ctrl_c_on_the_command_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise sw.SweepInterrupted(2, 4, tmp_path)
+
+    monkeypatch.setattr(sw, "sweep", interrupted)
+    assert main(["sweep", "--grid", "seed=1,2", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "2 of 4 runs finished" in err and "again" in err
+
+
+def test_a_foreign_or_unwritable_folder_is_one_line(tmp_path, capsys, monkeypatch):
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(NnsimError, match="not a sweep folder"):
+        sweep(small_config(), ["seed=1,2"], 2, foreign)
+    assert (foreign / "notes.txt").read_text() == "mine" and len(list(foreign.iterdir())) == 1
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["sweep", "--grid", "seed=1,2", "--steps", "2", "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main(["sweep", "--grid", "seed=1,2", "--steps", "2",
+                 "--out", str(a_file / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the sweep folder" in err and err.count("\n") == 1
+
+    def read_only(self, data):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(tmp_path), "write_bytes", read_only)
+    assert main(["sweep", "--grid", "seed=1,2", "--steps", "2",
+                 "--out", str(tmp_path / "ro")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write in the sweep folder (Permission denied)" in err
+    assert err.count("\n") == 1
+
+
+def test_workers_limit_their_blas_threads(tmp_path, monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    assert sw.threads_per_worker(1) == (os.cpu_count() or 1)
+    assert sw.threads_per_worker(10_000) == 1
+    with sw._blas_threads(1):
+        assert all(p["num_threads"] == 1 for p in threadpoolctl.threadpool_info())
+    seen = []
+    real = sw.run_one
+    monkeypatch.setattr(sw, "run_one", lambda *a: seen.append(a[3]) or real(*a))
+    sweep(small_config(), ["seed=1,2"], 2, tmp_path, executor=ThreadPoolExecutor(1))
+    assert seen == [0, 0]  # an executor given from outside keeps its own settings
+    with sw._thread_environment(3):
+        assert os.environ["OPENBLAS_NUM_THREADS"] == "3" and os.environ["OMP_NUM_THREADS"] == "3"
+    assert os.environ.get("OPENBLAS_NUM_THREADS") != "3"
+
+
+def test_a_local_sweep_passes_each_worker_its_thread_share(tmp_path, monkeypatch):
+    submitted = []
+
+    class Recorder(ThreadPoolExecutor):
+        def submit(self, fn, *args):
+            submitted.append(args[3])
+            return super().submit(fn, *args)
+
+    monkeypatch.setattr(sw, "_local_pool", lambda jobs: Recorder(jobs))
+    sweep(small_config(), ["seed=1,2"], 2, tmp_path, jobs=2)
+    assert submitted == [sw.threads_per_worker(2)] * 2
+
+
+def test_a_malformed_scheduler_is_one_line(capsys, tmp_path):
+    for bad in ("localhost", "tcp://", "tcp://host:port", "x" * 100_000):
+        assert main(["sweep", "--grid", "seed=1,2", "--scheduler", bad,
+                     "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "expected tcp://HOST:PORT" in err and err.count("\n") == 1 and len(err) < 300

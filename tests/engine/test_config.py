@@ -25,10 +25,48 @@ def test_set_builds_a_component_table():
     assert config.model.initializer.hypers == {"std": 0.5, "mean": 0.0}
 
 
-def test_changing_a_component_forgets_the_old_ones_hyperparameters():
-    config = load(sets=["optimizer.name=momentum", "optimizer.beta=0.5", "optimizer.name=adam"])
+def test_changing_a_component_forgets_the_old_ones_hyperparameters(tmp_path):
+    config = load(sets=["optimizer.name=momentum", "optimizer.name=adam"])
     assert config.optimizer.name == "adam" and "beta" not in config.optimizer.hypers
     assert config.optimizer.hypers["lr"] == 0.001  # adam's own default
+    path = tmp_path / "exp.toml"
+    path.write_text('[optimizer]\nname = "momentum"\nbeta = 0.5\n')
+    config = load(path, ["optimizer.name=adam"])  # the file's beta belongs to momentum
+    assert config.optimizer.hypers == {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-08}
+    # a hyperparameter given with the --set list belongs to the component it names, so one
+    # the new component lacks is an error whatever the order
+    for sets in (["optimizer.beta=0.5", "optimizer.name=adam"],
+                 ["optimizer.name=adam", "optimizer.beta=0.5"]):
+        with pytest.raises(ConfigError, match="optimizer.beta: optimizer 'adam' has no"):
+            load(sets=sets)
+
+
+@pytest.mark.parametrize("sets,expected", [
+    (["model.activation.slope=0.1", "model.activation=leaky_relu"], ("leaky_relu", 0.1)),
+    (["model.activation=leaky_relu", "model.activation.slope=0.1"], ("leaky_relu", 0.1)),
+    (["model.activation.slope=0.1", "model.activation.name=leaky_relu"], ("leaky_relu", 0.1)),
+    (["optimizer.lr=0.01", "optimizer.name=adam"], ("adam", 0.01)),
+    (["optimizer.name=adam", "optimizer.lr=0.01"], ("adam", 0.01)),
+])
+def test_set_does_not_depend_on_order(sets, expected):
+    config = load(sets=sets)
+    spec = config.optimizer if sets[0].startswith("optimizer") else config.model.activation
+    value = spec.hypers["lr" if spec is config.optimizer else "slope"]
+    assert (spec.name, value) == expected
+
+
+def test_a_new_component_starts_from_its_own_defaults_everywhere():
+    # one rule for run --set, compare --vary, sweep --grid and the TUI's settings: the
+    # previous optimizer's default lr does not ride along, an explicit one does
+    assert load(sets=["optimizer.name=adam"]).optimizer.hypers["lr"] == 0.001
+    assert Config.default().with_overrides([("optimizer.name", "adam")]).optimizer.hypers[
+        "lr"] == 0.001
+    explicit = load(sets=["optimizer.lr=0.01"])
+    assert explicit.with_overrides([("optimizer.name", "adam")]).optimizer.hypers["lr"] == 0.01
+    leaky = load(sets=["model.activation=leaky_relu", "model.activation.slope=0.2"])
+    assert leaky.with_overrides([("model.activation", "leaky_relu")]).model.activation.hypers \
+        == {"slope": 0.2}  # the same component again keeps its explicit settings
+    assert leaky.with_overrides([("model.activation", "elu")]).model.activation.name == "elu"
 
 
 def test_file_and_overrides(tmp_path):
