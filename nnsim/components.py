@@ -373,6 +373,51 @@ class Lesson(Component):
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One thing the doctor found wrong: what, where, how sure, the lecture's remedy.
+
+    `code` names the pathology (e.g. "vanishing_gradients"); `title` is the one line the
+    status bar shows; `evidence` the numbers behind it; `layers` (counted from 1) and
+    `steps` (first, last) where it was seen; `strength` how far past its threshold, in
+    decades or e-folds (> 0; larger is surer); `remedy` what to do in words, `fix` the same
+    as config overrides (dotted keys) that the TUI can apply, empty when there is no one
+    setting to change; `section` the lecture section that explains it."""
+
+    code: str
+    title: str
+    evidence: str
+    remedy: str
+    section: str
+    strength: float = 1.0
+    layers: tuple[int, ...] = ()
+    steps: tuple[int, int] = (0, 0)
+    fix: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def sureness(self) -> str:
+        return "clear" if self.strength >= 1.0 else "likely"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "title": self.title, "evidence": self.evidence,
+                "remedy": self.remedy, "section": self.section,
+                "strength": round(self.strength, 3), "sureness": self.sureness,
+                "layers": list(self.layers), "steps": list(self.steps),
+                "fix": {key: value for key, value in self.fix}}
+
+
+class DoctorCheck(Component):
+    """A diagnosis the doctor can make: reads the evidence of a run (see nnsim.doctor
+    .Evidence: the recent records, the config, the thresholds) and returns the Findings it
+    sees, none when healthy. Thresholds are read from `evidence.threshold(name)` so that
+    every number the doctor judges by is declared in one table."""
+
+    family = "check"
+
+    def examine(self, evidence: Any) -> list[Finding]:
+        raise NotImplementedError
+
+
 FAMILIES: dict[str, type[Component]] = {
     "activation": Activation,
     "initializer": Initializer,
@@ -380,4 +425,5 @@ FAMILIES: dict[str, type[Component]] = {
     "optimizer": Optimizer,
     "dataset": Dataset,
     "lesson": Lesson,
+    "check": DoctorCheck,
 }

@@ -34,3 +34,8 @@ def register_datasets(register):
 @hookspec
 def register_lessons(register):
     """Register Lesson subclasses: call register(cls) once for each."""
+
+
+@hookspec
+def register_checks(register):
+    """Register DoctorCheck subclasses: call register(cls) once for each."""

@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = (
     "nnsim_plugins.optimizers",
     "nnsim_plugins.datasets",
     "nnsim_plugins.lessons",
+    "nnsim_plugins.checks",
 )
 ENTRY_POINT_GROUP = "nnsim"
 HOOKS = {family: f"register_{family}s" for family in FAMILIES}

@@ -360,9 +360,45 @@ def check_lesson(cls, seed: int = 0) -> list[Check]:
             _run(label, "its check passes", claim), _run(label, "its control fails", control)]
 
 
+# ---------------------------------------------------------------- doctor checks
+
+def check_doctor_check(cls, seed: int = 0) -> list[Check]:
+    """A doctor's check examines a short healthy run and a diverged one without raising,
+    and returns Findings that say what, why, what to do, and where in the lecture."""
+    from nnsim.components import Finding
+    from nnsim.config import Config
+    from nnsim.doctor import Evidence
+    from nnsim.engine.simulation import Simulation
+
+    label = _label(cls)
+
+    def examines():
+        out = []
+        for lr in (0.05, 10.0):
+            config = Config.from_dict({"seed": seed, "model": {"hidden": [8, 8, 8]},
+                                       "optimizer": {"name": "sgd", "lr": lr},
+                                       "data": {"samples": 200}})
+            sim = Simulation(config)
+            records = sim.run(60)
+            found = cls().examine(Evidence(records, config, sim.data.outputs, sim=sim))
+            if not isinstance(found, (list, tuple)):
+                return False, f"examine() returned {type(found).__name__}, not a list"
+            for f in found:
+                if not isinstance(f, Finding):
+                    return False, f"examine() returned a {type(f).__name__}, not a Finding"
+                missing = [k for k in ("code", "title", "evidence", "remedy", "section")
+                           if not getattr(f, k)]
+                if missing or not f.strength > 0:
+                    return False, f"a finding without {', '.join(missing) or 'a strength > 0'}"
+            out.append(len(found))
+        return True, f"examines a healthy and a diverging run ({out[0]} and {out[1]} findings)"
+
+    return [_run(label, "returns well-formed findings", examines)]
+
+
 CHECKS = {"activation": check_activation, "lesson": check_lesson, "initializer": check_initializer,
           "normalizer": check_normalizer, "optimizer": check_optimizer,
-          "dataset": check_dataset}
+          "dataset": check_dataset, "check": check_doctor_check}
 
 
 def check_component(cls: type[Component]) -> list[Check]:

@@ -91,6 +91,21 @@ def test_hook_register_lessons():
     assert set(results) == {"lr 0.05", "lr 0.0005"}
 
 
+def test_hook_register_checks():
+    from nnsim.doctor import diagnose
+
+    registry, _, cls = registry_with_guide_example("register_checks")
+    assert_conforms(cls)
+    sim = Simulation(small_config(("train.l2", 0.5), ("model.hidden", [8])), registry)
+    records = sim.run(300)
+    found = diagnose(records, sim.config, sim.data.outputs, registry)
+    assert "tiny_output_weights" in {f.code for f in found}  # L2 this strong shrinks them
+    healthy = Simulation(small_config(("model.hidden", [8])), registry)
+    records = healthy.run(300)
+    found = diagnose(records, healthy.config, healthy.data.outputs, registry)
+    assert "tiny_output_weights" not in {f.code for f in found}
+
+
 @pytest.mark.parametrize("hook", HOOK_NAMES)
 def test_every_hook_has_a_test_and_a_documented_heading(hook):
     guide_section(hook)

@@ -1,0 +1,89 @@
+"""The doctor on the lessons: each lesson's bad run shows the finding the lesson is about,
+its good run does not, and the healthy default run shows nothing at all."""
+
+import dataclasses
+
+import pytest
+
+from nnsim.config import Config
+from nnsim.doctor import THRESHOLDS, Threshold, diagnose, diagnose_simulation
+from nnsim.engine.simulation import Simulation
+from nnsim.lessons import run_config
+from nnsim.pluginmanager import default_registry
+
+#: (lesson, bad run, finding it must show, good run that must not show it)
+TABLE = [
+    ("sigmoid_vanishing", "sigmoid", "vanishing_gradients", "relu"),
+    ("dead_relu", "relu", "dead_units", "leaky_relu"),
+    ("tanh_saturation", "normal(1.0)", "saturation", "xavier"),
+    ("init_scale", "tanh normal(0.01)", "activation_scale", "tanh xavier"),
+    ("depth_init", "10 layers", "activation_scale", "2 layers"),
+    ("learning_rate", "lr 10", "learning_rate_high", "lr 0.1"),
+    ("learning_rate", "lr 1e-5", "learning_rate_low", "lr 0.1"),
+    ("constant_init", "constant", "stuck_at_chance", "xavier"),
+    ("batchnorm_rescue", "plain N(0,0.01)", "stuck_at_chance", "batchnorm N(0,0.01)"),
+    ("batchnorm_rescue", "plain xavier lr 0.5", "learning_rate_high", None),
+    ("regularization", "plain", "overfitting", None),
+    ("early_stopping", "to the end", "overfitting", None),
+    ("batch_noise", "batch 8", "noisy_training", "batch 64"),
+]
+REGISTRY = default_registry()
+
+
+def findings(lesson: str, run: str, seed: int) -> list:
+    cls = REGISTRY.get("lesson", lesson)
+    sim = Simulation(run_config(cls(), run, REGISTRY, seed=seed), REGISTRY)
+    return diagnose_simulation(sim, sim.run(cls.steps))
+
+
+@pytest.mark.parametrize("lesson,bad,code,good", TABLE,
+                         ids=[f"{row[0]}:{row[1]}" for row in TABLE])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_lessons_bad_run_shows_its_finding_and_its_good_run_does_not(
+        lesson, bad, code, good, seed):
+    found = findings(lesson, bad, seed)
+    assert code in {f.code for f in found}, [f.title for f in found]
+    finding = next(f for f in found if f.code == code)
+    assert finding.remedy and finding.section and finding.strength > 0
+    if good is not None:
+        assert code not in {f.code for f in findings(lesson, good, seed)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_healthy_default_run_has_no_findings(seed):
+    sim = Simulation(Config.default().with_overrides([("seed", seed)]), REGISTRY)
+    found = diagnose_simulation(sim, sim.run(3000))
+    assert found == [], [f.title for f in found]
+
+
+def test_thresholds_come_from_the_one_table():
+    cls = REGISTRY.get("lesson", "sigmoid_vanishing")
+    sim = Simulation(run_config(cls(), "sigmoid", REGISTRY), REGISTRY)
+    records = sim.run(cls.steps)
+    classes = sim.data.outputs
+    assert "vanishing_gradients" in {f.code for f in diagnose(records, sim.config, classes)}
+    lenient = dict(THRESHOLDS, vanishing=Threshold(1e-9, "never"))
+    from nnsim.doctor import Evidence, examine
+    found = examine(Evidence(records, sim.config, classes, thresholds=lenient))
+    assert "vanishing_gradients" not in {f.code for f in found}
+
+
+def test_a_finding_explained_by_another_is_left_out():
+    # tiny updates while the activations collapse are the initialization's fault
+    cls = REGISTRY.get("lesson", "batchnorm_rescue")
+    sim = Simulation(run_config(cls(), "plain N(0,0.01)", REGISTRY), REGISTRY)
+    found = {f.code for f in diagnose_simulation(sim, sim.run(cls.steps))}
+    assert "activation_scale" in found and "learning_rate_low" not in found
+
+
+def test_findings_apply_as_config_overrides_that_cure():
+    """The fix of the vanishing-gradient finding, applied, removes the finding."""
+    cls = REGISTRY.get("lesson", "sigmoid_vanishing")
+    config = run_config(cls(), "sigmoid", REGISTRY)
+    sim = Simulation(config, REGISTRY)
+    (finding,) = [f for f in diagnose_simulation(sim, sim.run(cls.steps))
+                  if f.code == "vanishing_gradients"]
+    cured = Simulation(config.with_overrides(list(finding.fix), REGISTRY), REGISTRY)
+    assert "vanishing_gradients" not in {f.code for f in
+                                         diagnose_simulation(cured, cured.run(cls.steps))}
+    assert dataclasses.asdict(finding)["code"] == "vanishing_gradients"
