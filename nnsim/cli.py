@@ -14,7 +14,7 @@ from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
 COMMANDS = ("run", "compare", "sweep", "landscape", "plugins", "check-plugin", "lessons",
-            "lesson", "serve")
+            "lesson", "serve", "doctor")
 
 
 class UsageError(Exception):
@@ -169,6 +169,56 @@ def build_serve_parser() -> Parser:
     return serve
 
 
+def build_doctor_parser() -> Parser:
+    doctor = Parser(prog="nnsim doctor",
+                    description="Train headless, then name what is wrong with the run (one "
+                                "line per finding: evidence, where, how sure, the lecture's "
+                                "remedy); exit 0 when healthy, 1 with findings.")
+    _config_args(doctor)
+    doctor.add_argument("--steps", type=int, metavar="N",
+                        help="steps to train before the diagnosis (default 1000)")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    return doctor
+
+
+def cmd_doctor(args) -> int:
+    import json
+
+    from nnsim.doctor import diagnose_simulation
+    from nnsim.engine.simulation import Simulation
+
+    steps = 1000 if args.steps is None else args.steps
+    if steps < 1:
+        raise UsageError(f"nnsim doctor: --steps must be 1 or more, got {steps}")
+    sim = Simulation(_load_config(args))
+    for failure in sim.registry.failures:
+        _err(f"nnsim: warning: plugin {failure}")
+    records = sim.run(steps)
+    found = diagnose_simulation(sim, records)
+    if args.json:
+        print(json.dumps({"steps": sim.step_count, "findings": [f.to_dict() for f in found]},
+                         indent=1))
+        return EXIT_FAIL if found else EXIT_OK
+    if not found:
+        print(f"healthy after {sim.step_count:,} steps: nothing the doctor checks for")
+        return EXIT_OK
+    for f in found:
+        where = f" · layers {', '.join(map(str, f.layers))}" if f.layers else ""
+        print(f"{f.title}  [{f.sureness}]")
+        print(f"    evidence: {f.evidence} (steps {f.steps[0]:,}–{f.steps[1]:,}{where})")
+        print(f"    remedy:   {f.remedy}"
+              + (f"  (--set {' --set '.join(f'{k}={_toml(v)}' for k, v in f.fix)})"
+                 if f.fix else ""))
+        print(f"    lecture:  {f.section}")
+    return EXIT_FAIL
+
+
+def _toml(value) -> str:
+    from nnsim.config import _toml_value
+
+    return value if isinstance(value, str) else _toml_value(value)
+
+
 def _err(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -203,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_compare(compare.parse_args(argv[1:]))
         if argv and argv[0] == "lessons":
             return cmd_lessons(lessons.parse_args(argv[1:]))
+        if argv and argv[0] == "doctor":
+            return cmd_doctor(build_doctor_parser().parse_args(argv[1:]))
         if argv and argv[0] == "serve":
             return cmd_serve(argv[1:], tui, lesson, land, compare)
         if argv and argv[0] == "lesson":
@@ -620,7 +672,7 @@ def cmd_sweep(args) -> int:
         if client is not None:
             client.close()
     print(sw.summary_table(summaries))
-    failed = [s for s in summaries if s.outcome.startswith(("error", "plugin error"))]
+    failed = [s for s in summaries if sw.failed(s.outcome)]
     _err(f"nnsim: runs and summary.csv in {args.out}"
          + (f"; {len(failed)} of {len(summaries)} runs failed (see outcome)" if failed else ""))
     if any(s.outcome.startswith("plugin error") for s in failed):

@@ -28,6 +28,11 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _times(x: float) -> str:
+    """A ratio for people: 12×, 340×, 65,600×."""
+    return f"{x:,.0f}×" if x >= 100 else f"{x:.2g}×"
+
+
 class VanishingGradients(DoctorCheck):
     """The first hidden layer's gradient is orders of magnitude below the last's."""
 
@@ -49,7 +54,7 @@ class VanishingGradients(DoctorCheck):
             if activation in ("sigmoid", "tanh") else (("model.normalizer", "batchnorm"),)
         return [Finding(
             self.name, f"vanishing gradients: layer {hidden[0]}'s ‖∂L/∂W‖ is "
-                       f"{_fmt(last / max(first, 1e-300))}× smaller than layer {hidden[-1]}'s",
+                       f"{_times(last / max(first, 1e-300))} smaller than layer {hidden[-1]}'s",
             f"median ‖∂L/∂W‖ {_fmt(first)} (L{hidden[0]}) vs {_fmt(last)} (L{hidden[-1]}), "
             f"ratio below {limit:g}", remedy, f"{ARCH} › sigmoid",
             _decades(first / last, limit), (hidden[0],), ev.steps, fix)]
@@ -71,7 +76,7 @@ class ExplodingGradients(DoctorCheck):
         lr = ev.config.optimizer.hypers.get("lr")
         return [Finding(
             self.name, f"exploding gradients: layer {hidden[0]}'s ‖∂L/∂W‖ is "
-                       f"{_fmt(first / last)}× layer {hidden[-1]}'s",
+                       f"{_times(first / last)} layer {hidden[-1]}'s",
             f"median ‖∂L/∂W‖ {_fmt(first)} (L{hidden[0]}) vs {_fmt(last)} (L{hidden[-1]})",
             "scale the initial weights down (Xavier or He), clip gradients, or add batch norm",
             INIT, _decades(first / last, limit), (hidden[0],), ev.steps,
@@ -232,8 +237,9 @@ class StuckAtChance(DoctorCheck):
             self.name, f"no learning: the loss is still ln {ev.classes} = {chance:.3g} after "
                        f"{ev.step:,} steps",
             f"mean loss {_fmt(loss)} over the last 20 steps, within {limit:.0%} of ln C",
-            f"check the initialization ({good.replace('_normal', '')}) and the learning rate; "
-            "make sure the net can overfit a small batch first", PROCESS,
+            f"check the initialization (for {ev.activation} the lecture's is "
+            f"{good.replace('_normal', '')}) and the learning rate; make sure the net can "
+            "overfit a small batch first", PROCESS,
             math.log(limit / max(off, 1e-9)), (), ev.steps, fix)]
 
 
@@ -289,7 +295,7 @@ class ActivationScale(DoctorCheck):
         if ratio < collapse:
             return [Finding(
                 self.name, "activations collapse with depth: act std falls "
-                           + (f"{_fmt(1 / ratio)}×" if ratio > 0 else "to 0")
+                           + (_times(1 / ratio) if ratio > 0 else "to 0")
                            + f" from layer {hidden[0]} to layer {hidden[-1]}",
                 f"act std {_fmt(first)} (L{hidden[0]}) → {_fmt(last)} (L{hidden[-1]})",
                 f"initialize at the right scale: {good.replace('_normal', '')} for "
@@ -297,7 +303,7 @@ class ActivationScale(DoctorCheck):
                 _decades(max(ratio, 1e-300), collapse), tuple(hidden), ev.steps, fix)]
         if ratio > growth:
             return [Finding(
-                self.name, f"activations grow with depth: act std rises {_fmt(ratio)}× from "
+                self.name, f"activations grow with depth: act std rises {_times(ratio)} from "
                            f"layer {hidden[0]} to layer {hidden[-1]}",
                 f"act std {_fmt(first)} (L{hidden[0]}) → {_fmt(last)} (L{hidden[-1]})",
                 f"initialize at the right scale: {good.replace('_normal', '')} for "
