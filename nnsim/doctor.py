@@ -61,6 +61,8 @@ THRESHOLDS: dict[str, Threshold] = {
                           "rising: overfitting"),
     "gap_accuracy": Threshold(0.05, "for classification, training accuracy above the "
                                     "validation accuracy by more than this too"),
+    "stale_evals": Threshold(3, "evaluations since the best validation loss before a "
+                                "rise counts as a trend"),
     "val_rise": Threshold(1.1, "latest validation loss above this multiple of its best"),
     "collapse": Threshold(0.1, "last hidden layer's act std below this fraction of the "
                                "first's: activations shrink with depth"),

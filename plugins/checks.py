@@ -258,6 +258,9 @@ class Overfitting(DoctorCheck):
         gap, rise = ev.threshold("gap"), ev.threshold("val_rise")
         if not (train > 0 and val > gap * train and val > rise * best):
             return []
+        since_best = len(evals) - 1 - [e.val_loss for e in evals].index(best)
+        if since_best < ev.threshold("stale_evals"):
+            return []  # a bump, not yet a trend (batch norm's statistics lag early on)
         accs = [r.accuracy for r in ev.records[-50:] if r.accuracy is not None]
         if accs and evals[-1].val_accuracy is not None:  # classification: does it matter?
             acc_gap = statistics.fmean(accs) - evals[-1].val_accuracy

@@ -36,6 +36,9 @@ RAMP: tuple[tuple[int, int], ...] = ((0, 0), (60, 1), (150, 2), (400, 3))
 #: steps per frame / MEASURED_PER_FRAME (10 for "max"): no frame can show more, and the
 #: history's buckets hold the min, mean and max of the measured steps
 MEASURED_PER_FRAME = 10
+#: the doctor looks at the run every this many steps (and at a divergence), at most every
+#: DOCTOR_SECONDS of wall time, over the newest DOCTOR_RECORDS records
+DOCTOR_EVERY, DOCTOR_SECONDS, DOCTOR_RECORDS = 50, 1.0, 600
 
 
 class Runner:
@@ -61,6 +64,8 @@ class Runner:
         self.grid_version = 0  # counts grids made
         self.notices: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()  # (level, text)
         self._every = 1  # measure every k-th step's layer statistics (see MEASURED_PER_FRAME)
+        self.findings: list = []  # the doctor's newest findings (nnsim.doctor)
+        self._diagnosed = 0.0  # when the doctor last looked (time.monotonic)
 
     # ------------------------------------------------------------ state
 
@@ -252,7 +257,27 @@ class Runner:
             self.version += 1
             if self.ramp:
                 self._ramp_up()
+            if record.nonfinite is not None or sim.step_count % DOCTOR_EVERY == 0:
+                self.diagnose(force=record.nonfinite is not None)
         return self.state in ("running", "paused")
+
+    def diagnose(self, force: bool = False) -> None:
+        """Let the doctor look at the newest records (training thread). A check that fails
+        is reported once as a notice; the run goes on."""
+        now = time.monotonic()
+        if not force and now - self._diagnosed < DOCTOR_SECONDS:
+            return
+        self._diagnosed = now
+        from nnsim.doctor import diagnose_simulation
+
+        try:
+            findings = diagnose_simulation(self.sim, self.history.snapshot(DOCTOR_RECORDS))
+        except NnsimError as exc:
+            self.notices.put(("error", f"the doctor could not look: {exc}"))
+            findings = []
+        if [f.title for f in findings] != [f.title for f in self.findings]:
+            self.findings = findings
+            self._changed()
 
     def _count(self, record: StepRecord) -> None:
         now = time.perf_counter()
@@ -282,6 +307,7 @@ class Runner:
         self._changed()
 
     def _after_rebuild(self) -> None:
+        self.findings = []
         if self._slow_starts:
             self.ramp, self.speed = True, RAMP[0][1]
         self.history.clear()

@@ -23,12 +23,12 @@ from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
 from nnsim.tui.render import fmt
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
 from nnsim.tui.views import (WINDOWS, BoundaryView, CurvesView, DepthView, DistributionsView,
-                             Frame, LayersView, OptimizerView, View, window_text)
+                             DoctorView, Frame, LayersView, OptimizerView, View, window_text)
 
 VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
          ("distributions", "3 Distributions", DistributionsView),
          ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView),
-         ("depth", "6 Depth", DepthView))
+         ("depth", "6 Depth", DepthView), ("doctor", "7 Doctor", DoctorView))
 REFRESH_HZ = 30
 STATE_ROLE = {"running": "good", "paused": "warn", "diverged": "bad", "halted": "bad"}
 NEXT_STEP = "press r to reset (same seed), e for a new seed, s to change the settings"
@@ -82,6 +82,11 @@ class StatusBar(View):
         for t, style, _ in kept:
             text.append(t, style)
         second = Text()
+        if frame.findings and not frame.message:
+            top = frame.findings[0]
+            more = f" (+{len(frame.findings) - 1})" if len(frame.findings) > 1 else ""
+            second.append(f"doctor: {top.title}{more}", f"bold {roles['warn']}")
+            second.append(" — " + ("f: fix · " if top.fix else "") + "7: details · ")
         if frame.message:
             second.append(frame.message, f"bold {roles['bad']}")
             if state in ("diverged", "halted"):
@@ -157,6 +162,8 @@ class NnsimApp(RunnerControls, App):
         Binding("4", "view('boundary')", "Boundary", show=False),
         Binding("5", "view('optimizer')", "Optimizer", show=False),
         Binding("6,d", "view('depth')", "Depth", show=False),
+        Binding("7", "view('doctor')", "Doctor", show=False),
+        Binding("f", "fix", "Apply the doctor's fix", show=False),
         Binding("v", "next_view", "Next view", show=False),
         Binding("m", "smooth", "Raw / smoothed curves", show=False),
         Binding("right_square_bracket", "lr(2.0)", "lr ×2", show=False, key_display="]"),
@@ -177,8 +184,9 @@ class NnsimApp(RunnerControls, App):
                  ("+ / -", "faster / slower (steps per frame); training starts slowly and "
                            "speeds up until you choose"),
                  ("r", "reset with the same seed"), ("e", "reset with a new seed"),
-                 ("1 … 6, v", "switch panel: layers, curves, distributions, boundary, "
-                                "optimizer, depth profile (also d)"),
+                 ("1 … 7, v", "switch panel: layers, curves, distributions, boundary, "
+                                "optimizer, depth profile (also d), doctor"),
+                 ("f", "apply the doctor's first fix (shown in the status line)"),
                  ("t", "history window: whole run / last 1,000 / last 100 steps"),
                  ("m", "curves: moving average / raw (mean with min–max band)"),
                  ("[ / ]", "learning rate ÷2 / ×2 (live)"),
@@ -263,6 +271,7 @@ class NnsimApp(RunnerControls, App):
                     "focus": self.lesson.focus if self.lesson is not None else "",
                     "hypers": dict(sim.config.optimizer.hypers)},
             timeline=history.timeline, window=self.window, smooth=self.smooth,
+            findings=list(runner.findings),
             first=history.first,
             classes=sim.data.outputs if sim.task == "classification" else None)
 
@@ -383,6 +392,35 @@ class NnsimApp(RunnerControls, App):
             self.notify(f"The run has stopped: {NEXT_STEP}.", severity="warning", timeout=4)
             return True
         return False
+
+    def action_fix(self) -> None:
+        """Apply the first finding's fix, as the settings screen would."""
+        findings = self.runner.findings
+        fixable = [f for f in findings if f.fix]
+        if not fixable:
+            self.notify("The doctor has no fix to apply" + (
+                ": its findings name no single setting." if findings else ": no findings."),
+                timeout=3)
+            return
+        finding = fixable[0]
+        config = self.runner.sim.config
+        try:
+            new = config.with_overrides(list(finding.fix), self.registry)
+        except NnsimError as exc:
+            self.notify(f"not applied: {exc}", severity="error", timeout=6)
+            return
+        live = new.structure_key() == config.structure_key()
+        stopped = self.runner.state in ("diverged", "halted")
+        self.runner.reconfigure(new)
+        if stopped:  # a diverged run starts again from the seed with the fix
+            live = False
+            self.runner.reset()
+        if not live:
+            self.runner.play()
+        fix = ", ".join(f"{k} = {v}" for k, v in finding.fix)
+        self.notify(f"{fix}: " + ("applied live" if live else "rebuilt from the seed")
+                    + f". Watch whether '{finding.code.replace('_', ' ')}' goes away.",
+                    title="The doctor's fix", timeout=5)
 
     def action_window(self) -> None:
         self.window = WINDOWS[(WINDOWS.index(self.window) + 1) % len(WINDOWS)]

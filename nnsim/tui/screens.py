@@ -46,6 +46,9 @@ PANELS = {
                      "negative gradient, and the effective step ‖ΔW‖/‖∂L/∂W‖: with momentum it "
                      "grows towards lr/(1−β) only while successive gradients agree (cos near "
                      "1).",
+    "Doctor (7)": "What the doctor finds wrong with the run, surest first: the evidence and "
+                  "where, the lecture's remedy and section. f applies the first finding's fix "
+                  "so you can watch it work; the status line shows the first finding.",
     "Depth (6)": "The lecture's initialization figure, live: per layer, bars for act std, "
                  "‖∂L/∂W‖, saturated and dead on axes shared by every layer, now (the bar) "
                  "and at step 1 (the ┃ mark).",

@@ -57,6 +57,7 @@ class Frame:
     first: StepRecord | None = None  # the run's first record (the initial network)
     classes: int | None = None  # classification: number of classes (chance lines)
     newest: StepRecord | None = None  # the newest step, measured or not (status line)
+    findings: list = field(default_factory=list)  # the doctor's (nnsim.components.Finding)
 
     @property
     def last(self) -> StepRecord | None:
@@ -787,3 +788,43 @@ def _is_dark(colour: str) -> bool:
     from nnsim.tui.render import luminance
 
     return luminance(colour) < 0.18
+
+
+# ---------------------------------------------------------------- the doctor
+
+class DoctorView(View):
+    """The doctor's findings, surest first: what, the evidence and where, the lecture's
+    remedy and section, and the fix `f` applies."""
+
+    def lines(self, width: int, height: int) -> list[Text]:
+        roles = self.roles
+        frame = self.frame
+        if frame is None or frame.newest is None:
+            return [Text("No steps yet: the doctor looks at the run every 50 steps.",
+                         style=roles["muted"])]
+        if not frame.findings:
+            return [Text("Healthy: nothing the doctor checks for (vanishing or exploding "
+                         "gradients, saturation, dead units, a learning rate too high or too "
+                         "low, no learning, overfitting, activations collapsing or growing "
+                         "with depth, noisy small-batch gradients). It looks again every 50 "
+                         "steps.", style=roles["good"])]
+        lines = [Text.assemble(("The doctor: ", "bold"),
+                               (f"{len(frame.findings)} finding"
+                                f"{'s' if len(frame.findings) != 1 else ''}, surest first. "
+                                "f applies the first one's fix (rebuilt from the seed, or live "
+                                "for the learning rate) so you can watch it work.",
+                                roles["muted"]))]
+        for k, f in enumerate(frame.findings):
+            lines.append(Text(""))
+            lines.append(Text.assemble((f"{k + 1}. {f.title}", f"bold {roles['bad']}"),
+                                       (f"  [{f.sureness}]", roles["muted"])))
+            where = f", layers {', '.join(map(str, f.layers))}" if f.layers else ""
+            lines.append(Text(f"   evidence: {f.evidence} (steps {f.steps[0]:,}–"
+                              f"{f.steps[1]:,}{where})"))
+            lines.append(Text.assemble("   remedy:   ", (f.remedy, roles["good"])))
+            if f.fix:
+                fix = ", ".join(f"{key} = {value}" for key, value in f.fix)
+                lines.append(Text.assemble("   fix:      ", (fix, "bold"),
+                                           (" (f)" if k == 0 else "", roles["muted"])))
+            lines.append(Text(f"   lecture:  {f.section}", style=roles["muted"]))
+        return lines

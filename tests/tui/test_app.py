@@ -393,3 +393,23 @@ async def test_window_key_cycles_whole_run_last_1000_last_100():
         await until(pilot, lambda: "last 100 steps" in shown() and "step 51─" in shown())
         await pilot.press("t")
         await until(pilot, lambda: "whole run" in shown())
+
+
+async def test_the_doctor_names_a_finding_shows_it_and_applies_its_fix():
+    config = small_config(("model.activation", "sigmoid"), ("model.hidden", [16] * 8))
+    app = make_app(config, paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(60)
+        await until(pilot, lambda: any(f.code == "vanishing_gradients"
+                                       for f in app.runner.findings), timeout=20)
+        await until(pilot, lambda: "doctor: " in status_text(app))
+        await pilot.press("7")
+        view = app.query_one("#doctor")
+        await until(pilot, lambda: "vanishing gradients" in
+                    "\n".join(strip.text for strip in view._strips))
+        first = app.runner.findings[0]
+        await pilot.press("f")
+        await until(pilot, lambda: all(getattr(app.runner.sim.config.model, key.split(".")[1]
+                                               ).name == value
+                                       for key, value in first.fix if key.startswith("model.")))
+        await until(pilot, lambda: app.runner.findings == [] and app.runner.sim.step_count < 60)
