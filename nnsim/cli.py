@@ -582,7 +582,8 @@ def cmd_lesson(args) -> int:
 
         app = make_app(run_config(lesson, first, registry, seed=args.seed,
                                   overrides=args.sets, control=args.control),
-                       paused=args.paused, registry=registry, lesson=lesson)
+                       paused=args.paused, registry=registry, lesson=lesson,
+                       lesson_overrides=args.sets, control=args.control)
         app.run()
         return app.return_code or EXIT_OK
     from nnsim.lessons import run_lesson

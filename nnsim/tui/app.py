@@ -120,8 +120,11 @@ class LessonPanel(VerticalScroll):
         """What the panel shows (for tests and logs)."""
         return self.query_one("#lesson-text", Static).content
 
-    def show(self, lesson: Lesson, current: str, verdict: str, seed: int) -> None:
+    def show(self, lesson: Lesson, current: str, verdict: str, seed: int,
+             control: bool = False) -> None:
         text = Text()
+        if control:
+            text.append("CONTROL: the cause removed; the check should fail\n", "bold reverse")
         text.append(f"{lesson.title}\n", "bold")
         section = getattr(lesson, "section", "")
         if section:
@@ -140,6 +143,10 @@ class LessonPanel(VerticalScroll):
         text.append("\n\nWatch: ", "bold")
         text.append(f"{lesson.watch}\n\n")
         text.append(f"{lesson.explanation}\n")
+        note = getattr(lesson, "control_note", "")
+        if note:
+            text.append("\nControl", "bold")
+            text.append(f" (nnsim lesson {lesson.name} --control): {note}\n")
         self.query_one("#lesson-text", Static).update(text)
 
 
@@ -202,12 +209,14 @@ class NnsimApp(RunnerControls, App):
                  ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit")]
 
     def __init__(self, config: Config, registry: Registry | None = None,
-                 paused: bool = False, lesson: Lesson | None = None) -> None:
+                 paused: bool = False, lesson: Lesson | None = None,
+                 lesson_overrides: Iterable = (), control: bool = False) -> None:
         super().__init__()
         self.registry = registry or default_registry()
         self.runner = Runner(config, self.registry, paused=paused, ramp=True)
         self.lesson = lesson
         self.lesson_run = next(iter(lesson.runs)) if lesson else ""
+        self.lesson_overrides, self.control = list(lesson_overrides), control
         self.verdict: str = ""
         self.view_name = "layers"
         self.window: int | None = WINDOWS[0]
@@ -329,7 +338,7 @@ class NnsimApp(RunnerControls, App):
     def show_lesson(self) -> None:
         if self.lesson is not None:
             self.query_one(LessonPanel).show(self.lesson, self.lesson_run, self.verdict,
-                                             self.runner.sim.config.seed)
+                                             self.runner.sim.config.seed, self.control)
 
     def action_next_run(self) -> None:
         """Switch the lesson to its next configuration (rebuilt from the seed)."""
@@ -340,7 +349,10 @@ class NnsimApp(RunnerControls, App):
 
         labels = list(self.lesson.runs)
         self.lesson_run = labels[(labels.index(self.lesson_run) + 1) % len(labels)]
-        self.runner.reconfigure(run_config(self.lesson, self.lesson_run, self.registry))
+        self.runner.reconfigure(run_config(self.lesson, self.lesson_run, self.registry,
+                                           seed=self.runner.sim.config.seed,
+                                           overrides=self.lesson_overrides,
+                                           control=self.control))
         self.show_lesson()
 
     def action_check_lesson(self) -> None:
@@ -357,7 +369,8 @@ class NnsimApp(RunnerControls, App):
 
         try:
             _, verdict = run_lesson(self.lesson, self.registry,
-                                    seed=self.runner.sim.config.seed)
+                                    seed=self.runner.sim.config.seed,
+                                    overrides=self.lesson_overrides, control=self.control)
             text = f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}"
         except NnsimError as exc:
             text = f"could not check: {exc}"
@@ -580,8 +593,11 @@ class NnsimApp(RunnerControls, App):
 
 
 def make_app(config: Config | None = None, paused: bool = False,
-             registry: Registry | None = None, lesson: Lesson | None = None) -> NnsimApp:
-    """The one factory the CLI, the tests and the benchmarks build the app with."""
+             registry: Registry | None = None, lesson: Lesson | None = None,
+             lesson_overrides: Iterable = (), control: bool = False) -> NnsimApp:
+    """The one factory the CLI, the tests and the benchmarks build the app with.
+    `lesson_overrides` (--set) and `control` apply to every run of the lesson and its
+    check, as they do headless."""
     registry = registry or default_registry()
     return NnsimApp(config or Config.from_dict({}, registry), registry, paused=paused,
-                    lesson=lesson)
+                    lesson=lesson, lesson_overrides=lesson_overrides, control=control)

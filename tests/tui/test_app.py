@@ -413,3 +413,35 @@ async def test_the_doctor_names_a_finding_shows_it_and_applies_its_fix():
                                                ).name == value
                                        for key, value in first.fix if key.startswith("model.")))
         await until(pilot, lambda: app.runner.findings == [] and app.runner.sim.step_count < 60)
+
+
+async def test_a_lessons_set_and_control_follow_every_run_and_the_check(monkeypatch):
+    import nnsim.lessons
+    from nnsim.lessons import run_config
+    from nnsim.pluginmanager import default_registry
+    from nnsim.tui.app import LessonPanel
+
+    calls = []
+    real = nnsim.lessons.run_lesson
+
+    def run_lesson(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(nnsim.lessons, "run_lesson", run_lesson)
+    registry = default_registry()
+    lesson = registry.get("lesson", "sigmoid_vanishing")()
+    sets = ["train.batch_size=32"]
+    app = make_app(run_config(lesson, "sigmoid", registry, overrides=sets, control=True),
+                   paused=True, registry=registry, lesson=lesson, lesson_overrides=sets,
+                   control=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        panel = app.query_one(LessonPanel)
+        await until(pilot, lambda: "CONTROL" in str(panel.content))
+        hidden = len(app.runner.sim.config.model.hidden)
+        await pilot.press("o")
+        await until(pilot, lambda: app.runner.sim.config.model.activation.name == "relu")
+        assert app.runner.sim.config.train.batch_size == 32  # the --set follows the run
+        assert len(app.runner.sim.config.model.hidden) == hidden  # so does the control's
+        await pilot.press("k")
+        await until(pilot, lambda: "FAIL: " in str(panel.content), timeout=30)
+        assert calls[-1]["control"] and calls[-1]["overrides"] == sets
