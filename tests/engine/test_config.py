@@ -45,6 +45,10 @@ def test_changing_a_component_forgets_the_old_ones_hyperparameters(tmp_path):
     (["model.activation.slope=0.1", "model.activation=leaky_relu"], ("leaky_relu", 0.1)),
     (["model.activation=leaky_relu", "model.activation.slope=0.1"], ("leaky_relu", 0.1)),
     (["model.activation.slope=0.1", "model.activation.name=leaky_relu"], ("leaky_relu", 0.1)),
+    (["model.activation.slope=0.1", 'model.activation={name="leaky_relu"}'],
+     ("leaky_relu", 0.1)),
+    (['model.activation={name="leaky_relu"}', "model.activation.slope=0.1"],
+     ("leaky_relu", 0.1)),
     (["optimizer.lr=0.01", "optimizer.name=adam"], ("adam", 0.01)),
     (["optimizer.name=adam", "optimizer.lr=0.01"], ("adam", 0.01)),
 ])
