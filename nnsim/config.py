@@ -216,6 +216,9 @@ def read_toml_text(text: str, name: str) -> dict[str, Any]:
     """Parse TOML; a syntax error names `name` with its line and column."""
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(name, "malformed TOML: arrays or tables nested too deeply; a "
+                                "config needs at most a few levels") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         if "end of document" in message:
@@ -234,6 +237,9 @@ def parse_set(item: str) -> tuple[str, Any]:
     text = text.strip()
     try:
         value = tomllib.loads(f"v = {text}")["v"]
+    except RecursionError:
+        raise ConfigError(key, "--set value nested too deeply; a config needs at most a few "
+                               "levels") from None
     except tomllib.TOMLDecodeError:
         value = text
     return key, value

@@ -13,6 +13,22 @@ def did_you_mean(word: str, options: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+#: the longest message an error prints; longer ones (an 8 MB value echoed back) keep their
+#: head and tail around a note of how much was left out
+MAX_MESSAGE = 600
+
+
+def cap(text: str, limit: int = MAX_MESSAGE) -> str:
+    """`text` on one line and at most about `limit` characters."""
+    text = str(text)
+    if "\n" in text or "\r" in text:
+        text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head, tail = text[:limit * 2 // 3], text[-(limit // 4):]
+    return f"{head} … ({len(text) - len(head) - len(tail):,} characters left out) … {tail}"
+
+
 class NnsimError(Exception):
     """Base of the errors nnsim explains to the user without a traceback."""
 
@@ -25,6 +41,7 @@ class HyperError(NnsimError, ValueError):
             options = list(options)
             message += did_you_mean(key, options)
             message += f"; valid: {', '.join(options)}" if options else "; it takes none"
+        message = cap(message)
         super().__init__(message)
         self.key = key
         self.message = message
@@ -34,6 +51,7 @@ class ConfigError(NnsimError, ValueError):
     """A bad configuration; `key` is the dotted key (or file) it concerns."""
 
     def __init__(self, key: str, message: str) -> None:
+        key, message = cap(key, 200), cap(message)
         super().__init__(f"{key}: {message}" if key else message)
         self.key = key
         self.message = message

@@ -33,6 +33,41 @@ def fit_preprocess(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"unknown preprocessing {kind!r}")
 
 
+#: the most classes a dataset may declare (the output layer has one unit per class)
+MAX_CLASSES = 65536
+
+
+def _class_labels(name: str, dataset, y: np.ndarray) -> np.ndarray:
+    """Labels as int64, checked against the dataset's declared classes: one line naming
+    the dataset, what was wrong and what would be right."""
+    try:
+        classes = dataset.n_classes()
+    except Exception as exc:  # noqa: BLE001 — a plugin's failure, reported as one line
+        raise PluginError(f"dataset {name!r}: n_classes() raised {type(exc).__name__}: "
+                          f"{_short(exc)}") from exc
+    if isinstance(classes, (bool, np.bool_)) or not isinstance(classes, (int, np.integer)) \
+            or not 1 <= classes <= MAX_CLASSES:
+        raise PluginError(f"dataset {name!r}: n_classes() must return an integer in "
+                          f"[1, {MAX_CLASSES}], got {_short(repr(classes))}")
+    classes = int(classes)
+    if y.dtype.kind not in "iub" and not (
+            y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()):
+        raise PluginError(f"dataset {name!r}: generate() must return integer class labels "
+                          f"in [0, {classes}), got dtype {y.dtype}")
+    y = y.reshape(-1)
+    if len(y) and (y.min() < 0 or y.max() >= classes):
+        bad = y[(y < 0) | (y >= classes)][0]
+        raise PluginError(f"dataset {name!r}: generate() returned the label "
+                          f"{_short(repr(bad.item()))}, outside [0, {classes}) of its "
+                          f"n_classes() = {classes}")
+    return y.astype(np.int64)
+
+
+def _short(value, limit: int = 80) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 class DataPipeline:
     """Training and validation arrays plus a seeded stream of minibatches of fixed size.
 
@@ -59,10 +94,16 @@ class DataPipeline:
         if not np.isfinite(x).all():
             raise PluginError(f"dataset {cfg.dataset.name!r}: generate() returned non-finite inputs")
         if self.task == "classification":
-            y = y.astype(np.int64).reshape(-1)
-            self.outputs = max(int(dataset.n_classes()), int(y.max()) + 1)
+            y = _class_labels(cfg.dataset.name, dataset, y)
+            self.outputs = int(dataset.n_classes())
         else:
+            if y.dtype.kind not in "iufb":
+                raise PluginError(f"dataset {cfg.dataset.name!r}: generate() must return "
+                                  f"numeric regression targets, got dtype {y.dtype}")
             y = y.astype(np.float64).reshape(len(y), -1)
+            if not np.isfinite(y).all():
+                raise PluginError(f"dataset {cfg.dataset.name!r}: generate() returned "
+                                  f"non-finite targets")
             self.outputs = y.shape[1]
 
         n = len(x)

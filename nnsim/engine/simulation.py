@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,60 @@ class Divergence:
         return f"diverged at step {self.step}: non-finite {self.where}"
 
 
+def available_memory() -> int | None:
+    """Bytes the system can still give this process (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def memory_estimate(cfg: Config, registry: Registry, input_dim: int, outputs: int,
+                    examples: int) -> dict[str, int]:
+    """Bytes a simulation of `cfg` needs, by part: parameters (with their gradients, the
+    telemetry's copy and the penalty buffer), optimizer state, and activations (a
+    training batch with its backward buffers, and an evaluation pass over `examples`)."""
+    item = np.dtype(cfg.model.dtype).itemsize
+    widths = [input_dim, *cfg.model.hidden, outputs]
+    n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])) \
+        + 4 * sum(cfg.model.hidden)
+    try:
+        n_state = len(registry.get("optimizer", cfg.optimizer.name).state_names)
+    except Exception:  # noqa: BLE001 — the build reports a broken optimizer itself
+        n_state = 2
+    rows = cfg.train.batch_size * 8 + min(examples, 4096)
+    return {"parameters": 4 * n_params * item, "optimizer state": n_state * n_params * item,
+            "activations": rows * sum(widths) * item}
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def check_memory(cfg: Config, registry: Registry, input_dim: int, outputs: int,
+                 examples: int) -> None:
+    """Refuse, before allocating, a network that cannot fit in the memory available."""
+    parts = memory_estimate(cfg, registry, input_dim, outputs, examples)
+    need = sum(parts.values())
+    free = available_memory()
+    if free is not None and need > free:
+        detail = ", ".join(f"{name} {_bytes(size)}" for name, size in parts.items())
+        raise ConfigError("model.hidden", f"this network needs about {_bytes(need)} ({detail}) "
+                                          f"but {_bytes(free)} of memory is available; use "
+                                          f"fewer or narrower layers, or a smaller batch")
+
+
 class Simulation:
     """One experiment: data, network, optimizer, and the step counter.
 
@@ -57,6 +112,8 @@ class Simulation:
         self.data = DataPipeline(cfg.data, reg, dtype, cfg.train.batch_size, self.rngs["data"],
                                  self.rngs["split"], self.rngs["shuffle"], self.rngs["augment"])
         self.task = self.data.task
+        check_memory(cfg, reg, self.data.input_dim, self.data.outputs,
+                     max(self.data.n_train, len(self.data.val_x)))
         self.net = Network(self.data.input_dim, self.data.outputs, cfg.model, reg,
                            self.rngs["init"], cfg.train.batch_size)
         self.optimizer = cfg.optimizer.build(reg, "optimizer")
