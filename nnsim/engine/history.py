@@ -53,6 +53,23 @@ class History:
         if self.timeline is not None:
             self.timeline.append(record)
 
+    def truncate(self, step: int) -> None:
+        """Forget the records after `step` (a rewind). The timeline is rebuilt from the kept
+        records, so its whole-run view starts at the oldest record still kept."""
+        with self._lock:
+            kept = [r for r in self.records if r.step <= step]
+            self.records.clear()
+            self.records.extend(kept)
+            evals = [e for e in self.evals if e[0] <= step]
+            self.evals.clear()
+            self.evals.extend(evals)
+            if self.first is not None and self.first.step > step:
+                self.first = None
+            self.measured = next((r for r in reversed(kept) if r.layers), None)
+        if self.timeline is not None:
+            self.timeline.clear()
+            self.timeline.extend(kept)
+
     def snapshot(self, last: int | None = None) -> list[StepRecord]:
         """A copy of the newest `last` records (all by default), oldest first."""
         with self._lock:

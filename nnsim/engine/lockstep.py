@@ -27,6 +27,20 @@ class Lockstep(Runner):
         self.histories = {label: History(capacity) for label in self.labels}
         self.history = self.histories[self.labels[0]]
 
+    @classmethod
+    def of(cls, runs: Sequence[tuple[str, Simulation]], paused: bool = True,
+           speed: int = 3) -> Lockstep:
+        """Lockstep over existing simulations (e.g. a run and its branch, both at step k)."""
+        self = cls.__new__(cls)
+        Runner.__init__(self, runs[0][1].config, runs[0][1].registry, paused=paused,
+                        speed=speed, sim=runs[0][1], snapshot_budget=0)
+        self.labels = [label for label, _ in runs]
+        self.sims = dict(runs)
+        self.histories = {label: History() for label in self.labels}
+        self.history = self.histories[self.labels[0]]
+        self.start = runs[0][1].step_count
+        return self
+
     def halted(self, label: str) -> bool:
         sim = self.sims[label]
         return sim.divergence is not None or sim.stopped is not None

@@ -21,6 +21,7 @@ from nnsim.config import Config
 from nnsim.engine.checkpoint import CheckpointError
 from nnsim.engine.history import History
 from nnsim.engine.records import StepRecord
+from nnsim.engine.rewind import SnapshotStore, restore
 from nnsim.engine.simulation import Simulation
 from nnsim.engine.writers import WRITERS
 from nnsim.errors import NnsimError
@@ -45,8 +46,11 @@ class Runner:
     """A Simulation, its History, and a training loop that can be paused and steered."""
 
     def __init__(self, config: Config, registry: Registry | None = None, paused: bool = False,
-                 capacity: int = 4096, speed: int = 3, ramp: bool = False) -> None:
-        self.sim = Simulation(config, registry)
+                 capacity: int = 4096, speed: int = 3, ramp: bool = False,
+                 sim: Simulation | None = None, snapshot_budget: int = 64 * 2**20) -> None:
+        self.sim = sim if sim is not None else Simulation(config, registry)
+        #: kept snapshots for rewind and branch (see nnsim.engine.rewind)
+        self.snapshots = SnapshotStore(budget=snapshot_budget)
         self.history = History(capacity)
         self.paused = paused
         self.speed = speed
@@ -179,6 +183,25 @@ class Runner:
             self.notices.put(("information", f"Loaded the checkpoint at step {sim.step_count}"))
         self.submit(load)
 
+    def rewind(self, step: int) -> None:
+        """Go back to the kept snapshot at `step` (paused): the run from there replays
+        exactly as it went, unless something is changed."""
+        def go():
+            snap = self.snapshots.get(step)
+            if snap.config != self.sim.config:  # a live change since: undone too
+                self.sim.reconfigure(snap.config)
+            restore(self.sim, snap)
+            self.history.truncate(step)
+            self.snapshots.truncate(step)
+            self.paused = True
+            self.message = ""
+            self.grid = None
+            self.findings = []
+            self._changed()
+            self.notices.put(("information", f"Back at step {step:,}: space replays from here, "
+                                             "exactly as it went"))
+        self.submit(go)
+
     def request_grid(self, resolution: tuple[int, int]) -> None:
         """Compute a decision-boundary grid on the training thread (2-D inputs only)."""
         self.submit(lambda: self._make_grid(resolution))
@@ -237,6 +260,8 @@ class Runner:
         for _ in range(n):
             if sim.stopped or sim.divergence is not None or self.message:
                 return False
+            if sim.step_count == 0 and not self.snapshots.snapshots:
+                self.snapshots.keep(sim)  # the run as initialized
             step, every = sim.step_count + 1, self._every
             try:
                 record = sim.step(every == 1 or step == 1 or step % every == 0)
@@ -247,6 +272,7 @@ class Runner:
                 self._halt(f"halted at step {step}: {type(exc).__name__}: {exc}"[:500])
                 return False
             self.history.append(record)
+            self.snapshots.keep(sim)
             self._count(record)
             if record.nonfinite is not None:
                 self.paused = True
@@ -308,6 +334,7 @@ class Runner:
 
     def _after_rebuild(self) -> None:
         self.findings = []
+        self.snapshots.clear()
         if self._slow_starts:
             self.ramp, self.speed = True, RAMP[0][1]
         self.history.clear()

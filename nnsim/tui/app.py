@@ -82,7 +82,12 @@ class StatusBar(View):
         for t, style, _ in kept:
             text.append(t, style)
         second = Text()
-        if frame.findings and not frame.message:
+        cursor = frame.extras.get("cursor")
+        if cursor is not None:
+            kept = frame.extras.get("kept", 0)
+            second.append(f"timeline: step {cursor:,} ({kept} steps kept)", f"bold {roles['warn']}")
+            second.append(" — , . move · g: go back there · B: branch there · ")
+        elif frame.findings and not frame.message:
             top = frame.findings[0]
             more = f" (+{len(frame.findings) - 1})" if len(frame.findings) > 1 else ""
             second.append(f"doctor: {top.title}{more}", f"bold {roles['warn']}")
@@ -171,6 +176,10 @@ class NnsimApp(RunnerControls, App):
         Binding("6,d", "view('depth')", "Depth", show=False),
         Binding("7", "view('doctor')", "Doctor", show=False),
         Binding("f", "fix", "Apply the doctor's fix", show=False),
+        Binding("comma", "cursor(-1)", "Timeline: back", show=False, key_display=","),
+        Binding("full_stop", "cursor(1)", "Timeline: forward", show=False, key_display="."),
+        Binding("g", "rewind", "Go back to the timeline's step", show=False),
+        Binding("B", "branch", "Branch at the timeline's step", show=False),
         Binding("v", "next_view", "Next view", show=False),
         Binding("m", "smooth", "Raw / smoothed curves", show=False),
         Binding("right_square_bracket", "lr(2.0)", "lr ×2", show=False, key_display="]"),
@@ -194,6 +203,10 @@ class NnsimApp(RunnerControls, App):
                  ("1 … 7, v", "switch panel: layers, curves, distributions, boundary, "
                                 "optimizer, depth profile (also d), doctor"),
                  ("f", "apply the doctor's first fix (shown in the status line)"),
+                 (", / .", "timeline: move back / forward through the kept steps (pauses)"),
+                 ("g", "go back to the timeline's step: the run replays exactly from there"),
+                 ("B", "branch at the timeline's step: change one setting and watch the run "
+                       "and its branch side by side"),
                  ("t", "history window: whole run / last 1,000 / last 100 steps"),
                  ("m", "curves: moving average / raw (mean with min–max band)"),
                  ("[ / ]", "learning rate ÷2 / ×2 (live)"),
@@ -219,6 +232,7 @@ class NnsimApp(RunnerControls, App):
         self.lesson_overrides, self.control = list(lesson_overrides), control
         self.verdict: str = ""
         self.view_name = "layers"
+        self.cursor: int | None = None  # a kept step picked on the timeline (, and .)
         self.window: int | None = WINDOWS[0]
         self.smooth = True
         self._drawn: tuple = (-1, "", -1)
@@ -278,7 +292,9 @@ class NnsimApp(RunnerControls, App):
             optimizer=sim.config.optimizer.name, lr=sim.lr, grid=runner.grid,
             extras={"input_dim": sim.data.input_dim,
                     "focus": self.lesson.focus if self.lesson is not None else "",
-                    "hypers": dict(sim.config.optimizer.hypers)},
+                    "hypers": dict(sim.config.optimizer.hypers),
+                    "cursor": self.cursor,
+                    "kept": len(runner.snapshots.snapshots) if self.cursor is not None else 0},
             timeline=history.timeline, window=self.window, smooth=self.smooth,
             findings=list(runner.findings),
             first=history.first,
@@ -405,6 +421,64 @@ class NnsimApp(RunnerControls, App):
             self.notify(f"The run has stopped: {NEXT_STEP}.", severity="warning", timeout=4)
             return True
         return False
+
+    # ------------------------------------------------------------ rewind and branch
+
+    def action_cursor(self, move: int) -> None:
+        """Move the timeline cursor over the kept snapshots (the run pauses)."""
+        steps = self.runner.snapshots.steps()
+        if not steps:
+            self.notify("No steps kept yet (the network may be too large for the snapshot "
+                        "budget).", timeout=3)
+            return
+        self.runner.pause()
+        now = self.runner.sim.step_count
+        if self.cursor is None or self.cursor not in steps:
+            before = [s for s in steps if s < now] or steps
+            self.cursor = before[-1] if move < 0 else steps[-1]
+        else:
+            i = steps.index(self.cursor) + move
+            self.cursor = steps[max(0, min(len(steps) - 1, i))]
+        self.redraw()
+
+    def action_rewind(self) -> None:
+        if self.cursor is None:
+            self.notify("Pick a step first with , and . (the timeline)", timeout=3)
+            return
+        self.runner.rewind(self.cursor)
+        self.cursor = None
+
+    def action_branch(self) -> None:
+        if self.cursor is None:
+            self.notify("Pick a step first with , and . (the timeline), then B", timeout=3)
+            return
+        step = self.cursor
+
+        def branch(text: str | None) -> None:
+            if text:
+                self._open_branch(step, text)
+        self.push_screen(PathPrompt(f"Branch at step {step:,}: change one setting (KEY=VALUE, "
+                                    "e.g. optimizer.lr=0.5 or model.activation=relu):",
+                                    "optimizer.lr=0.5"), branch)
+
+    def _open_branch(self, step: int, text: str) -> None:
+        from nnsim.config import parse_set
+        from nnsim.engine.lockstep import Lockstep
+        from nnsim.engine.rewind import branch
+        from nnsim.tui.compare import BranchScreen
+
+        try:
+            snap = self.runner.snapshots.get(step)
+            change = parse_set(text)
+            original = branch(snap, snap.config, self.registry)
+            changed = branch(snap, snap.config.with_overrides([change], self.registry),
+                             self.registry)
+        except (NnsimError, KeyError) as exc:
+            self.notify(f"no branch: {exc}", severity="error", timeout=6)
+            return
+        runner = Lockstep.of([("as it went", original), (f"{change[0]}={change[1]}",
+                                                         changed)])
+        self.push_screen(BranchScreen(runner, text.strip()))
 
     def action_fix(self) -> None:
         """Apply the first finding's fix, as the settings screen would."""

@@ -5,14 +5,19 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
+from textual import work
 from textual.app import App, ComposeResult
+from textual.screen import Screen
+from textual.worker import get_current_worker
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from nnsim.engine.lockstep import Lockstep
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
 from nnsim.tui.render import fmt, palette_colour, sparkline
-from nnsim.tui.views import LABEL_WIDTH, VALUE_WIDTH, View, _layer_series, crop_lines
+from nnsim.tui.views import VALUE_WIDTH, View, _layer_series, crop_lines
+
+LABEL_WIDTH = 9  # "accuracy" and "L6 out" fit
 
 METRICS = (("grad_norm", "‖∂L/∂W‖", True), ("act_std", "act std", True),
            ("update_ratio", "‖ΔW‖/‖W‖", True), ("saturated", "saturated", False),
@@ -132,3 +137,73 @@ class CompareApp(RunnerControls, App):
         view = self.query_one(CompareView)
         view.metric = (view.metric + 1) % len(METRICS)
         self.tick()
+
+
+class BranchScreen(Screen):
+    """A run and its branch from one kept step, side by side in lockstep: the original as
+    it went, and the same state with one setting changed. Escape returns to the run."""
+
+    BINDINGS = [*CONTROL_BINDINGS, Binding("m", "metric", "Next statistic"),
+                Binding("escape", "close", "Back to the run")]
+    DEFAULT_CSS = "BranchScreen #status { height: 2; padding: 0 1; background: $boost; }"
+
+    def __init__(self, runner: Lockstep, change: str) -> None:
+        super().__init__()
+        self.runner, self.change = runner, change
+        self._drawn: tuple = ()
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield CompareView(id="compare")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / 30, self.tick)
+        self.train()
+        self.tick()
+
+    @work(thread=True, exclusive=True, group="branch", exit_on_error=False)
+    def train(self) -> None:
+        worker = get_current_worker()
+        self.runner.loop(lambda: worker.is_cancelled)
+
+    def tick(self) -> None:
+        view = self.query_one(CompareView)
+        key = (self.runner.version, view.metric)
+        if key == self._drawn:
+            return
+        self._drawn = key
+        runner = self.runner
+        self.query_one("#status", Static).update(Text.assemble(
+            (f" {runner.state} ", "bold"),
+            f"  step {runner.sim.step_count:,}  the run and its branch ({self.change}) from "
+            f"step {runner.start:,}, in lockstep  speed {runner.speed_text}\n",
+            ("space: play/pause · n: one step · m: next statistic · escape: back to the run",
+             "italic"),
+            (f"  {runner.message}" if runner.message else "", "bold red")), layout=False)
+        view.show_runs(runner)
+
+    def action_toggle(self) -> None:
+        self.runner.toggle()
+
+    def action_step(self) -> None:
+        self.runner.step_once()
+
+    def action_faster(self) -> None:
+        self.runner.faster()
+
+    def action_slower(self) -> None:
+        self.runner.slower()
+
+    def action_reset(self) -> None:
+        self.app.notify("A branch starts at its step: escape and branch again to restart it.",
+                        timeout=3)
+
+    def action_metric(self) -> None:
+        view = self.query_one(CompareView)
+        view.metric = (view.metric + 1) % len(METRICS)
+        self.tick()
+
+    def action_close(self) -> None:
+        self.workers.cancel_group(self, "branch")
+        self.dismiss()

@@ -445,3 +445,41 @@ async def test_a_lessons_set_and_control_follow_every_run_and_the_check(monkeypa
         await pilot.press("k")
         await until(pilot, lambda: "FAIL: " in str(panel.content), timeout=30)
         assert calls[-1]["control"] and calls[-1]["overrides"] == sets
+
+
+async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
+    from nnsim.tui.compare import BranchScreen
+
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(100)
+        await until(pilot, lambda: app.runner.sim.step_count == 100)
+        straight = app.runner.history.snapshot()
+        steps = app.runner.snapshots.steps()
+        assert steps[0] == 0 and steps[-1] == 100
+        await pilot.press("comma", "comma")
+        assert app.cursor == steps[-3]
+        await until(pilot, lambda: f"timeline: step {app.cursor}" in status_text(app))
+        back = app.cursor
+        await pilot.press("g")
+        await until(pilot, lambda: app.runner.sim.step_count == back)
+        assert [r.step for r in app.runner.history.snapshot()][-1] == back
+        app.runner.advance(100 - back)  # the same future again, bit for bit
+        await until(pilot, lambda: app.runner.sim.step_count == 100)
+        assert app.runner.history.snapshot()[-(100 - back):] == straight[-(100 - back):]
+        await pilot.press("comma", "B")
+        await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        app.screen.query_one(Input).value = "optimizer.lr=0.5"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, BranchScreen))
+        lockstep = app.screen.runner
+        start = lockstep.sim.step_count
+        await pilot.press("n", "n", "n")
+        await until(pilot, lambda: all(s.step_count == start + 3
+                                       for s in lockstep.sims.values()))
+        original, branch = (lockstep.histories[label].snapshot() for label in lockstep.labels)
+        assert [r.loss for r in original] == [r.loss for r in straight[start:start + 3]]
+        assert [r.loss for r in branch] != [r.loss for r in original]
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, BranchScreen))
+        assert app.runner.sim.step_count == 100  # the run itself is where it was
