@@ -217,25 +217,31 @@ class Timeline:
                 self._steps[max(0, self.count - self.n_recent) % self.n_recent])
             return first, int(self._steps[(self.count - 1) % self.n_recent])
 
-    def resample(self, n: int, last: int | None = None) -> Columns:
+    def resample(self, n: int, last: int | None = None, keys=None) -> Columns:
         """The whole run (or its newest `last` steps, at most `recent`) in at most `n`
-        columns of about equal numbers of steps, oldest first."""
+        columns of about equal numbers of steps, oldest first; only the series in `keys`
+        when given (the others read as absent)."""
         with self._lock:
-            f = len(self.keys)
+            if keys is not None:
+                pick = [self.index[k] for k in keys if k in self.index]
+                index = {k: j for j, k in enumerate(k for k in keys if k in self.index)}
+            else:
+                pick, index = slice(None), dict(self.index)
+            f = len(index)
             if not self.count or n < 1:
                 empty = np.empty((0, f))
                 return Columns(np.empty(0, np.int64), np.empty(0, np.int64), empty, empty,
-                               empty, dict(self.index))
+                               empty, index)
             if last is None:  # the buckets: exact while each covers one step
                 self._fold()
                 used = (self.count - 1) // self.width + 1
-                lo, hi = self._lo[:used], self._hi[:used]
-                total, cnt = self._sum[:used], self._cnt[:used]
+                lo, hi = self._lo[:used, pick], self._hi[:used, pick]
+                total, cnt = self._sum[:used, pick], self._cnt[:used, pick]
                 first, final = self._first[:used], self._last[:used]
             else:  # the recent rows are exact: every step its own unit
                 k = min(self.count, self.n_recent, last)
                 idx = np.arange(self.count - k, self.count) % self.n_recent
-                rows = self._rows[idx]
+                rows = self._rows[idx][:, pick]
                 finite = np.isfinite(rows)
                 lo = np.where(np.isnan(rows), np.inf, rows)
                 hi = np.where(np.isnan(rows), -np.inf, rows)
@@ -249,7 +255,6 @@ class Timeline:
             hi = np.maximum.reduceat(hi, starts)
             total = np.add.reduceat(total, starts)
             cnt = np.add.reduceat(cnt, starts)
-            index = dict(self.index)
             first, final = first[starts].copy(), final[ends].copy()
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)

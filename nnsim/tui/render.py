@@ -199,14 +199,15 @@ def plot(series: Sequence[tuple[Sequence[float], str]], width: int, height: int,
     chars = np.where(codes > 0, codes + BRAILLE_BASE, ord(" "))
     styles = ["", *(style for _, style in columns)]
     lines = []
-    for row_chars, row_owner in zip(chars.tolist(), (owner_idx + 1).tolist()):
+    owners = owner_idx + 1
+    # one run per stretch of one owner: where the owner changes along each row
+    changes = np.diff(owners, axis=1) != 0
+    for row_chars, row_owner, row_changes in zip(chars.tolist(), owners.tolist(), changes):
         text = Text()
         line = "".join(map(chr, row_chars))
-        start = 0
-        for end in range(1, width + 1):  # one run per stretch of one owner
-            if end == width or row_owner[end] != row_owner[start]:
-                text.append(line[start:end], styles[row_owner[start]])
-                start = end
+        bounds = [0, *(np.flatnonzero(row_changes) + 1).tolist(), width]
+        for start, end in zip(bounds, bounds[1:]):
+            text.append(line[start:end], styles[row_owner[start]])
         lines.append(text)
     return lines, low, high
 

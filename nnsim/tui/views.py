@@ -64,11 +64,12 @@ class Frame:
         """The newest record with layer statistics (at high speed not every step has them)."""
         return self.records[-1] if self.records else None
 
-    def columns(self, n: int) -> Columns:
-        """The timeline reduced to at most n columns over the frame's window."""
+    def columns(self, n: int, keys=None) -> Columns:
+        """The timeline reduced to at most n columns over the frame's window (only the
+        series in `keys`, when given)."""
         if self.timeline is None:
             return Timeline().resample(n)
-        return self.timeline.resample(n, self.window)
+        return self.timeline.resample(n, self.window, keys)
 
 
 def _layer_series(records: list[StepRecord], index: int, name: str) -> list[float]:
@@ -326,7 +327,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     per_layer = rows_free // max(len(layers), 1)
     # taller sparklines first; a blank row between layers once there is room for one
     block, gap = (min(6, per_layer - 1), True) if per_layer >= 4 else (max(1, per_layer), False)
-    timeline = frame.columns(spark)
+    timeline = frame.columns(spark, [(c.field, layer.index) for c in cols
+                                     for layer in layers])
     series = {c.field: [timeline.series((c.field, layer.index)) for layer in layers]
               for c in cols}
     axes = {c.field: c.axis([s for s, layer in zip(series[c.field], layers)
@@ -501,7 +503,8 @@ class CurvesView(View):
     def draw(self, frame: Frame, width: int, height: int):
         roles = self.roles
         plot_w = max(width - 10, 10)
-        cols = frame.columns(plot_w * 2)
+        cols = frame.columns(plot_w * 2, ("loss", "accuracy", "val_loss", "val_accuracy",
+                                          "loss_smooth", "accuracy_smooth"))
         has_acc = bool(np.isfinite(cols.series("accuracy")).any())
         plot_h = max((height - 5) // (2 if has_acc else 1) - 1, 2)
         chance_loss = math.log(frame.classes) if frame.classes else None

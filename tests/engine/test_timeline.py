@@ -134,3 +134,16 @@ def test_unmeasured_steps_leave_gaps_in_layer_series_only():
     grads = cols.series(("grad_norm", 1))
     expected = [r.layers[0].grad_norm if r.layers else np.nan for r in records[1:]]
     np.testing.assert_array_equal(grads, expected)
+
+
+def test_resampling_some_series_gives_the_same_numbers_as_all():
+    sim = Simulation(small_config())
+    timeline = Timeline(buckets=8, recent=64)
+    timeline.extend(sim.run(100))
+    keys = ["loss", ("grad_norm", 2), ("nope", 9)]
+    for last in (None, 50):
+        every, some = timeline.resample(7, last), timeline.resample(7, last, keys)
+        assert not some.has(("nope", 9)) and some.mean.shape[1] == 2
+        for key in keys[:2]:
+            for which in ("lo", "mean", "hi"):
+                np.testing.assert_array_equal(every.series(key, which), some.series(key, which))
