@@ -219,8 +219,10 @@ def examine(evidence: Evidence, registry: Registry | None = None) -> list[Findin
 
 #: findings that make another redundant: the key is left out when any of its values is found
 EXPLAINED_BY = {"learning_rate_low": {"vanishing_gradients", "activation_scale",
-                                      "stuck_at_chance"},
-                "stuck_at_chance": {"learning_rate_high"}}
+                                      "stuck_at_chance", "dead_units"},
+                "stuck_at_chance": {"learning_rate_high"},
+                # silent layers have no spread: the collapse is the dead units' doing
+                "activation_scale": {"dead_units"}}
 
 
 def diagnose(records: list[StepRecord], config: Config, classes: int | None,

@@ -597,10 +597,10 @@ class DepthView(View):
         metrics = DEPTH_METRICS if width >= 70 else DEPTH_METRICS[:3]
         cell = (width - label_w) // len(metrics)
         bar_w = max(cell - VALUE_WIDTH - 2, 4)
-        lines = [Text.assemble(("Depth profile: ", "bold"),
-                               (f"█ now (step {last.step:,})   ┃ step {first.step:,}, the "
-                                "network as initialized.  Each column's axis is shared by "
-                                "every layer.", roles["muted"]))]
+        lines = [Text.assemble(("Depth profile ", "bold"),
+                               (f"█ step {last.step:,}  ┃ step {first.step:,} (as initialized)"
+                                + ("; each axis is shared by every layer" if width >= 90
+                                   else ""), roles["muted"]))]
         title = Text(f"{'layer':<{label_w}}", style="bold")
         scale = Text(" " * label_w, style=roles["muted"])
         axes = {}
