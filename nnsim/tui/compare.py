@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult
 from textual.screen import Screen
-from textual.worker import get_current_worker
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
@@ -93,7 +91,47 @@ class CompareView(View):
         return crop_lines(lines)
 
 
-class CompareApp(RunnerControls, App):
+class LockstepPanel:
+    """What the compare app and the branch screen share: a status line over a CompareView
+    of a Lockstep runner, trained on a worker, redrawn 30 times a second."""
+
+    runner: Lockstep
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        yield CompareView(id="compare")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._drawn: tuple = ()
+        self.set_interval(1 / 30, self.tick)
+        self.train()
+        self.tick()
+
+    def status(self) -> Text:
+        runner = self.runner
+        return Text.assemble(
+            (f" {runner.state} ", "bold"), f"  step {runner.sim.step_count:,}  "
+            f"{len(runner.labels)} runs in lockstep from seed {runner.sim.config.seed}  speed "
+            f"{runner.speed_text}", (f"  {runner.message}" if runner.message else "",
+                                     "bold red"))
+
+    def tick(self) -> None:
+        view = self.query_one(CompareView)
+        key = (self.runner.version, view.metric)
+        if key == self._drawn:
+            return
+        self._drawn = key
+        self.query_one("#status", Static).update(self.status(), layout=False)
+        view.show_runs(self.runner)
+
+    def action_metric(self) -> None:
+        view = self.query_one(CompareView)
+        view.metric = (view.metric + 1) % len(METRICS)
+        self.tick()
+
+
+class CompareApp(LockstepPanel, RunnerControls, App):
     """Runs that differ in chosen settings, side by side."""
 
     TITLE = "nnsim compare"
@@ -107,39 +145,9 @@ class CompareApp(RunnerControls, App):
     def __init__(self, runner: Lockstep) -> None:
         super().__init__()
         self.runner = runner
-        self._drawn: tuple = ()
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="status")
-        yield CompareView(id="compare")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.set_interval(1 / 30, self.tick)
-        self.train()
-        self.tick()
-
-    def tick(self) -> None:
-        view = self.query_one(CompareView)
-        key = (self.runner.version, view.metric)
-        if key == self._drawn:
-            return
-        self._drawn = key
-        runner = self.runner
-        step = runner.sim.step_count
-        self.query_one("#status", Static).update(Text.assemble(
-            (f" {runner.state} ", "bold"), f"  step {step:,}  {len(runner.labels)} runs in "
-            f"lockstep from seed {runner.sim.config.seed}  speed {runner.speed_text}",
-            (f"  {runner.message}" if runner.message else "", "bold red")), layout=False)
-        view.show_runs(runner)
-
-    def action_metric(self) -> None:
-        view = self.query_one(CompareView)
-        view.metric = (view.metric + 1) % len(METRICS)
-        self.tick()
 
 
-class BranchScreen(Screen):
+class BranchScreen(LockstepPanel, RunnerControls, Screen):
     """A run and its branch from one kept step, side by side in lockstep: the original as
     it went, and the same state with one setting changed. Escape returns to the run."""
 
@@ -150,60 +158,21 @@ class BranchScreen(Screen):
     def __init__(self, runner: Lockstep, change: str) -> None:
         super().__init__()
         self.runner, self.change = runner, change
-        self._drawn: tuple = ()
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="status")
-        yield CompareView(id="compare")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.set_interval(1 / 30, self.tick)
-        self.train()
-        self.tick()
-
-    @work(thread=True, exclusive=True, group="branch", exit_on_error=False)
-    def train(self) -> None:
-        worker = get_current_worker()
-        self.runner.loop(lambda: worker.is_cancelled)
-
-    def tick(self) -> None:
-        view = self.query_one(CompareView)
-        key = (self.runner.version, view.metric)
-        if key == self._drawn:
-            return
-        self._drawn = key
+    def status(self) -> Text:
         runner = self.runner
-        self.query_one("#status", Static).update(Text.assemble(
+        return Text.assemble(
             (f" {runner.state} ", "bold"),
             f"  step {runner.sim.step_count:,}  the run and its branch ({self.change}) from "
             f"step {runner.start:,}, in lockstep  speed {runner.speed_text}\n",
             ("space: play/pause · n: one step · m: next statistic · escape: back to the run",
              "italic"),
-            (f"  {runner.message}" if runner.message else "", "bold red")), layout=False)
-        view.show_runs(runner)
-
-    def action_toggle(self) -> None:
-        self.runner.toggle()
-
-    def action_step(self) -> None:
-        self.runner.step_once()
-
-    def action_faster(self) -> None:
-        self.runner.faster()
-
-    def action_slower(self) -> None:
-        self.runner.slower()
+            (f"  {runner.message}" if runner.message else "", "bold red"))
 
     def action_reset(self) -> None:
         self.app.notify("A branch starts at its step: escape and branch again to restart it.",
                         timeout=3)
 
-    def action_metric(self) -> None:
-        view = self.query_one(CompareView)
-        view.metric = (view.metric + 1) % len(METRICS)
-        self.tick()
-
     def action_close(self) -> None:
-        self.workers.cancel_group(self, "branch")
+        self.workers.cancel_node(self)
         self.dismiss()

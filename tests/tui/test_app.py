@@ -483,3 +483,5 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, BranchScreen))
         assert app.runner.sim.step_count == 100  # the run itself is where it was
+        await pilot.press("space")  # and its training thread is still there
+        await until(pilot, lambda: app.runner.sim.step_count > 100)
