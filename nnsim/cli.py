@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from typing import IO, Sequence
@@ -279,9 +280,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("nnsim: interrupted")
         return 130
     except BrokenPipeError:
-        # `nnsim run | head`: the reader left; exit quietly without a traceback
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        # `nnsim plugins | head`: the reader left; one line, no traceback
+        _quiet_stdout()
+        _err("nnsim: error: cannot write to stdout (broken pipe: its reader has closed it)")
+        return EXIT_WRITE
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF):
+            raise
+        _quiet_stdout()
+        _err(f"nnsim: error: cannot write the output ({exc.strerror or exc})")
+        return EXIT_WRITE
 
 
 # ---------------------------------------------------------------- nnsim (TUI)
@@ -337,18 +347,79 @@ class Progress:
         self.stream.flush()
 
 
+#: exit code of a run whose records could not be written (sysexits' EX_IOERR)
+EXIT_WRITE = 74
+#: exit codes of a run stopped by a signal: 128 + the signal's number
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class _Signals:
+    """While training: the first Ctrl-C or SIGTERM asks the run to stop after the step in
+    progress (so the final checkpoint holds a whole step); a second Ctrl-C stops at once."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        try:
+            for sig in EXIT_SIGNAL:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave the defaults
+            pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+
+def _resume_sets(sets: Sequence[str]) -> list[tuple[str, object]]:
+    """--set on a resumed run: optimizer hyperparameters only (e.g. a lower lr), as
+    (hyperparameter, value) pairs for `Simulation.set_hyper`."""
+    from nnsim.config import parse_set
+
+    pairs = []
+    for item in sets:
+        key, value = parse_set(item)
+        parts = key.split(".")
+        if len(parts) != 2 or parts[0] != "optimizer" or parts[1] == "name":
+            raise UsageError(f"nnsim run: --resume takes --set only for optimizer "
+                             f"hyperparameters (e.g. --set optimizer.lr=0.01), got {key[:80]!r}")
+        pairs.append((parts[1], value))
+    return pairs
+
+
+def _quiet_stdout() -> None:
+    """After stdout failed (broken pipe, closed): send what is left to /dev/null, so the
+    interpreter's final flush does not print a second error."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def cmd_run(args) -> int:
     from nnsim.engine import Simulation, checkpoint
     from nnsim.engine.history import History
     from nnsim.engine.writers import WRITERS
 
     if args.resume:
-        if args.config or args.sets or args.seed is not None:
+        if args.config or args.seed is not None:
             raise UsageError("nnsim run: --resume continues a saved run with its own config; "
-                             "leave out CONFIG, --set and --seed")
+                             "leave out CONFIG and --seed (--set may change optimizer "
+                             "hyperparameters)")
+        hypers = _resume_sets(args.sets)
         sim, kept = checkpoint.load(args.resume)
-        if args.no_telemetry:
+        if args.no_telemetry and sim.telemetry is not None:
             raise UsageError("nnsim run: --no-telemetry cannot change a resumed run")
+        for key, value in hypers:
+            sim.set_hyper(key, value)
         steps = sim.config.train.steps if args.steps is None else args.steps
     else:
         config = _load_config(args)
@@ -360,8 +431,14 @@ def cmd_run(args) -> int:
         raise UsageError(f"nnsim run: --every must be 1 or more, got {args.every}")
     if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint):
         raise UsageError("nnsim run: --checkpoint-every N needs N >= 1 and --checkpoint DIR")
+    if args.checkpoint:
+        checkpoint.check_writable(args.checkpoint)  # before training, not after it
+    if not args.out and sys.stdout is None:
+        raise UsageError("nnsim run: stdout is closed; give --out FILE for the records")
     if sim is None:
         sim = Simulation(config, telemetry=not args.no_telemetry)
+    if sim.divergence is not None and args.on_divergence == "stop":
+        steps = 0  # a checkpoint saved at a divergence: nothing more to step
     for failure in sim.registry.failures:
         _err(f"nnsim: warning: plugin {failure}")
     history = History(timeline=False)
@@ -375,33 +452,67 @@ def cmd_run(args) -> int:
             raise UsageError(f"nnsim run: cannot write --out {args.out!r}: {exc.strerror}")
     else:
         out = sys.stdout
+    where = args.out or "stdout"
     fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
     writer = WRITERS[fmt](out)
     last_step = sim.step_count + steps
     progress = Progress(last_step, sys.stderr) if sys.stderr.isatty() else None
     record = None
-    try:
-        for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop",
-                                 every=args.every):
-            history.append(record)
-            if record.step % args.every == 0 or record.step == last_step or record.nonfinite:
-                writer.write(record)
-            if progress:
-                progress.update(record)
-            if args.checkpoint_every and record.step % args.checkpoint_every == 0:
-                checkpoint.save(sim, args.checkpoint, history.snapshot())
-        if record is not None and record.step % args.every and not record.nonfinite \
-                and record.step != last_step:
-            writer.write(record)  # the last record, when stopped early between K-steps
-    finally:
-        if progress and record is not None:
-            progress.update(record, force=True)
-            progress.close()
-        writer.close()
-        if out is not sys.stdout:
-            out.close()
+    write_error: OSError | None = None
+
+    def write(rec) -> None:
+        nonlocal write_error
+        if write_error is None:
+            try:
+                writer.write(rec)
+            except OSError as exc:  # disk full, EIO, broken pipe, closed stdout
+                write_error = exc
+
+    with _Signals() as signals:
+        try:
+            for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop",
+                                     every=args.every):
+                history.append(record)
+                if record.step % args.every == 0 or record.step == last_step \
+                        or record.nonfinite:
+                    write(record)
+                if progress:
+                    progress.update(record)
+                if args.checkpoint_every and record.step % args.checkpoint_every == 0:
+                    checkpoint.save(sim, args.checkpoint, history.snapshot())
+                if write_error is not None or signals.received is not None:
+                    break
+            if record is not None and record.step % args.every and not record.nonfinite \
+                    and record.step != last_step:
+                write(record)  # the last record, when stopped early between K-steps
+        finally:
+            if progress and record is not None:
+                progress.update(record, force=True)
+                progress.close()
+            try:
+                writer.close()
+                if out is not sys.stdout:
+                    out.close()
+            except OSError as exc:
+                write_error = write_error or exc
+            if write_error is not None and out is sys.stdout:
+                _quiet_stdout()
     if args.checkpoint:
+        # the final checkpoint: after the last step, a write error or a signal alike
         checkpoint.save(sim, args.checkpoint, history.snapshot())
+    saved = (f"; checkpoint at step {sim.step_count} in {args.checkpoint} (continue with "
+             f"nnsim run --resume {args.checkpoint})" if args.checkpoint else "")
+    if write_error is not None:
+        why = write_error.strerror or write_error.__class__.__name__
+        if isinstance(write_error, BrokenPipeError):
+            why = "broken pipe: its reader has closed it"
+        _err(f"nnsim: error: cannot write the records to {where} ({why}); stopped at step "
+             f"{sim.step_count}{saved}")
+        return EXIT_WRITE
+    if signals.received is not None:
+        name = "SIGTERM" if signals.received == signal.SIGTERM else "interrupted (Ctrl-C)"
+        _err(f"nnsim: {name} at step {sim.step_count}{saved}")
+        return EXIT_SIGNAL[signals.received]
     if sim.stopped:
         _err(f"nnsim: {sim.stopped}")
     if sim.divergence is not None:

@@ -36,6 +36,29 @@ def checkpoint_path(where: str | Path) -> Path:
     return p / FILE_NAME if p.is_dir() or not p.suffix else p
 
 
+def check_writable(where: str | Path) -> Path:
+    """Make sure a checkpoint can be written at `where` (creating its folder), before a run
+    spends its time; returns the checkpoint's path."""
+    path = checkpoint_path(where)
+    if path.exists() and path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; give --checkpoint a folder or a .npz file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"{path.parent}: cannot create the checkpoint folder "
+                              f"({exc.strerror or exc}); give --checkpoint a folder you can "
+                              f"write") from None
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CheckpointError(f"{path.parent}: cannot write a checkpoint there "
+                              f"({exc.strerror or exc}); give --checkpoint a folder you can "
+                              f"write") from None
+    return path
+
+
 def _text(value: Any) -> np.ndarray:
     return np.array(json.dumps(value))
 

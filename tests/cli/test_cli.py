@@ -121,7 +121,8 @@ def test_checkpoint_and_resume_continue_the_same_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["--set", "seed=3"], "leave out CONFIG, --set and --seed"),
+    (["--set", "seed=3"], "--resume takes --set only for optimizer hyperparameters"),
+    (["--seed", "3"], "leave out CONFIG and --seed"),
     ([], "not a readable checkpoint"),
 ])
 def test_resume_refuses_bad_input(tmp_path, capsys, args, needle):

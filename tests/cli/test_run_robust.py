@@ -1,0 +1,123 @@
+"""nnsim run when things go wrong: write errors, signals, a bad --checkpoint folder and
+resumed runs. Each ends with one line on stderr, a distinct exit code, and the final
+checkpoint written."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nnsim.cli import main
+from nnsim.engine.checkpoint import load
+
+SMALL = ["--set", "data.samples=200", "--set", "model.hidden=[8]"]
+NNSIM = [sys.executable, "-m", "nnsim"]
+
+
+def records(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_a_full_disk_is_one_line_and_the_checkpoint_is_still_written(tmp_path, capsys):
+    code = main(["run", *SMALL, "--steps", "400", "--out", "/dev/full",
+                 "--checkpoint", str(tmp_path / "ck")])
+    err = capsys.readouterr().err
+    assert code == 74
+    assert err.count("\n") == 1 and "cannot write the records to /dev/full (No space left" in err
+    sim, _ = load(tmp_path / "ck")
+    assert f"stopped at step {sim.step_count}; checkpoint at step {sim.step_count}" in err
+    assert 0 < sim.step_count < 400  # it stopped at the error, not after every step
+
+
+def test_a_broken_pipe_is_one_line_and_the_checkpoint_is_still_written(tmp_path):
+    ck = tmp_path / "ck"
+    proc = subprocess.Popen([*NNSIM, "run", *SMALL, "--steps", "100000", "--checkpoint",
+                             str(ck)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()  # like `nnsim run | head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 74
+    assert err.count("\n") == 1 and "broken pipe" in err and "Traceback" not in err
+    assert load(ck)[0].step_count >= 1
+
+
+def test_a_closed_stdout_is_one_line():
+    result = subprocess.run(["bash", "-c", " ".join([*NNSIM, "run", *SMALL, "--steps", "3"])
+                             + " >&-"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "nnsim run: stdout is closed; give --out FILE for the records\n"
+
+
+def test_plugins_to_a_full_disk_is_one_line():
+    result = subprocess.run(["bash", "-c", " ".join([*NNSIM, "plugins", "--json"])
+                             + " > /dev/full"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 74
+    assert result.stderr == "nnsim: error: cannot write the output (No space left on device)\n"
+
+
+def test_the_checkpoint_folder_is_checked_before_training(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    start = time.perf_counter()
+    assert main(["run", *SMALL, "--steps", "1000000", "--checkpoint",
+                 str(a_file / "ck")]) == 2
+    assert time.perf_counter() - start < 10
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert "cannot create the checkpoint folder (Not a directory)" in err
+
+
+@pytest.mark.parametrize("signum,code,word", [(signal.SIGTERM, 143, "SIGTERM"),
+                                              (signal.SIGINT, 130, "interrupted (Ctrl-C)")])
+def test_a_signal_writes_the_final_checkpoint_and_exits_128_plus_its_number(
+        tmp_path, signum, code, word):
+    ck, out = tmp_path / "ck", tmp_path / "run.jsonl"
+    proc = subprocess.Popen([*NNSIM, "run", *SMALL, "--steps", "10000000", "--checkpoint",
+                             str(ck), "--out", str(out)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # until training has started
+    proc.send_signal(signum)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    err = err.decode()
+    assert proc.returncode == code
+    assert err.count("\n") == 1 and err.startswith(f"nnsim: {word} at step ")
+    sim, history = load(ck)
+    assert f"at step {sim.step_count};" in err
+    # the records written end where the checkpoint stands: nothing lost, nothing doubled
+    assert records(out.read_text())[-1]["step"] == history[-1].step == sim.step_count
+
+
+def test_resuming_a_checkpoint_saved_at_a_divergence_steps_no_further(tmp_path, capsys):
+    ck = str(tmp_path / "ck")
+    diverge = ["--set", "optimizer.name=sgd", "--set", "optimizer.lr=10",
+               "--set", "model.activation=relu"]
+    assert main(["run", *diverge, "--steps", "50", "--checkpoint", ck]) == 3
+    first = records(capsys.readouterr().out)
+    assert first[-1]["nonfinite"]
+    for _ in range(2):
+        assert main(["run", "--resume", ck, "--steps", "5"]) == 3
+        out, err = capsys.readouterr()
+        assert out == "" and f"diverged at step {first[-1]['step']}" in err
+    assert load(ck)[0].step_count == first[-1]["step"]
+
+
+def test_resume_takes_set_for_optimizer_hyperparameters(tmp_path, capsys):
+    ck = str(tmp_path / "ck")
+    assert main(["run", *SMALL, "--steps", "5", "--checkpoint", ck]) == 0
+    capsys.readouterr()
+    assert main(["run", "--resume", ck, "--steps", "3", "--set", "optimizer.lr=0.01"]) == 0
+    out = records(capsys.readouterr().out)
+    assert [r["lr"] for r in out] == [0.01] * 3 and out[0]["step"] == 6
+    assert main(["run", "--resume", ck, "--steps", "1", "--set", "model.hidden=[4]"]) == 2
+    err = capsys.readouterr().err
+    assert "--resume takes --set only for optimizer hyperparameters" in err
+    assert main(["run", "--resume", ck, "--steps", "1", "--set", "optimizer.lr=99"]) == 2
+    assert "optimizer.lr" in capsys.readouterr().err
