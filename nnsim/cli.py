@@ -479,7 +479,7 @@ def cmd_run(args) -> int:
                 if progress:
                     progress.update(record)
                 if args.checkpoint_every and record.step % args.checkpoint_every == 0:
-                    checkpoint.save(sim, args.checkpoint, history.snapshot())
+                    checkpoint.save(sim, args.checkpoint, history.snapshot(), durable=False)
                 if write_error is not None or signals.received is not None:
                     break
             if record is not None and record.step % args.every and not record.nonfinite \

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from nnsim.config import Config, read_toml_text
 from nnsim.engine.records import LayerRecord, StepRecord
-from nnsim.errors import NnsimError
+from nnsim.errors import NnsimError, cap
 
 FORMAT = "nnsim-checkpoint"
 VERSION = 1
@@ -63,8 +64,12 @@ def _text(value: Any) -> np.ndarray:
     return np.array(json.dumps(value))
 
 
-def save(sim, where: str | Path, history: list[StepRecord] = ()) -> Path:
-    """Write `sim` (and the records in `history`) atomically; returns the file written."""
+def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool = True) -> Path:
+    """Write `sim` (and the records in `history`) atomically; returns the file written.
+
+    The file is written beside the old one and renamed over it, so a killed process always
+    leaves a whole checkpoint. `durable` also syncs it to the disk before the rename (safe
+    from a power cut, a few ms more); periodic saves may leave that to the final one."""
     path = checkpoint_path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,27 +87,174 @@ def save(sim, where: str | Path, history: list[StepRecord] = ()) -> Path:
             "step": sim.step_count, "best_val": _num(sim.best_val),
             "evals_since_best": sim.evals_since_best,
             "best_step": getattr(sim, "best_step", 0), "stopped": sim.stopped,
+            "telemetry": sim.telemetry is not None,
             "divergence": None if sim.divergence is None else
             [sim.divergence.step, sim.divergence.where]}),
-        "history": _text([r.to_dict() for r in history]),
     }
+    arrays.update(encode_history(sim, history))
     for key, value in sim.net.buffers().items():
         arrays[f"buffer/{key}"] = value
     for key, value in sim.opt_state.items():
         arrays[f"state/{key}"] = value
     if sim.telemetry is not None and sim.telemetry.primed:
         arrays["telemetry/inactive_run"] = sim.telemetry.inactive_run
-    tmp = path.with_name(f".{path.name}.tmp")
+    # one temporary file per writer: two runs sharing a folder never write the same one
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
+
+
+# ---------------------------------------------------------------- history as columns
+
+#: per-layer fields stored as float64 columns (read from the record's declaration)
+_LAYER_FLOATS = tuple(f for f in LayerRecord._fields
+                      if f not in ("index", "kind", "width", "hist", "hist_range", "state",
+                                   "learnable"))
+#: global fields stored as float64 columns (None kept apart in a mask)
+_GLOBAL_FLOATS = tuple(f for f in StepRecord._fields
+                       if f not in ("step", "layers", "nonfinite"))
+
+
+def _layout(record: StepRecord) -> list:
+    return [[layer.index, layer.kind, layer.width, len(layer.hist),
+             [n for n, _ in layer.state], [n for n, _ in layer.learnable]]
+            for layer in record.layers]
+
+
+def _rows(records: list[StepRecord], layout: list) -> dict[str, np.ndarray]:
+    """The records' columns: one row per record."""
+    n, g = len(records), len(_GLOBAL_FLOATS)
+    width = sum(len(_LAYER_FLOATS) + len(st) + len(le) for _, _, _, _, st, le in layout)
+    bins = sum(h for _, _, _, h, _, _ in layout)
+    if n == 0:
+        return {"step": np.zeros(0, np.int64), "global": np.zeros((0, g)),
+                "none": np.zeros((0, g), bool), "layers": np.zeros((0, width)),
+                "hist": np.zeros((0, bins), np.int64),
+                "hist_range": np.zeros((0, 2 * len(layout)))}
+    glob = np.array([[getattr(r, f) for f in _GLOBAL_FLOATS] for r in records], dtype=object)
+    none = glob == None  # noqa: E711 — elementwise on an object array
+    glob[none] = np.nan
+    layers = [[v for layer in r.layers
+               for v in (*[getattr(layer, f) for f in _LAYER_FLOATS],
+                         *[x for _, x in layer.state], *[x for _, x in layer.learnable])]
+              for r in records]
+    hist = [[c for layer in r.layers for c in layer.hist] for r in records]
+    ranges = [[x for layer in r.layers for x in layer.hist_range] for r in records]
+    return {
+        "step": np.array([r.step for r in records], np.int64),
+        "global": glob.astype(np.float64).reshape(n, g),
+        "none": none.astype(bool).reshape(n, g),
+        "layers": np.array(layers, np.float64).reshape(n, width),
+        "hist": np.array(hist, np.int64).reshape(n, bins),
+        "hist_range": np.array(ranges, np.float64).reshape(n, 2 * len(layout)),
+    }
+
+
+def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
+    """The kept records as binary columns (a few MB for 4,096 records of the default
+    network, against tens of MB as JSON). Rows already encoded by an earlier save of the
+    same simulation are reused, so saving every N steps encodes only the N new records."""
+    history = list(history)
+    layout = _layout(history[0]) if history else []
+    if history and _layout(history[-1]) != layout:
+        return {"history": _text([r.to_dict() for r in history])}  # mixed shapes: JSON
+    cache = getattr(sim, "_history_columns", None)
+    steps = [r.step for r in history]
+    reuse = 0
+    if cache is not None and cache["layout"] == layout and len(cache["step"]):
+        # the cached rows that are still in `history`, as a run of steps
+        first = np.searchsorted(cache["step"], steps[0]) if steps else 0
+        kept = cache["step"][first:]
+        if len(kept) <= len(steps) and np.array_equal(kept, steps[:len(kept)]):
+            reuse = len(kept)
+    if any(len(r.layers) != len(layout) for r in history[reuse:]):
+        return {"history": _text([r.to_dict() for r in history])}
+    try:
+        fresh = _rows(history[reuse:], layout)
+    except (ValueError, TypeError):  # records of different shapes: JSON keeps them all
+        return {"history": _text([r.to_dict() for r in history])}
+    if reuse:
+        cols = {k: np.concatenate([cache[k][len(cache["step"]) - reuse:], v])
+                for k, v in fresh.items()}
+    else:
+        cols = fresh
+    for k, v in cols.items():
+        if k != "step" and len(v) != len(steps):  # a layout change the check above missed
+            return {"history": _text([r.to_dict() for r in history])}
+    try:
+        sim._history_columns = {"layout": layout, **cols}
+    except AttributeError:
+        pass
+    nonfinite = {str(i): r.nonfinite for i, r in enumerate(history) if r.nonfinite}
+    hist = cols["hist"]
+    hist_dtype = np.uint16 if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
+        else np.int64
+    return {
+        "history/layout": _text({"layers": layout, "global": list(_GLOBAL_FLOATS),
+                                 "layer": list(_LAYER_FLOATS), "nonfinite": nonfinite}),
+        "history/step": cols["step"], "history/global": cols["global"],
+        "history/none": np.packbits(cols["none"], axis=-1),
+        "history/layers": cols["layers"], "history/hist": hist.astype(hist_dtype),
+        "history/hist_range": (cols["hist_range"][:1] if len(steps) and
+                               (cols["hist_range"] == cols["hist_range"][0]).all()
+                               else cols["hist_range"]),
+    }
+
+
+def decode_history(data: dict[str, np.ndarray]) -> list[StepRecord]:
+    """The records stored by `encode_history` (or, from older files, as JSON)."""
+    if "history/layout" not in data:
+        return [record_from_dict(d) for d in json.loads(str(data["history"]))]
+    meta = json.loads(str(data["history/layout"]))
+    layout, gnames, lnames = meta["layers"], meta["global"], meta["layer"]
+    steps = data["history/step"]
+    n = len(steps)
+    if n == 0:
+        return []
+    glob = data["history/global"].reshape(n, len(gnames))
+    none = np.unpackbits(data["history/none"], axis=-1, count=len(gnames)).reshape(
+        n, len(gnames)).astype(bool)
+    width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
+    cols = data["history/layers"].reshape(n, width)
+    hist = data["history/hist"].reshape(n, sum(h for _, _, _, h, _, _ in layout))
+    ranges = data["history/hist_range"]
+    if ranges.ndim != 2 or ranges.shape[1] != 2 * len(layout):
+        raise ValueError(f"history/hist_range has shape {ranges.shape}")
+    if len(ranges) == 1 and n > 1:  # the same ranges on every row, stored once
+        ranges = np.repeat(ranges, n, axis=0)
+    nonfinite = meta.get("nonfinite", {})
+    glob_list, none_list = glob.tolist(), none.tolist()
+    cols_list, hist_list, range_list = cols.tolist(), hist.tolist(), ranges.tolist()
+    records = []
+    for i in range(n):
+        row, hrow, rrow = cols_list[i], hist_list[i], range_list[i]
+        layers, c, h = [], 0, 0
+        for j, (index, kind, w, nh, state, learn) in enumerate(layout):
+            values = row[c:c + len(lnames)]
+            c += len(lnames)
+            st = tuple(zip(state, row[c:c + len(state)]))
+            c += len(state)
+            le = tuple(zip(learn, row[c:c + len(learn)]))
+            c += len(learn)
+            layers.append(LayerRecord(index=index, kind=kind, width=w,
+                                      hist=tuple(hrow[h:h + nh]),
+                                      hist_range=(rrow[2 * j], rrow[2 * j + 1]),
+                                      state=st, learnable=le, **dict(zip(lnames, values))))
+            h += nh
+        g = {name: (None if none_list[i][k] else glob_list[i][k])
+             for k, name in enumerate(gnames)}
+        records.append(StepRecord(step=int(steps[i]), **g, nonfinite=nonfinite.get(str(i)),
+                                  layers=tuple(layers)))
+    return records
 
 
 def _num(x: float) -> Any:
@@ -123,30 +275,49 @@ def load(where: str | Path, registry=None):
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
+        # MemoryError: an array header declaring a shape larger than any memory
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if data.get("format") is None or str(data["format"]) != FORMAT:
         raise CheckpointError(f"{path}: not an nnsim checkpoint")
-    if int(data["version"]) != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {int(data['version'])}; this nnsim "
+    version = data.get("version")
+    if version is None or version.shape != () or version.dtype.kind not in "iu":
+        raise CheckpointError(f"{path}: damaged checkpoint (version must be an integer, got "
+                              f"{cap(repr(version), 80)})")
+    if int(version) != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {int(version)}; this nnsim "
                               f"reads version {VERSION}")
     try:
-        config = Config.from_dict(read_toml_text(str(data["config"]), str(path)), registry)
-        sim = Simulation(config, registry)
-        _restore(sim, data)
         info = json.loads(str(data["sim"]))
-        history = [record_from_dict(d) for d in json.loads(str(data["history"]))]
+        if not isinstance(info, dict):
+            raise TypeError(f"sim must be a table, got {type(info).__name__}")
+        for key in ("step", "evals_since_best", "best_step"):
+            if isinstance(info.get(key), bool) or not isinstance(info.get(key), int) \
+                    or info[key] < 0:
+                raise TypeError(f"{key} must be an integer of 0 or more, got "
+                                f"{cap(repr(info.get(key)), 80)}")
+        config = Config.from_dict(read_toml_text(str(data["config"]), str(path)), registry)
+        sim = Simulation(config, registry, telemetry=bool(info.get("telemetry", True)))
+        _restore(sim, data)
+        history = decode_history(data)
+        sim.step_count = info["step"]
+        sim.best_val = _float(info["best_val"])
+        sim.evals_since_best = info["evals_since_best"]
+        sim.best_step = info["best_step"]
+        stopped = info["stopped"]
+        if stopped is not None and not isinstance(stopped, str):
+            raise TypeError(f"stopped must be text, got {cap(repr(stopped), 80)}")
+        sim.stopped = stopped
+        if info["divergence"] is not None:
+            step, where_ = info["divergence"]
+            if not isinstance(step, int) or not isinstance(where_, str):
+                raise TypeError("divergence must be [step, where]")
+            sim.divergence = Divergence(step, where_)
     except NnsimError:
         raise
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
-    sim.step_count = int(info["step"])
-    sim.best_val = _float(info["best_val"])
-    sim.evals_since_best = int(info["evals_since_best"])
-    sim.best_step = int(info["best_step"])
-    sim.stopped = info["stopped"]
-    if info["divergence"] is not None:
-        sim.divergence = Divergence(*info["divergence"])
+    except (KeyError, ValueError, TypeError, IndexError, MemoryError) as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
+                              f"{cap(exc, 200)})") from None
     sim.last = history[-1] if history else None
     return sim, history
 
@@ -168,11 +339,16 @@ def _restore(sim, data: dict[str, np.ndarray]) -> None:
         put(tel.inactive_run, "telemetry/inactive_run")
         tel.primed = True
     order = data["data_order"]
-    if order.shape != sim.data._order.shape:
-        raise ValueError("the data order does not match the dataset")
+    if order.shape != sim.data._order.shape or order.dtype.kind not in "iu" or not \
+            np.array_equal(np.sort(order), np.arange(len(order))):
+        raise ValueError(f"the data order must be a permutation of the {sim.data.n_train} "
+                         f"training examples")
     sim.data._order = order.astype(np.int64)
     info = json.loads(str(data["data"]))
-    sim.data._pos, sim.data.examples_seen = int(info["pos"]), int(info["seen"])
+    pos, seen = int(info["pos"]), int(info["seen"])
+    if not 0 <= pos <= sim.data.n_train or seen < 0:
+        raise ValueError(f"the data position must be in [0, {sim.data.n_train}], got {pos}")
+    sim.data._pos, sim.data.examples_seen = pos, seen
     states = json.loads(str(data["rng"]))
     for name, rng in sim.rngs.items():
         rng.bit_generator.state = states[name]
