@@ -273,8 +273,9 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     """Run every combination of `grid` (KEY=V1,V2 strings) on top of `base`.
 
     Runs finished earlier with the same identity (config, seed and steps) are read back,
-    not rerun; runs that failed (plugin error, error) are run again. Results are written as `<run>.jsonl` in `out_dir`, with `sweep.json` (each
-    run's identity and outcome) and `summary.csv`; summaries come back in grid order.
+    not rerun; runs that failed (plugin error, error) are run again. Results are written as
+    `<run>.jsonl` in `out_dir`, with `sweep.json` (each run's identity and outcome) and
+    `summary.csv`; summaries come back in grid order.
     Ctrl-C raises SweepInterrupted after keeping every finished run.
     """
     out = Path(out_dir).expanduser()
