@@ -58,6 +58,12 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
                      help="global numbers only, no per-layer statistics (faster)")
     run.add_argument("--checkpoint", metavar="DIR",
                      help="save a checkpoint in DIR at the end (and every --checkpoint-every)")
+    run.add_argument("--snapshot-every", type=int, default=100, metavar="N",
+                     help="with --checkpoint: keep a snapshot every N steps (within 4 MB, "
+                          "thinned as the run grows) that --from-step can branch from")
+    run.add_argument("--from-step", type=int, metavar="K",
+                     help="with --resume: branch from the snapshot kept at step K, with the "
+                          "--set changes (any that keep the network's layout)")
     run.add_argument("--checkpoint-every", type=int, metavar="N",
                      help="also save the checkpoint every N steps")
     run.add_argument("--resume", metavar="DIR",
@@ -404,6 +410,25 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _branch_from(args):
+    """--resume DIR --from-step K [--set ...]: the snapshot kept at step K, with the changes;
+    the kept records up to K come along."""
+    from nnsim.config import parse_set
+    from nnsim.engine import checkpoint
+    from nnsim.engine.rewind import branch
+
+    snap = checkpoint.load_snapshot(args.resume, args.from_step)
+    try:
+        changes = [parse_set(item) for item in args.sets]
+    except NnsimError as exc:
+        raise UsageError(f"nnsim run: --set: {exc}") from None
+    sim = branch(snap, snap.config.with_overrides(changes) if changes else snap.config)
+    _, history = checkpoint.load(args.resume)
+    kept = [r for r in history if r.step <= args.from_step]
+    sim.last = kept[-1] if kept else None
+    return sim, kept
+
+
 def cmd_run(args) -> int:
     from nnsim.engine import Simulation, checkpoint
     from nnsim.engine.history import History
@@ -414,14 +439,20 @@ def cmd_run(args) -> int:
             raise UsageError("nnsim run: --resume continues a saved run with its own config; "
                              "leave out CONFIG and --seed (--set may change optimizer "
                              "hyperparameters)")
-        hypers = _resume_sets(args.sets)
-        sim, kept = checkpoint.load(args.resume)
+        if args.from_step is not None:
+            sim, kept = _branch_from(args)
+            hypers = []
+        else:
+            hypers = _resume_sets(args.sets)
+            sim, kept = checkpoint.load(args.resume)
         if args.no_telemetry and sim.telemetry is not None:
             raise UsageError("nnsim run: --no-telemetry cannot change a resumed run")
         for key, value in hypers:
             sim.set_hyper(key, value)
         steps = sim.config.train.steps if args.steps is None else args.steps
     else:
+        if args.from_step is not None:
+            raise UsageError("nnsim run: --from-step K branches a saved run: give --resume DIR")
         config = _load_config(args)
         steps = config.train.steps if args.steps is None else args.steps
         sim, kept = None, []
@@ -443,6 +474,15 @@ def cmd_run(args) -> int:
         _err(f"nnsim: warning: plugin {failure}")
     history = History(timeline=False)
     history.extend(kept)
+    snapshots = None
+    if args.checkpoint:
+        from nnsim.engine.rewind import SnapshotStore
+
+        if args.snapshot_every < 1:
+            raise UsageError(f"nnsim run: --snapshot-every must be 1 or more, got "
+                             f"{args.snapshot_every}")
+        snapshots = SnapshotStore(budget=4 * 2**20, interval=args.snapshot_every)
+        snapshots.keep(sim)  # due at step 0 and every N steps after
 
     out: IO[str]
     if args.out:
@@ -473,13 +513,16 @@ def cmd_run(args) -> int:
             for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop",
                                      every=args.every):
                 history.append(record)
+                if snapshots is not None:
+                    snapshots.keep(sim)
                 if record.step % args.every == 0 or record.step == last_step \
                         or record.nonfinite:
                     write(record)
                 if progress:
                     progress.update(record)
                 if args.checkpoint_every and record.step % args.checkpoint_every == 0:
-                    checkpoint.save(sim, args.checkpoint, history.snapshot(), durable=False)
+                    checkpoint.save(sim, args.checkpoint, history.snapshot(), durable=False,
+                                    snapshots=snapshots)
                 if write_error is not None or signals.received is not None:
                     break
             if record is not None and record.step % args.every and not record.nonfinite \
@@ -499,7 +542,7 @@ def cmd_run(args) -> int:
                 _quiet_stdout()
     if args.checkpoint:
         # the final checkpoint: after the last step, a write error or a signal alike
-        checkpoint.save(sim, args.checkpoint, history.snapshot())
+        checkpoint.save(sim, args.checkpoint, history.snapshot(), snapshots=snapshots)
     saved = (f"; checkpoint at step {sim.step_count} in {args.checkpoint} (continue with "
              f"nnsim run --resume {args.checkpoint})" if args.checkpoint else "")
     if write_error is not None:

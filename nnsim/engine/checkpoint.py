@@ -64,7 +64,8 @@ def _text(value: Any) -> np.ndarray:
     return np.array(json.dumps(value))
 
 
-def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool = True) -> Path:
+def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool = True,
+         snapshots=None) -> Path:
     """Write `sim` (and the records in `history`) atomically; returns the file written.
 
     The file is written beside the old one and renamed over it, so a killed process always
@@ -98,6 +99,9 @@ def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool =
         arrays[f"state/{key}"] = value
     if sim.telemetry is not None and sim.telemetry.primed:
         arrays["telemetry/inactive_run"] = sim.telemetry.inactive_run
+    if snapshots is not None:  # kept steps a later run can branch from (--from-step)
+        for snap in snapshots.snapshots.values():
+            arrays.update(_snapshot_arrays(snap))
     # one temporary file per writer: two runs sharing a folder never write the same one
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -376,3 +380,74 @@ def record_from_dict(d: dict[str, Any]) -> StepRecord:
         layers.append(LayerRecord(**fixed))
     fields = {name: _value(d[name]) for name in StepRecord._fields if name != "layers"}
     return StepRecord(**fields, layers=tuple(layers))
+
+
+# ---------------------------------------------------------------- kept snapshots
+
+def _snapshot_arrays(snap) -> dict[str, np.ndarray]:
+    head = f"snap/{snap.step}/"
+    order, pos, seen, _ = snap.data
+    c = snap.counters
+    arrays = {head + "params": snap.params, head + "data_order": order,
+              head + "meta": _text({
+                  "pos": pos, "seen": seen, "rngs": snap.rngs, "primed": snap.primed,
+                  "config": snap.config.to_toml(), "step": c["step"],
+                  "best_val": _num(c["best_val"]), "evals_since_best": c["evals_since_best"],
+                  "best_step": c["best_step"], "stopped": c["stopped"],
+                  "divergence": None if c["divergence"] is None else
+                  [c["divergence"].step, c["divergence"].where]})}
+    for key, value in snap.buffers.items():
+        arrays[f"{head}buffer/{key}"] = value
+    for key, value in snap.opt_state.items():
+        arrays[f"{head}state/{key}"] = value
+    if snap.inactive_run is not None:
+        arrays[head + "inactive_run"] = snap.inactive_run
+    return arrays
+
+
+def snapshot_steps(where: str | Path) -> list[int]:
+    """The steps of the snapshots kept in the checkpoint at `where`."""
+    path = checkpoint_path(where)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = npz.files
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") \
+            from None
+    return sorted({int(n.split("/")[1]) for n in names
+                   if n.startswith("snap/") and n.endswith("/meta")})
+
+
+def load_snapshot(where: str | Path, step: int, registry=None):
+    """The snapshot kept at `step` in the checkpoint at `where` (see nnsim.engine.rewind)."""
+    from nnsim.engine.rewind import Snapshot
+    from nnsim.engine.simulation import Divergence
+
+    path = checkpoint_path(where)
+    kept = snapshot_steps(where)
+    if step not in kept:
+        shown = ", ".join(map(str, kept[:20])) + (" …" if len(kept) > 20 else "")
+        raise CheckpointError(f"{path}: no snapshot at step {step}; kept: "
+                              + (shown or "none (run with --checkpoint to keep some)"))
+    head = f"snap/{step}/"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            data = {k[len(head):]: npz[k] for k in npz.files if k.startswith(head)}
+        meta = json.loads(str(data["meta"]))
+        config = Config.from_dict(read_toml_text(meta["config"], str(path)), registry)
+        div = meta["divergence"]
+        counters = {"step": int(meta["step"]), "best_val": _float(meta["best_val"]),
+                    "evals_since_best": int(meta["evals_since_best"]),
+                    "best_step": int(meta["best_step"]), "stopped": meta["stopped"],
+                    "divergence": None if div is None else Divergence(*div)}
+        buffers = {k[len("buffer/"):]: v for k, v in data.items() if k.startswith("buffer/")}
+        state = {k[len("state/"):]: v for k, v in data.items() if k.startswith("state/")}
+        return Snapshot(step, data["params"], buffers, state,
+                        (data["data_order"].astype(np.int64), int(meta["pos"]),
+                         int(meta["seen"]), 0.0), meta["rngs"], counters,
+                        data.get("inactive_run"), bool(meta["primed"]), None, config)
+    except NnsimError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: damaged snapshot at step {step} ({type(exc).__name__}: "
+                              f"{cap(exc, 200)})") from None
