@@ -334,7 +334,7 @@ def readable(colour: str, background: str, ratio: float = 4.5) -> str:
 
 
 #: what each role is drawn with: a theme variable (see Textual's themes)
-ROLE_VARIABLES = {"fg": "foreground", "grad": "primary", "act": "accent", "state": "secondary",
+ROLE_VARIABLES = {"fg": "foreground", "grad": "primary", "act": "accent", "state": "foreground",
                   "sat": "warning", "dead": "error", "good": "success", "warn": "warning",
                   "bad": "error", "train": "primary", "val": "accent"}
 
@@ -354,6 +354,12 @@ def theme_roles(variables: dict[str, str]) -> dict[str, str]:
     background = background[:7]
     roles = {role: readable(variables.get(var, "#808080")[:7], background)
              for role, var in ROLE_VARIABLES.items()}
+    if variables.get("accent", "")[:7].lower() == variables.get("warning", "")[:7].lower():
+        # the accent is the warning colour (Textual's own themes): activation statistics
+        # take a purple between primary and error instead, apart from saturation's colour
+        mix = blend(variables.get("primary", "#808080")[:7],
+                    variables.get("error", "#808080")[:7], 0.5)
+        roles["act"] = readable(mix, background)
     roles["muted"] = readable(blend(roles["fg"], background, 0.4), background)
     roles["bg"] = background
     return roles
