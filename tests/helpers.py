@@ -1,5 +1,7 @@
 """Helpers shared by the tests: small configs and central differences in float64."""
 
+import time
+
 import numpy as np
 
 from nnsim.config import Config
@@ -25,3 +27,11 @@ def assert_close(analytic, numeric, rtol=1e-5, atol=1e-8):
     assert (err <= bound).all(), (
         f"gradient mismatch at flat index {worst}: analytic {analytic.flat[worst]!r} "
         f"vs numeric {numeric.flat[worst]!r}")
+
+
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    """Let a Textual app (and its training thread) run until `condition()` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.02)

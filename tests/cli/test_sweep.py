@@ -214,7 +214,9 @@ def test_a_foreign_or_unwritable_folder_is_one_line(tmp_path, capsys, monkeypatc
 
 
 def test_workers_limit_their_blas_threads(tmp_path, monkeypatch):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    threadpoolctl = pytest.importorskip(
+        "threadpoolctl", reason="threadpoolctl is not installed: workers fall back to "
+                                "thread-limiting environment variables, tested elsewhere")
     assert sw.threads_per_worker(1) == (os.cpu_count() or 1)
     assert sw.threads_per_worker(10_000) == 1
     with sw._blas_threads(1):

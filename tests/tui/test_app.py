@@ -9,17 +9,11 @@ from textual.widgets import ContentSwitcher, Input, Select, Static
 from nnsim.config import load
 from nnsim.tui.app import StatusBar, make_app
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
-from tests.helpers import small_config
+from tests.helpers import small_config, until
 
 SIZE = (120, 36)
 
 
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    """Let the app (and its training thread) run until `condition()` holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.02)
 
 
 async def answer_prompt(pilot, key: str, path) -> None:

@@ -2,7 +2,6 @@
 for choices, numbers checked as they are typed, refusals beside their field, a form that
 stays put when one field changes, and no keystroke lost to a running training."""
 
-import time
 
 import pytest
 from textual import events
@@ -10,16 +9,11 @@ from textual.widgets import Input, OptionList, Select, Static, TabbedContent
 
 from nnsim.tui.app import make_app
 from nnsim.tui.screens import Field, PathPrompt, SettingsScreen
-from tests.helpers import small_config
+from tests.helpers import small_config, until
 
 SMALL = (80, 24)
 
 
-async def until(pilot, condition, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the app"
-        await pilot.pause(0.02)
 
 
 async def open_settings(pilot) -> SettingsScreen:
