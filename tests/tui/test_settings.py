@@ -2,7 +2,6 @@
 for choices, numbers checked as they are typed, refusals beside their field, a form that
 stays put when one field changes, and no keystroke lost to a running training."""
 
-
 import pytest
 from textual import events
 from textual.widgets import Input, OptionList, Select, Static, TabbedContent
