@@ -1,21 +1,26 @@
-"""The `nnsim` command: the TUI by default, `nnsim run` headless, `nnsim plugins`."""
+"""The `nnsim` command: the TUI by default, and the subcommands of the `COMMANDS` table.
+
+A subcommand is one `Command` entry at the end of this file: its name, one line of help,
+a function adding its arguments to a parser and a function running it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
-from typing import IO, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, Sequence
 
 from nnsim import __version__
 from nnsim.errors import NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
-COMMANDS = ("run", "compare", "sweep", "landscape", "plugins", "check-plugin", "lessons",
-            "lesson", "serve", "doctor")
 
 
 class UsageError(Exception):
@@ -27,6 +32,36 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: `nnsim NAME ...` parses with `add_arguments` and calls `run`."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[Parser], None]
+    run: Callable[[argparse.Namespace], int]
+    #: arguments the parser does not know go to `args.rest` instead of being an error
+    #: (`nnsim serve` passes them on to the sessions it starts)
+    pass_rest: bool = False
+    usage: str | None = None
+
+
+def command_parser(command: Command) -> Parser:
+    parser = Parser(prog=f"nnsim {command.name}", description=command.help,
+                    usage=command.usage, allow_abbrev=not command.pass_rest)
+    command.add_arguments(parser)
+    return parser
+
+
+def parse(command: Command, argv: Sequence[str]) -> argparse.Namespace:
+    parser = command_parser(command)
+    if not command.pass_rest:
+        return parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    args.rest = rest
+    return args
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", metavar="CONFIG.toml",
                    help="experiment config (defaults when left out)")
@@ -36,14 +71,21 @@ def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (same as --set seed=S)")
 
 
-def build_parser() -> tuple[Parser, Parser, Parser]:
-    tui = Parser(prog="nnsim", description="Watch a deep network train, live, layer by layer. "
-                 f"Commands: {', '.join(COMMANDS)} (nnsim COMMAND --help).")
+def build_tui_parser() -> Parser:
+    """`nnsim [CONFIG.toml] [--set ...]`: the TUI; the subcommands are listed in its help."""
+    width = max(len(c.name) for c in COMMANDS)
+    listing = "\n".join(f"  {c.name:<{width}}  {re.split(r'[.;] ', c.help)[0].rstrip('.')}"
+                        for c in COMMANDS)
+    tui = Parser(prog="nnsim", formatter_class=argparse.RawDescriptionHelpFormatter,
+                 description="Watch a deep network train, live, layer by layer.",
+                 epilog=f"commands (nnsim COMMAND --help):\n{listing}")
     _config_args(tui)
     tui.add_argument("--paused", action="store_true", help="open paused")
     tui.add_argument("--version", action="version", version=f"nnsim {__version__}")
+    return tui
 
-    run = Parser(prog="nnsim run", description="Train headless and write one record per step.")
+
+def _args_run(run: Parser) -> None:
     _config_args(run)
     run.add_argument("--steps", type=int, metavar="N", help="steps to run (default train.steps)")
     run.add_argument("--every", type=int, default=1, metavar="K",
@@ -69,17 +111,18 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     run.add_argument("--resume", metavar="DIR",
                      help="continue the run saved in DIR for --steps more steps")
 
-    plugins = Parser(prog="nnsim plugins", description="List components and failed plugins.")
+
+def _args_plugins(plugins: Parser) -> None:
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
 
-    check = Parser(prog="nnsim check-plugin",
-                   description="Run the conformance checks on every component of the named "
-                               "plugins (or on named components).")
+
+def _args_check_plugin(check: Parser) -> None:
     check.add_argument("names", nargs="+", metavar="NAME",
                        help="a plugin (entry-point name, or 'built-in' for all built-ins), a "
                             "component name, or FAMILY:NAME")
-    lessons = Parser(prog="nnsim lessons", description="List the lessons; with --verify, "
-                     "check every lesson and its control at several seeds.")
+
+
+def _args_lessons(lessons: Parser) -> None:
     lessons.add_argument("names", nargs="*", metavar="NAME",
                          help="with --verify: only these lessons (default: all)")
     lessons.add_argument("--json", action="store_true", help="machine-readable output")
@@ -91,7 +134,9 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
                          help="with --verify: seeds as 0-9 or 0,3,5 (default 0-9)")
     lessons.add_argument("-j", "--jobs", type=int, default=1, metavar="JOBS",
                          help="with --verify: worker processes (default 1)")
-    lesson = Parser(prog="nnsim lesson", description="Open the TUI on a lesson, or check it.")
+
+
+def _args_lesson(lesson: Parser) -> None:
     lesson.add_argument("name", metavar="NAME", help="a lesson (see nnsim lessons)")
     lesson.add_argument("--headless", action="store_true",
                         help="run every configuration, print the check's numbers, exit 0 on "
@@ -103,9 +148,9 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
                         help="run the lesson's control instead: the same check with the "
                              "claimed cause removed, which must fail")
     lesson.add_argument("--paused", action="store_true", help="open paused")
-    compare = Parser(prog="nnsim compare",
-                     description="Runs that differ in chosen settings, in lockstep from one "
-                                 "seed; prints final and per-layer statistics side by side.")
+
+
+def _args_compare(compare: Parser) -> None:
     _config_args(compare)
     compare.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                          help="a setting to vary, with its values (repeatable: every "
@@ -116,10 +161,9 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     compare.add_argument("--tui", action="store_true",
                          help="watch the runs side by side, live, instead of printing a table")
     compare.add_argument("--paused", action="store_true", help="with --tui: open paused")
-    sweep = Parser(prog="nnsim sweep",
-                   description="Every combination of a grid of settings, in worker processes; "
-                               "one JSONL per run, a summary table and summary.csv. Run it "
-                               "again to finish an interrupted sweep.")
+
+
+def _args_sweep(sweep: Parser) -> None:
     _config_args(sweep)
     sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                        help="a setting and its values (repeatable: the grid is every "
@@ -132,9 +176,9 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="run on an existing Dask cluster instead (pip install "
                             "'nnsim[dask]')")
-    land = Parser(prog="nnsim landscape",
-                  description="Optimizers on a two-parameter loss surface: their paths over "
-                              "the contour map, live; or, headless, the steps each needs.")
+
+
+def _args_landscape(land: Parser) -> None:
     land.add_argument("surface", nargs="?", default="quadratic",
                       help="quadratic (default), rosenbrock, saddle or noisy_quadratic")
     land.add_argument("--optimizer", dest="optimizers", action="append", default=[],
@@ -151,46 +195,69 @@ def build_parser() -> tuple[Parser, Parser, Parser]:
     land.add_argument("--headless", action="store_true",
                       help="print the steps each optimizer needs to converge")
     land.add_argument("--paused", action="store_true", help="open paused")
-    return tui, run, plugins, check, lessons, lesson, compare, sweep, land
 
 
 SERVED_COMMANDS = ("lesson", "landscape", "compare")  # TUI commands a browser tab can run
 
 
-def build_serve_parser() -> Parser:
-    serve = Parser(prog="nnsim serve", allow_abbrev=False,
-                   usage="nnsim serve [--host H] [--port P] [--public-url URL] "
-                         "[nnsim arguments]",
-                   description="Serve the TUI to web browsers (textual-serve): every tab "
-                               "gets its own nnsim session, run as `python -m nnsim [nnsim "
-                               "arguments]`; e.g. nnsim serve --port 8000 --paused, nnsim "
-                               "serve lesson dead_relu. Binding to another host than "
-                               "127.0.0.1 (e.g. 0.0.0.0) gives anyone who can reach the port "
-                               "a full nnsim session that can write files here.")
+def _args_serve(serve: Parser) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--public-url", metavar="URL",
                        help="the address browsers use, behind a reverse proxy (default: "
                             "the address of each request)")
-    return serve
 
 
-def build_doctor_parser() -> Parser:
-    doctor = Parser(prog="nnsim doctor",
-                    description="Train headless, then name what is wrong with the run (one "
-                                "line per finding: evidence, where, how sure, the lecture's "
-                                "remedy); exit 0 when healthy, 1 with findings.")
+def build_serve_parser() -> Parser:
+    return command_parser(command("serve"))
+
+
+def _args_doctor(doctor: Parser) -> None:
     _config_args(doctor)
     doctor.add_argument("--steps", type=int, metavar="N",
                         help="steps to train before the diagnosis (default 1000)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
-    return doctor
+
+
+def _args_config(config: Parser) -> None:
+    _config_args(config)
+    config.add_argument("--config", dest="config_file", metavar="FILE",
+                        help="the same as CONFIG.toml")
+
+
+def _args_new_plugin(parser: Parser) -> None:
+    _scaffold().add_arguments(parser)
+
+
+def _scaffold() -> Any:
+    """nnsim.scaffold, imported when `nnsim new-plugin` runs; one line where it is missing."""
+    import importlib
+
+    try:
+        scaffold = importlib.import_module("nnsim.scaffold")
+    except ModuleNotFoundError as exc:
+        if exc.name != "nnsim.scaffold":
+            raise
+        raise UsageError("nnsim new-plugin: not available in this installation (the module "
+                         "nnsim.scaffold is missing); reinstall nnsim") from None
+    return scaffold
+
+
+def cmd_new_plugin(args) -> int:
+    return _scaffold().run(args)
+
+
+def cmd_config(args) -> int:
+    """Print the effective config as TOML: what `nnsim CONFIG.toml` would run."""
+    if args.config and args.config_file:
+        raise UsageError("nnsim config: give the file once, as CONFIG.toml or --config FILE")
+    args.config = args.config or args.config_file
+    sys.stdout.write(_load_config(args).to_toml())
+    return EXIT_OK
 
 
 def cmd_doctor(args) -> int:
-    import json
-
     from nnsim.doctor import diagnose_simulation
     from nnsim.engine.simulation import Simulation
 
@@ -239,41 +306,30 @@ def _load_config(args):
     return load(args.config, sets)
 
 
+
+def command(name: str) -> Command:
+    """The table entry of a subcommand."""
+    return next(c for c in COMMANDS if c.name == name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
-    tui, run, plugins, check, lessons, lesson, compare, sweep, land = build_parser()
     try:
-        if argv and argv[0] == "run":
-            return cmd_run(run.parse_args(argv[1:]))
-        if argv and argv[0] == "plugins":
-            return cmd_plugins(plugins.parse_args(argv[1:]))
-        if argv and argv[0] == "check-plugin":
-            return cmd_check_plugin(check.parse_args(argv[1:]))
-        if argv and argv[0] == "landscape":
-            return cmd_landscape(land.parse_args(argv[1:]))
-        if argv and argv[0] == "sweep":
-            return cmd_sweep(sweep.parse_args(argv[1:]))
-        if argv and argv[0] == "compare":
-            return cmd_compare(compare.parse_args(argv[1:]))
-        if argv and argv[0] == "lessons":
-            return cmd_lessons(lessons.parse_args(argv[1:]))
-        if argv and argv[0] == "doctor":
-            return cmd_doctor(build_doctor_parser().parse_args(argv[1:]))
-        if argv and argv[0] == "serve":
-            return cmd_serve(argv[1:], tui, lesson, land, compare)
-        if argv and argv[0] == "lesson":
-            return cmd_lesson(lesson.parse_args(argv[1:]))
+        names = [c.name for c in COMMANDS]
+        if argv and argv[0] in names:
+            chosen = command(argv[0])
+            return chosen.run(parse(chosen, argv[1:]))
         first = argv[0] if argv else ""
         if first and not first.startswith("-") and not first.endswith(".toml") \
                 and not os.path.exists(first):
             from nnsim.errors import did_you_mean
 
             raise UsageError(f"nnsim: unknown command or config file {first!r}"
-                             f"{did_you_mean(first, COMMANDS)}; commands: {', '.join(COMMANDS)}")
-        return cmd_tui(tui.parse_args(argv))
+                             f"{did_you_mean(first, names)}; commands: {', '.join(names)}")
+        return cmd_tui(build_tui_parser().parse_args(argv))
     except UsageError as exc:
         _err(str(exc))
         return EXIT_USAGE
@@ -313,14 +369,13 @@ def cmd_tui(args) -> int:
 
 # ---------------------------------------------------------------- nnsim serve
 
-def cmd_serve(argv, tui, lesson, land, compare) -> int:
-    args, nnsim_args = build_serve_parser().parse_known_args(argv)
+def cmd_serve(args) -> int:
+    nnsim_args = args.rest
     # the nnsim arguments are checked once here rather than failing in every browser tab
     if nnsim_args and nnsim_args[0] in SERVED_COMMANDS:
-        parser = {"lesson": lesson, "landscape": land, "compare": compare}[nnsim_args[0]]
-        parser.parse_args(nnsim_args[1:])
+        parse(command(nnsim_args[0]), nnsim_args[1:])
     else:
-        _load_config(tui.parse_args(nnsim_args))
+        _load_config(build_tui_parser().parse_args(nnsim_args))
     from nnsim.serve import serve
 
     return serve(nnsim_args, host=args.host, port=args.port, public_url=args.public_url)
@@ -867,3 +922,42 @@ def cmd_landscape(args) -> int:
     app = LandscapeApp(land, paused=args.paused)
     app.run()
     return app.return_code or EXIT_OK
+
+
+# ---------------------------------------------------------------- the subcommands
+
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "Train headless and write one record per step.", _args_run, cmd_run),
+    Command("compare", "Runs that differ in chosen settings, in lockstep from one seed; "
+                       "prints final and per-layer statistics side by side.",
+            _args_compare, cmd_compare),
+    Command("sweep", "Every combination of a grid of settings, in worker processes; one JSONL "
+                     "per run, a summary table and summary.csv. Run it again to finish an "
+                     "interrupted sweep.", _args_sweep, cmd_sweep),
+    Command("landscape", "Optimizers on a two-parameter loss surface; their paths over the "
+                         "contour map, live, or, headless, the steps each needs.",
+            _args_landscape, cmd_landscape),
+    Command("plugins", "List components and failed plugins.", _args_plugins, cmd_plugins),
+    Command("check-plugin", "Check plugins against the conformance kit; every component of "
+                            "the named plugins, or the named components.",
+            _args_check_plugin, cmd_check_plugin),
+    Command("lessons", "List the lessons; with --verify, check every lesson and its control "
+                       "at several seeds.", _args_lessons, cmd_lessons),
+    Command("lesson", "Open the TUI on a lesson, or check it.", _args_lesson, cmd_lesson),
+    Command("serve", "Serve the TUI to web browsers (textual-serve); every tab gets its own "
+                     "nnsim session, run as `python -m nnsim [nnsim arguments]`; e.g. nnsim "
+                     "serve --port 8000 --paused, nnsim serve lesson dead_relu. Binding to "
+                     "another host than 127.0.0.1 (e.g. 0.0.0.0) gives anyone who can reach "
+                     "the port a full nnsim session that can write files here.",
+            _args_serve, cmd_serve, pass_rest=True,
+            usage="nnsim serve [--host H] [--port P] [--public-url URL] [nnsim arguments]"),
+    Command("doctor", "Train headless, then name what is wrong with the run; one line per "
+                      "finding (evidence, where, how sure, the lecture's remedy); exit 0 when "
+                      "healthy, 1 with findings.", _args_doctor, cmd_doctor),
+    Command("config", "Print the effective config as TOML; the defaults with CONFIG.toml and "
+                      "--set applied (loading what it prints gives the same config).",
+            _args_config, cmd_config),
+    Command("new-plugin", "Write a new plugin distribution to start from; pyproject with the "
+                          "entry point, components, tests using the conformance kit.",
+            _args_new_plugin, cmd_new_plugin),
+)

@@ -129,3 +129,102 @@ def test_resume_refuses_bad_input(tmp_path, capsys, args, needle):
     (tmp_path / "checkpoint.npz").write_bytes(b"junk")
     code, _, err = run(capsys, "run", "--resume", str(tmp_path), *args)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the subcommand table
+
+def test_a_new_subcommand_is_one_table_entry(monkeypatch, capsys):
+    from nnsim import cli
+
+    seen = []
+
+    def add(parser):
+        parser.add_argument("--times", type=int, default=1)
+
+    def hello(args):
+        seen.append(args.times)
+        print("hello " * args.times)
+        return 0
+
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, cli.Command("hello", "Say hello.",
+                                                                        add, hello)))
+    code, out, _ = run(capsys, "hello", "--times", "2")
+    assert code == 0 and seen == [2] and out.startswith("hello hello")
+    code, _, err = run(capsys, "hello", "--bogus")
+    assert code == 2 and "nnsim hello: unrecognized arguments: --bogus" in err
+    code, _, err = run(capsys, "helo")
+    assert code == 2 and "(did you mean 'hello'?)" in err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "  hello " in capsys.readouterr().out
+
+
+def test_every_command_is_listed_in_the_help_with_its_one_line_help(capsys):
+    from nnsim.cli import COMMANDS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        line = next(line for line in out.splitlines() if line.startswith(f"  {command.name} "))
+        assert 20 < len(line) < 100 and line.split()[1][0].isupper()
+    assert {"run", "config", "new-plugin", "serve"} <= {c.name for c in COMMANDS}
+
+
+def test_new_plugin_without_its_module_says_so_in_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "nnsim.scaffold", None)  # as if it were missing
+    for args in (["new-plugin", "mine"], ["new-plugin", "--help"]):
+        code, out, err = run(capsys, *args)
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1 and "nnsim.scaffold is missing" in err
+
+
+def test_new_plugin_hands_its_arguments_to_the_scaffold_module(monkeypatch, capsys):
+    import types
+
+    module = types.ModuleType("nnsim.scaffold")
+    module.add_arguments = lambda parser: parser.add_argument("name")
+    module.run = lambda args: print(f"made {args.name}") or 0
+    monkeypatch.setitem(sys.modules, "nnsim.scaffold", module)
+    code, out, _ = run(capsys, "new-plugin", "nnsim-mine")
+    assert code == 0 and out == "made nnsim-mine\n"
+
+
+def test_version(capsys):
+    from nnsim import __version__
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"nnsim {__version__}\n"
+
+
+# ---------------------------------------------------------------- nnsim config
+
+def test_config_prints_the_effective_config_as_toml_that_loads_back(tmp_path, capsys):
+    import tomllib
+
+    from nnsim.config import Config, load
+
+    path = tmp_path / "exp.toml"
+    path.write_text('seed = 4\n[model]\nactivation = "relu"\n')
+    sets = ["--set", "optimizer.name=adam", "--set", "model.hidden=[16,8]"]
+    code, out, err = run(capsys, "config", "--config", str(path), *sets)
+    assert code == 0, err
+    printed = tomllib.loads(out)
+    assert printed["seed"] == 4 and printed["model"]["activation"] == "relu"
+    assert printed["optimizer"]["lr"] == 0.001  # adam's own default, not momentum's
+    assert Config.from_dict(printed) == load(path, [s for s in sets if s != "--set"])
+    again = tmp_path / "again.toml"
+    again.write_text(out)
+    assert run(capsys, "config", str(again))[1] == out
+    assert run(capsys, "config", str(path), *sets)[1] == out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["config", "a.toml", "--config", "b.toml"], "give the file once"),
+    (["config", "--set", "train.steps=-1"], "train.steps: expected"),
+    (["config", "--config", "missing.toml"], "missing.toml: no such file"),
+])
+def test_config_refuses_bad_input_in_one_line(capsys, args, needle):
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "" and needle in err and err.count("\n") == 1
