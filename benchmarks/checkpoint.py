@@ -1,52 +1,80 @@
-"""Checkpoint size and cost: the default network's checkpoint with 4,096 kept records, and
-a 3,000-step run with and without a checkpoint every 100 steps (as `nnsim run
---checkpoint DIR --checkpoint-every 100` does it).
+"""Checkpoint size and cost.
 
-    python benchmarks/checkpoint.py [--steps N] [--every K] [--repeat R]
+    python benchmarks/checkpoint.py [--steps 3000] [--every 100] [--rounds 15]
+
+Size: the default network's checkpoint holding 4,096 records measured on every step (the
+most a run keeps). Cost: `nnsim run --steps N` as the CLI runs it (records to /dev/null),
+plain, with a final checkpoint, and with a checkpoint every `--every` steps; the three are
+interleaved round by round and timed in CPU seconds (`time.process_time`), and the overhead
+is the median over rounds of the per-round ratio, with its spread. The machine's load is
+printed before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from nnsim.cli import main as nnsim
 from nnsim.config import load
 from nnsim.engine import Simulation, checkpoint
-from nnsim.engine.history import History
 
 
-def run(steps: int, every: int, folder: Path | None) -> float:
-    sim, history = Simulation(load()), History(timeline=False)
-    start = time.perf_counter()
-    for record in sim.steps(steps):
-        history.append(record)
-        if folder is not None and record.step % every == 0:
-            checkpoint.save(sim, folder, history.snapshot(), durable=False)
-    if folder is not None:
-        checkpoint.save(sim, folder, history.snapshot())
-    return time.perf_counter() - start
+def timed(argv: list[str]) -> float:
+    start = time.process_time()
+    with contextlib.redirect_stderr(io.StringIO()):
+        code = nnsim(argv)
+    if code != 0:
+        raise SystemExit(f"nnsim {' '.join(argv)} exited {code}")
+    return time.process_time() - start
+
+
+def spread(values: list[float]) -> str:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return f"median {statistics.median(values):+.1f} %, IQR {q[0]:+.1f} … {q[2]:+.1f} %"
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--every", type=int, default=100)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=15)
     args = p.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"({os.cpu_count()} CPUs)")
     with tempfile.TemporaryDirectory() as tmp:
-        sim, history = Simulation(load()), History(timeline=False)
-        for record in sim.steps(4096):
-            history.append(record)
-        path = checkpoint.save(sim, Path(tmp) / "size", history.snapshot())
-        print(f"default network, {len(history.snapshot())} records kept: checkpoint "
-              f"{path.stat().st_size / 1e6:.2f} MB")
-        for _ in range(args.repeat):
-            plain = run(args.steps, args.every, None)
-            saved = run(args.steps, args.every, Path(tmp) / "run")
-            print(f"{args.steps} steps: {plain:.3f} s plain, {saved:.3f} s with a checkpoint "
-                  f"every {args.every} steps: overhead {100 * (saved / plain - 1):+.1f} %")
+        sim = Simulation(load())
+        records = sim.run(4096)
+        start = time.process_time()
+        path = checkpoint.save(sim, Path(tmp) / "size", records)
+        took = time.process_time() - start
+        print(f"default network, 4,096 records measured on every step: checkpoint "
+              f"{path.stat().st_size / 1e6:.2f} MB (a first save: {took * 1e3:.0f} ms CPU)")
+        base = ["run", "--steps", str(args.steps), "--out", os.devnull]
+        final = [*base, "--checkpoint", str(Path(tmp) / "final")]
+        every = [*base, "--checkpoint", str(Path(tmp) / "every"),
+                 "--checkpoint-every", str(args.every)]
+        timed(base)  # warm up: imports, allocator
+        rows: list[tuple[float, float, float]] = []
+        for i in range(args.rounds):
+            rows.append((timed(base), timed(final), timed(every)))
+            plain, fin, evr = rows[-1]
+            print(f"round {i + 1:2d}: plain {plain:.3f} s, final checkpoint {fin:.3f} s, "
+                  f"every {args.every} steps {evr:.3f} s CPU")
+        size = (Path(tmp) / "every" / checkpoint.FILE_NAME).stat().st_size
+    print(f"\n{args.steps} steps of the default network, {args.rounds} rounds "
+          f"(checkpoint at the end: {size / 1e6:.2f} MB):")
+    print(f"  a final checkpoint:         "
+          f"{spread([100 * (f / p_ - 1) for p_, f, _ in rows])}")
+    print(f"  a checkpoint every {args.every:<4d}:   "
+          f"{spread([100 * (e / p_ - 1) for p_, _, e in rows])}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

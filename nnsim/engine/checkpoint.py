@@ -13,6 +13,7 @@ import math
 import os
 import uuid
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +120,16 @@ def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool =
 
 # ---------------------------------------------------------------- history as columns
 
-#: per-layer fields stored as float64 columns (read from the record's declaration)
+#: per-layer fields stored as columns (read from the record's declaration)
 _LAYER_FLOATS = tuple(f for f in LayerRecord._fields
                       if f not in ("index", "kind", "width", "hist", "hist_range", "state",
                                    "learnable"))
-#: global fields stored as float64 columns (None kept apart in a mask)
+#: global fields stored as columns (None kept apart in a mask)
 _GLOBAL_FLOATS = tuple(f for f in StepRecord._fields
                        if f not in ("step", "layers", "nonfinite"))
+#: a save compresses only the records that are new since the previous save, as one chunk;
+#: past this many chunks they are merged into one (so a long run's file stays compact)
+MAX_CHUNKS = 16
 
 
 def _layout(record: StepRecord) -> list:
@@ -134,90 +138,178 @@ def _layout(record: StepRecord) -> list:
             for layer in record.layers]
 
 
-def _rows(records: list[StepRecord], layout: list) -> dict[str, np.ndarray]:
-    """The records' columns: one row per record."""
+def _pack(a: np.ndarray) -> np.ndarray:
+    """`a` (2-D) compressed: column by column, each value's bytes apart (the sign and exponent
+    bytes of a slowly changing statistic compress well, the low mantissa bytes do not)."""
+    planes = np.ascontiguousarray(np.ascontiguousarray(a.T).view(np.uint8)
+                                  .reshape(-1, a.dtype.itemsize).T)
+    return np.frombuffer(zlib.compress(planes.tobytes(), 1), np.uint8)
+
+
+def _unpack(blob: np.ndarray, dtype: str, shape: tuple[int, int]) -> np.ndarray:
+    dt = np.dtype(dtype)
+    n = shape[0] * shape[1]
+    raw = np.frombuffer(zlib.decompress(blob.tobytes(), bufsize=max(n * dt.itemsize, 1)),
+                        np.uint8)
+    if raw.size != n * dt.itemsize:
+        raise ValueError(f"a history chunk holds {raw.size} bytes, its shape needs "
+                         f"{n * dt.itemsize}")
+    cols = np.ascontiguousarray(raw.reshape(dt.itemsize, n).T).view(dt)
+    return cols.reshape(shape[1], shape[0]).T
+
+
+def _chunk(records: list[StepRecord], layout: list, dtype: str) -> tuple[np.ndarray, dict, dict]:
+    """Records of one layout (or unmeasured: no layers) as compressed columns, and the
+    chunk's description. Values are kept at the network's precision (`dtype`)."""
     n, g = len(records), len(_GLOBAL_FLOATS)
     width = sum(len(_LAYER_FLOATS) + len(st) + len(le) for _, _, _, _, st, le in layout)
     bins = sum(h for _, _, _, h, _, _ in layout)
-    if n == 0:
-        return {"step": np.zeros(0, np.int64), "global": np.zeros((0, g)),
-                "none": np.zeros((0, g), bool), "layers": np.zeros((0, width)),
-                "hist": np.zeros((0, bins), np.int64),
-                "hist_range": np.zeros((0, 2 * len(layout)))}
     glob = np.array([[getattr(r, f) for f in _GLOBAL_FLOATS] for r in records], dtype=object)
-    none = glob == None  # noqa: E711 — elementwise on an object array
+    none = (glob == None).reshape(n, g)  # noqa: E711 — elementwise on an object array
     glob[none] = np.nan
-    layers = [[v for layer in r.layers
-               for v in (*[getattr(layer, f) for f in _LAYER_FLOATS],
-                         *[x for _, x in layer.state], *[x for _, x in layer.learnable])]
-              for r in records]
-    hist = [[c for layer in r.layers for c in layer.hist] for r in records]
-    ranges = [[x for layer in r.layers for x in layer.hist_range] for r in records]
-    return {
-        "step": np.array([r.step for r in records], np.int64),
-        "global": glob.astype(np.float64).reshape(n, g),
-        "none": none.astype(bool).reshape(n, g),
-        "layers": np.array(layers, np.float64).reshape(n, width),
-        "hist": np.array(hist, np.int64).reshape(n, bins),
-        "hist_range": np.array(ranges, np.float64).reshape(n, 2 * len(layout)),
-    }
+    measured = np.array([bool(r.layers) for r in records])
+    values = np.full((n, width + 2 * len(layout)), np.nan)
+    hist = np.zeros((n, bins), np.int64)
+    rows = [i for i in range(n) if measured[i]]
+    if rows:
+        values[rows] = [[v for layer in records[i].layers
+                             for v in (*[getattr(layer, f) for f in _LAYER_FLOATS],
+                                       *[x for _, x in layer.state],
+                                       *[x for _, x in layer.learnable])]
+                            + [x for layer in records[i].layers for x in layer.hist_range]
+                            for i in rows]
+        hist[rows] = [[c for layer in records[i].layers for c in layer.hist] for i in rows]
+    hist_dtype = "uint16" if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
+        else "int64"
+    step = np.array([r.step for r in records], np.int64)
+    arrays = {"step": _pack(step[:, None]),
+              "global": _pack(glob.astype(np.float64).reshape(n, g)),
+              "values": _pack(values.astype(dtype)),
+              "flags": np.packbits(np.concatenate([none, measured[:, None]], axis=1), axis=-1),
+              "hist": _pack(hist.astype(hist_dtype))}
+    meta = {"rows": n, "layers": layout, "dtype": dtype, "hist": hist_dtype,
+            "nonfinite": {str(r.step): r.nonfinite for r in records if r.nonfinite}}
+    return step, arrays, meta
+
+
+def _unchunk(arrays: dict[str, np.ndarray], meta: dict, gnames: list,
+             lnames: list) -> list[StepRecord]:
+    n, layout, g = int(meta["rows"]), meta["layers"], len(gnames)
+    width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
+    bins = sum(h for _, _, _, h, _, _ in layout)
+    steps = _unpack(arrays["step"], "int64", (n, 1))[:, 0]
+    glob = _unpack(arrays["global"], "float64", (n, g)).tolist()
+    values = _unpack(arrays["values"], meta["dtype"], (n, width + 2 * len(layout)))
+    hist = _unpack(arrays["hist"], meta["hist"], (n, bins))
+    flags = np.unpackbits(arrays["flags"], axis=-1, count=g + 1).reshape(n, g + 1).astype(bool)
+    nonfinite = meta.get("nonfinite", {})
+    vals, hists, flag_rows = values.tolist(), hist.tolist(), flags.tolist()
+    records = []
+    for i in range(n):
+        row, f = vals[i], flag_rows[i]
+        layers = []
+        if f[g]:
+            c, h, r = 0, 0, width
+            for j, (index, kind, w, nh, state, learn) in enumerate(layout):
+                stats = dict(zip(lnames, row[c:c + len(lnames)]))
+                c += len(lnames)
+                st = tuple(zip(state, row[c:c + len(state)]))
+                c += len(state)
+                le = tuple(zip(learn, row[c:c + len(learn)]))
+                c += len(learn)
+                layers.append(LayerRecord(index=index, kind=kind, width=w,
+                                          hist=tuple(hists[i][h:h + nh]),
+                                          hist_range=(row[r + 2 * j], row[r + 2 * j + 1]),
+                                          state=st, learnable=le, **stats))
+                h += nh
+        fields = {name: (None if f[k] else glob[i][k]) for k, name in enumerate(gnames)}
+        step = int(steps[i])
+        records.append(StepRecord(step=step, **fields, nonfinite=nonfinite.get(str(step)),
+                                  layers=tuple(layers)))
+    return records
+
+
+def _runs(history: list[StepRecord]) -> list[tuple[list, list[StepRecord]]]:
+    """`history` cut where the layer layout changes (unmeasured records join any run)."""
+    runs: list[tuple[list, list[StepRecord]]] = []
+    layout: list | None = None
+    for r in history:
+        here = _layout(r) if r.layers else None
+        if not runs or (here is not None and layout is not None and here != layout):
+            runs.append((here or [], []))
+            layout = here
+        elif here is not None and layout is None:
+            runs[-1] = (here, runs[-1][1])
+            layout = here
+        runs[-1][1].append(r)
+    return runs
 
 
 def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
-    """The kept records as binary columns (a few MB for 4,096 records of the default
-    network, against tens of MB as JSON). Rows already encoded by an earlier save of the
-    same simulation are reused, so saving every N steps encodes only the N new records."""
+    """The kept records as compressed binary columns, in chunks (about 1 MB for 4,096
+    records of the default network measured on every step, much less when steps go
+    unmeasured). A chunk written by an earlier save of the same simulation is reused as it
+    is, so saving every N steps compresses only the N new records; statistics are kept at
+    the network's precision (float32 for the default network)."""
     history = list(history)
-    layout = _layout(history[0]) if history else []
-    if history and _layout(history[-1]) != layout:
-        return {"history": _text([r.to_dict() for r in history])}  # mixed shapes: JSON
-    cache = getattr(sim, "_history_columns", None)
-    steps = [r.step for r in history]
-    reuse = 0
-    if cache is not None and cache["layout"] == layout and len(cache["step"]):
-        # the cached rows that are still in `history`, as a run of steps
-        first = np.searchsorted(cache["step"], steps[0]) if steps else 0
-        kept = cache["step"][first:]
-        if len(kept) <= len(steps) and np.array_equal(kept, steps[:len(kept)]):
-            reuse = len(kept)
-    if any(len(r.layers) != len(layout) for r in history[reuse:]):
-        return {"history": _text([r.to_dict() for r in history])}
+    dtype = str(getattr(getattr(sim, "config", None), "model", None) and sim.config.model.dtype
+                or "float64")
+    cache = getattr(sim, "_history_chunks", None)
+    # (steps, arrays, description, the chunk's last record: the same object, not only the
+    # same step, so a run rewound and stepped again never reuses the old timeline's rows)
+    chunks: list[tuple[np.ndarray, dict, dict, StepRecord]] = []
+    done = 0
+    if cache is not None and history and cache["dtype"] == dtype:
+        first = history[0].step
+        for step_col, arrays, meta, last in cache["chunks"]:
+            if step_col[-1] < first:
+                continue  # fell out of the kept history
+            start = int(np.searchsorted(step_col, first))  # rows before it: dropped on load
+            end = done + len(step_col) - start
+            if end > len(history) or history[end - 1] is not last:
+                chunks, done = [], 0  # not the history cached (a rewind, a new run)
+                break
+            chunks.append((step_col, arrays, meta, last))
+            done = end
+    if len(chunks) >= MAX_CHUNKS:  # merge them all into one, once every MAX_CHUNKS saves
+        chunks, done = [], 0
+    for layout, records in _runs(history[done:]):
+        chunks.append((*_chunk(records, layout, dtype), records[-1]))
     try:
-        fresh = _rows(history[reuse:], layout)
-    except (ValueError, TypeError):  # records of different shapes: JSON keeps them all
-        return {"history": _text([r.to_dict() for r in history])}
-    if reuse:
-        cols = {k: np.concatenate([cache[k][len(cache["step"]) - reuse:], v])
-                for k, v in fresh.items()}
-    else:
-        cols = fresh
-    for k, v in cols.items():
-        if k != "step" and len(v) != len(steps):  # a layout change the check above missed
-            return {"history": _text([r.to_dict() for r in history])}
-    try:
-        sim._history_columns = {"layout": layout, **cols}
+        sim._history_chunks = {"dtype": dtype, "chunks": chunks}
     except AttributeError:
         pass
-    nonfinite = {str(i): r.nonfinite for i, r in enumerate(history) if r.nonfinite}
-    hist = cols["hist"]
-    hist_dtype = np.uint16 if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
-        else np.int64
-    return {
-        "history/layout": _text({"layers": layout, "global": list(_GLOBAL_FLOATS),
-                                 "layer": list(_LAYER_FLOATS), "nonfinite": nonfinite}),
-        "history/step": cols["step"], "history/global": cols["global"],
-        "history/none": np.packbits(cols["none"], axis=-1),
-        "history/layers": cols["layers"], "history/hist": hist.astype(hist_dtype),
-        "history/hist_range": (cols["hist_range"][:1] if len(steps) and
-                               (cols["hist_range"] == cols["hist_range"][0]).all()
-                               else cols["hist_range"]),
-    }
+    out: dict[str, np.ndarray] = {}
+    metas = []
+    for i, (_, arrays, meta, _last) in enumerate(chunks):
+        metas.append(meta)
+        for key, value in arrays.items():
+            out[f"history/{i}/{key}"] = value
+    out["history/chunks"] = _text({"global": list(_GLOBAL_FLOATS), "layer": list(_LAYER_FLOATS),
+                                   "first": history[0].step if history else 0,
+                                   "chunks": metas})
+    return out
 
 
 def decode_history(data: dict[str, np.ndarray]) -> list[StepRecord]:
-    """The records stored by `encode_history` (or, from older files, as JSON)."""
+    """The records stored by `encode_history` (or by earlier versions: one set of columns,
+    or JSON)."""
+    if "history/chunks" in data:
+        info = json.loads(str(data["history/chunks"]))
+        gnames, lnames, first = info["global"], info["layer"], int(info["first"])
+        records: list[StepRecord] = []
+        for i, meta in enumerate(info["chunks"]):
+            head = f"history/{i}/"
+            arrays = {k[len(head):]: v for k, v in data.items() if k.startswith(head)}
+            records.extend(r for r in _unchunk(arrays, meta, gnames, lnames) if r.step >= first)
+        return records
     if "history/layout" not in data:
         return [record_from_dict(d) for d in json.loads(str(data["history"]))]
+    return _decode_columns(data)
+
+
+def _decode_columns(data: dict[str, np.ndarray]) -> list[StepRecord]:
+    """Histories of the first binary format: one set of float64 columns."""
     meta = json.loads(str(data["history/layout"]))
     layout, gnames, lnames = meta["layers"], meta["global"], meta["layer"]
     steps = data["history/step"]

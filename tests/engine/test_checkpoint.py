@@ -5,11 +5,14 @@ import multiprocessing
 import os
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nnsim.engine import Simulation
+from nnsim.engine import checkpoint
+from nnsim.engine.checkpoint import _LAYER_FLOATS as LAYER_FLOATS
 from nnsim.engine.checkpoint import CheckpointError, load, save
 from tests.helpers import small_config
 
@@ -23,6 +26,23 @@ def dumps(records):
     return [json.dumps(r.to_dict()) for r in records]
 
 
+def kept(records, dtype="float32"):
+    """`records` as a checkpoint keeps them: layer statistics at the network's precision
+    (`dtype`), everything else exactly."""
+    cast = np.dtype(dtype).type
+
+    def f(x):
+        return float(cast(x))
+
+    def layer(lr):
+        return lr._replace(**{n: f(getattr(lr, n)) for n in LAYER_FLOATS},
+                           hist_range=tuple(map(f, lr.hist_range)),
+                           state=tuple((n, f(v)) for n, v in lr.state),
+                           learnable=tuple((n, f(v)) for n, v in lr.learnable))
+
+    return dumps([r._replace(layers=tuple(map(layer, r.layers))) for r in records])
+
+
 @pytest.mark.parametrize("config", [RICH, small_config()], ids=["rich", "plain"])
 def test_a_resumed_run_is_identical_to_an_uninterrupted_one(tmp_path, config):
     straight = dumps(Simulation(config).run(40))
@@ -30,7 +50,7 @@ def test_a_resumed_run_is_identical_to_an_uninterrupted_one(tmp_path, config):
     head = first.run(17)
     path = save(first, tmp_path, head)
     resumed, history = load(path)
-    assert dumps(history) == dumps(head)
+    assert dumps(history) == kept(head, config.model.dtype)
     assert resumed.step_count == 17
     assert dumps(head) + dumps(resumed.run(23)) == straight
 
@@ -88,17 +108,47 @@ def _rewrite(path, **changes):
         np.savez(f, **data)
 
 
-def test_history_is_stored_as_binary_columns_and_comes_back_exactly(tmp_path):
+def test_history_is_stored_compressed_at_the_networks_precision(tmp_path):
     from nnsim.config import load as load_config
 
-    sim = Simulation(load_config())  # the default network
-    records = sim.run(600)
+    sim = Simulation(load_config())  # the default network, float32
+    records = sim.run(4096)  # measured on every step: the largest history a run keeps
     path = save(sim, tmp_path, records)
     size = path.stat().st_size
-    assert size < 600_000, size  # 4,096 records as JSON made 39-53 MB; columns ~0.8 KB each
+    # 4,096 records were 39-53 MB as JSON and 3.3 MB as float64 columns
+    assert size < 1_300_000, size
     with np.load(path) as npz:
-        assert "history/layers" in npz.files and "history" not in npz.files
+        assert "history/0/values" in npz.files and "history" not in npz.files
+    back = load(tmp_path)[1]
+    assert dumps(back) == kept(records)
+    assert dumps(back) != dumps(records)  # float64 statistics were rounded, not kept whole
+
+
+def test_a_float64_network_keeps_its_statistics_whole(tmp_path):
+    sim = Simulation(small_config(("model.dtype", "float64")))
+    records = sim.run(30)
+    save(sim, tmp_path, records)
     assert dumps(load(tmp_path)[1]) == dumps(records)
+
+
+def test_unmeasured_steps_and_a_changed_network_share_one_history(tmp_path):
+    sim = Simulation(small_config(("model.dtype", "float64")))
+    records = list(sim.steps(30, every=7))  # only every 7th step has layer statistics
+    assert [r.step for r in records if r.layers] == [7, 14, 21, 28, 30]
+    other = Simulation(small_config(("model.dtype", "float64"), ("model.hidden", [5, 6, 7])))
+    mixed = records + [r._replace(step=r.step + 30) for r in other.run(10)]
+    sim2 = Simulation(small_config(("model.dtype", "float64")))
+    save(sim2, tmp_path, mixed)
+    with np.load(checkpoint.checkpoint_path(tmp_path)) as npz:
+        assert "history/1/values" in npz.files  # one chunk per layout
+    assert dumps(load(tmp_path)[1]) == dumps(mixed)
+
+
+def test_an_old_checkpoint_with_float64_columns_still_loads():
+    here = Path(__file__).parent / "data"
+    _, history = load(here / "columns-v1.npz")
+    assert [json.loads(line) for line in dumps(history)] == json.loads(
+        (here / "columns-v1.json").read_text())
 
 
 def test_non_finite_and_missing_values_survive_the_columns(tmp_path):
@@ -112,11 +162,43 @@ def test_non_finite_and_missing_values_survive_the_columns(tmp_path):
 
 
 def test_saving_every_n_steps_reuses_the_encoded_rows_and_stays_exact(tmp_path):
-    sim, kept = Simulation(RICH), []
+    sim, window = Simulation(RICH), []
+    chunks = []
     for _ in range(4):
-        kept = (kept + sim.run(25))[-60:]  # a window that slides, like the kept history
-        save(sim, tmp_path, kept)
-        assert dumps(load(tmp_path)[1]) == dumps(kept)
+        window = (window + sim.run(25))[-60:]  # a window that slides, like the kept history
+        save(sim, tmp_path, window)
+        assert dumps(load(tmp_path)[1]) == kept(window)
+        chunks.append([c[1] for c in sim._history_chunks["chunks"]])
+    # each save compressed only its 25 new records: the older chunks are the same objects
+    assert chunks[1][0] is chunks[0][0] and chunks[3][-2] is chunks[2][-1]
+    assert all(len(c) <= 3 for c in chunks)  # chunks that left the window were dropped
+
+
+def test_many_saves_merge_their_chunks(tmp_path):
+    sim, window = Simulation(small_config()), []
+    counts = []
+    for _ in range(checkpoint.MAX_CHUNKS + 3):
+        window = (window + sim.run(2))[-500:]
+        save(sim, tmp_path, window)
+        counts.append(len(sim._history_chunks["chunks"]))
+    assert max(counts) == checkpoint.MAX_CHUNKS and counts[checkpoint.MAX_CHUNKS] == 1
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+
+
+def test_a_rewound_run_never_reuses_the_old_timelines_rows(tmp_path):
+    from nnsim.engine.rewind import restore, take
+
+    sim = Simulation(small_config(("model.dtype", "float64")))
+    head = sim.run(10)
+    snap = take(sim)
+    tail = sim.run(10)
+    save(sim, tmp_path, head + tail)
+    restore(sim, snap)
+    sim.set_hyper("lr", sim.lr * 3)
+    again = sim.run(10)  # the same steps 11-20, other records
+    assert [r.step for r in again] == [r.step for r in tail] and dumps(again) != dumps(tail)
+    save(sim, tmp_path, head + again)
+    assert dumps(load(tmp_path)[1]) == dumps(head + again)
 
 
 def test_a_run_without_telemetry_resumes_without_it(tmp_path, capsys):
