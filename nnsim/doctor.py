@@ -208,8 +208,8 @@ def examine(evidence: Evidence, registry: Registry | None = None) -> list[Findin
         try:
             found += list(check.examine(evidence) or ())
         except Exception as exc:
-            raise PluginError(f"check {check.name!r}: examine() raised "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError.at(check, "examine", f"raised {type(exc).__name__}: {exc}") \
+                from exc
     codes = {f.code for f in found}
     # a finding another one explains is left out: tiny updates while the gradients vanish
     # or the activations collapse are not the learning rate's fault

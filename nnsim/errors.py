@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 
 
@@ -58,25 +57,69 @@ class ConfigError(NnsimError, ValueError):
 
 
 class PluginError(NnsimError):
-    """A plugin misbehaved at run time; names the component, the method and, once the
-    simulation has added it, the plugin the component came from.
+    """A plugin misbehaved. Its fields say where: `family` and `component` (the registry
+    name), `distribution` (the plugin's distribution, once known) and `method`, given by
+    whoever raises it; `detail` is what went wrong. The message puts them in one line:
+    "activation 'cube' (from nnsim-cube 1.2.3): forward() raised RuntimeError: worn out".
 
-    Messages start with the component: "activation 'cube': forward() raised ...".
+    A plugin may raise it with a message alone (`PluginError("width 30 ...")`); nnsim fills
+    in where it came from when it wraps the call.
     """
 
-    _PREFIX = re.compile(r"^(activation|initializer|normalizer|optimizer|dataset) '([^']*)': ")
+    def __init__(self, detail: str, *, family: str | None = None,
+                 component: str | None = None, method: str | None = None,
+                 distribution: str | None = None) -> None:
+        self.detail = str(detail)
+        self.family = family
+        self.component = component
+        self.method = method
+        self.distribution = distribution
+        self.message = self._compose()
+        super().__init__(self.message)
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        match = self._PREFIX.match(message)
-        self.family, self.name = (match.group(1), match.group(2)) if match else (None, None)
-        self.message = message
+    @classmethod
+    def at(cls, component: object, method: str | None, detail: str,
+           distribution: str | None = None) -> PluginError:
+        """The error of a component instance (or class): family and name read from it."""
+        return cls(detail, family=getattr(component, "family", None),
+                   component=getattr(component, "name", None), method=method,
+                   distribution=distribution)
+
+    def _compose(self) -> str:
+        if self.family is None and self.component is None:
+            return self.detail
+        head = " ".join(part for part in (self.family, None if self.component is None
+                                          else repr(self.component)) if part)
+        if self.distribution:
+            head += f" (from {self.distribution})"
+        call = f"{self.method}() " if self.method else ""
+        return f"{head}: {call}{self.detail}"
+
+    @property
+    def name(self) -> str | None:
+        """The component's registry name (the same as `component`)."""
+        return self.component
+
+    def fields(self) -> dict[str, str | None]:
+        """The structured fields, e.g. for a JSON report."""
+        return {"family": self.family, "component": self.component, "method": self.method,
+                "distribution": self.distribution, "detail": self.detail}
 
     def with_source(self, source: str) -> PluginError:
         """The same error, saying which plugin (distribution) the component came from."""
-        if self.family is None or "(from " in self.message:
+        if self.family is None or self.distribution is not None:
             return self
-        head = f"{self.family} {self.name!r}"
-        error = PluginError(f"{head} (from {source}){self.message[len(head):]}")
+        error = PluginError(self.detail, family=self.family, component=self.component,
+                            method=self.method, distribution=source)
         error.__cause__ = self.__cause__
         return error
+
+    def __reduce__(self):  # keeps the fields across processes (sweeps run in workers)
+        return (_plugin_error, (self.detail, self.family, self.component, self.method,
+                                self.distribution))
+
+
+def _plugin_error(detail: str, family: str | None, component: str | None, method: str | None,
+                  distribution: str | None) -> PluginError:
+    return PluginError(detail, family=family, component=component, method=method,
+                       distribution=distribution)

@@ -241,8 +241,8 @@ class Landscape:
             try:
                 path.optimizer.update(path.w, g, path.state, self.step_count)
             except Exception as exc:
-                raise PluginError(f"optimizer {path.optimizer.name!r}: update() raised "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                raise PluginError.at(path.optimizer, "update",
+                                     f"raised {type(exc).__name__}: {exc}") from exc
             if not np.isfinite(path.w).all() or np.abs(path.w).max() > 1e6:
                 path.diverged_at = self.step_count
                 continue

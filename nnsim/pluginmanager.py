@@ -5,10 +5,16 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Mapping
+import threading
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import pluggy
 
 from nnsim import hookspecs
@@ -40,12 +46,14 @@ class Entry:
 
 @dataclass(frozen=True)
 class Failure:
-    """A plugin that failed to load or register, and why (one line)."""
+    """A plugin that failed to load or register, and why (one line). `component` is
+    "family:name" when the failure concerns one component (a name already taken)."""
 
     plugin: str
     source: str
     stage: str
     error: str
+    component: str = ""
 
     def __str__(self) -> str:
         return f"{self.plugin} ({self.source}) failed at {self.stage}: {self.error}"
@@ -84,6 +92,127 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+# ---------------------------------------------------------------- NumPy's error state
+#
+# A plugin may call np.seterr (at import, or inside a method); nnsim puts NumPy's
+# floating-point error state back after loading each plugin and after each plugin call.
+# Where NumPy keeps the state in a context variable (NumPy 2) reading it is one C call and
+# a plugin that left it alone costs an identity comparison.
+
+try:
+    from numpy._core._multiarray_umath import _extobj_contextvar as _NUMPY_STATE
+except ImportError:  # NumPy 1.x: the public, slower functions
+    _NUMPY_STATE = None
+
+
+def numpy_state() -> Any:
+    """NumPy's floating-point error state, as a token for `restore_numpy_state`; two tokens
+    compare equal when the state did not change."""
+    if _NUMPY_STATE is not None:
+        return _NUMPY_STATE.get()
+    return tuple(sorted(np.geterr().items()))
+
+
+def restore_numpy_state(saved: Any) -> None:
+    """Put NumPy's error state back to `saved` (a `numpy_state()` token)."""
+    if _NUMPY_STATE is not None:
+        _NUMPY_STATE.set(saved)
+    else:
+        np.seterr(**dict(saved))
+
+
+if _NUMPY_STATE is not None:
+    numpy_state = _NUMPY_STATE.get  # noqa: F811 — the same, without a Python frame
+
+
+@contextmanager
+def plugin_code() -> Iterator[_Interrupts]:
+    """Run a plugin's own code (its import, a hook): NumPy's error state is restored
+    afterwards, and a Ctrl-C that arrives meanwhile is told apart from a KeyboardInterrupt
+    the plugin raises itself (`.received`)."""
+    saved = numpy_state()
+    guard = _Interrupts()
+    try:
+        with guard:
+            yield guard
+    finally:
+        if numpy_state() != saved:
+            restore_numpy_state(saved)
+
+
+class _Interrupts:
+    """While a plugin's code runs, notes a real SIGINT before it interrupts as usual.
+
+    A plugin raising KeyboardInterrupt or SystemExit itself is a broken plugin; a user
+    pressing Ctrl-C meanwhile wants nnsim to stop. Signals reach only the main thread, so
+    elsewhere every KeyboardInterrupt comes from the plugin.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self.previous: Any = None
+        self.installed = False
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.previous = signal.getsignal(signal.SIGINT)
+                signal.signal(signal.SIGINT, self._handler)
+                self.installed = True
+            except (ValueError, OSError):  # no signals here (an embedded interpreter)
+                self.installed = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.installed:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        self.received = True
+        if self.previous is signal.SIG_IGN:
+            return
+        if callable(self.previous):
+            self.previous(signum, frame)
+        raise KeyboardInterrupt
+
+
+def _reraise_interrupt(guard: _Interrupts, exc: BaseException) -> None:
+    """A real Ctrl-C stops nnsim, whatever the plugin's code turned it into."""
+    if guard.received:
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        raise KeyboardInterrupt from exc
+
+
+def _hook_names() -> list[str]:
+    return sorted(name for name in vars(hookspecs) if name.startswith("register_"))
+
+
+def hook_problems(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """What is wrong with a registered plugin's hooks: implementations of hooks nnsim does
+    not have (a misspelt name), and module functions named like a hook that lack
+    `@hookimpl` (so pluggy never calls them)."""
+    problems = []
+    hooks = _hook_names()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        for caller in pm.get_hookcallers(plugin) or []:
+            if not caller.has_spec():
+                problems.append(f"unknown hook {caller.name!r}{did_you_mean(caller.name, hooks)}"
+                                f"; nnsim's hooks: {', '.join(hooks)}")
+    if isinstance(plugin, types.ModuleType):
+        for name, obj in vars(plugin).items():
+            if name.startswith("register_") and isinstance(obj, types.FunctionType) \
+                    and obj.__module__ == plugin.__name__ \
+                    and pm.parse_hookimpl_opts(plugin, name) is None:
+                known = "" if name in hooks else \
+                    f", and nnsim has no hook of that name{did_you_mean(name, hooks)}"
+                problems.append(f"{name}() is not marked @hookimpl (from nnsim import "
+                                f"hookimpl){known}")
+    return problems
+
+
 def _env_list(value: str | None) -> set[str] | None:
     if value is None:
         return None
@@ -107,10 +236,19 @@ class PluginLoader:
         self.log = log or (lambda line: print(line, file=sys.stderr))
 
     def add(self, plugin: object, name: str, source: str) -> None:
-        try:
-            self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy refuses unknown hooks, duplicate names, ...
-            self.registry.failures.append(Failure(name, source, "register", _error_line(exc)))
+        with plugin_code() as guard:
+            try:
+                self.pm.register(plugin, name=name)
+            except BaseException as exc:  # pluggy refuses duplicate names, bad hookimpls
+                _reraise_interrupt(guard, exc)
+                self.registry.failures.append(Failure(name, source, "register",
+                                                      _error_line(exc)))
+                return
+        problems = hook_problems(self.pm, plugin)
+        if problems:
+            self.pm.unregister(plugin)
+            self.registry.failures.append(Failure(name, source, "register",
+                                                  "; ".join(problems)))
             return
         self.sources[name] = source
         self.registry.plugins.append((name, source))
@@ -130,6 +268,9 @@ class PluginLoader:
         found: list[type[Component]] = []
 
         def register(cls: type[Component]) -> None:
+            if isinstance(cls, base):
+                raise TypeError(f"{hook_name} got an instance of {type(cls).__name__}; "
+                                f"register the class: register({type(cls).__name__})")
             if not (isinstance(cls, type) and issubclass(cls, base)):
                 raise TypeError(f"{hook_name} expects a subclass of nnsim.components."
                                 f"{base.__name__}, got {cls!r}")
@@ -139,11 +280,14 @@ class PluginLoader:
 
         if self.trace:
             self.log(f"nnsim: calling {hook_name} of plugin {plugin!r} ({source})")
-        try:
-            impl.function(**{arg: register for arg in impl.argnames})
-        except Exception as exc:
-            self.registry.failures.append(Failure(plugin, source, hook_name, _error_line(exc)))
-            return
+        with plugin_code() as guard:
+            try:
+                impl.function(**{arg: register for arg in impl.argnames})
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt included
+                _reraise_interrupt(guard, exc)
+                self.registry.failures.append(Failure(plugin, source, hook_name,
+                                                      _error_line(exc)))
+                return
         table = self.registry.families[family]
         for cls in found:
             if cls.name in table:
@@ -151,7 +295,7 @@ class PluginLoader:
                 self.registry.failures.append(Failure(
                     plugin, source, hook_name,
                     f"{family} {cls.name!r} is already registered by {other.plugin} "
-                    f"({other.source}); this one was skipped"))
+                    f"({other.source}); this one was skipped", f"{family}:{cls.name}"))
                 continue
             table[cls.name] = Entry(cls, plugin, source)
             if self.trace:
@@ -180,11 +324,14 @@ def load_registry(
         if (allow is not None and ep.name not in allow) or ep.name in block:
             continue
         source = _source(ep)
-        try:
-            module = ep.load()
-        except Exception as exc:
-            loader.registry.failures.append(Failure(ep.name, source, "import", _error_line(exc)))
-            continue
+        with plugin_code() as guard:
+            try:
+                module = ep.load()
+            except BaseException as exc:  # SystemExit and KeyboardInterrupt included
+                _reraise_interrupt(guard, exc)
+                loader.registry.failures.append(Failure(ep.name, source, "import",
+                                                        _error_line(exc)))
+                continue
         loader.add(module, ep.name, source)
     return loader.collect()
 

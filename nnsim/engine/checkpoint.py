@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 import uuid
 import zipfile
@@ -101,8 +102,7 @@ def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool =
     if sim.telemetry is not None and sim.telemetry.primed:
         arrays["telemetry/inactive_run"] = sim.telemetry.inactive_run
     if snapshots is not None:  # kept steps a later run can branch from (--from-step)
-        for snap in snapshots.snapshots.values():
-            arrays.update(_snapshot_arrays(snap))
+        arrays.update(_snapshot_bundle(sim, snapshots))
     # one temporary file per writer: two runs sharing a folder never write the same one
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -158,7 +158,8 @@ def _unpack(blob: np.ndarray, dtype: str, shape: tuple[int, int]) -> np.ndarray:
     return cols.reshape(shape[1], shape[0]).T
 
 
-def _chunk(records: list[StepRecord], layout: list, dtype: str) -> tuple[np.ndarray, dict, dict]:
+def _chunk(records: list[StepRecord], layout: list, dtype: str
+           ) -> tuple[np.ndarray, bytes, dict]:
     """Records of one layout (or unmeasured: no layers) as compressed columns, and the
     chunk's description. Values are kept at the network's precision (`dtype`)."""
     n, g = len(records), len(_GLOBAL_FLOATS)
@@ -172,36 +173,40 @@ def _chunk(records: list[StepRecord], layout: list, dtype: str) -> tuple[np.ndar
     hist = np.zeros((n, bins), np.int64)
     rows = [i for i in range(n) if measured[i]]
     if rows:
+        stats = operator.itemgetter(*(LayerRecord._fields.index(f) for f in _LAYER_FLOATS))
         values[rows] = [[v for layer in records[i].layers
-                             for v in (*[getattr(layer, f) for f in _LAYER_FLOATS],
-                                       *[x for _, x in layer.state],
-                                       *[x for _, x in layer.learnable])]
-                            + [x for layer in records[i].layers for x in layer.hist_range]
-                            for i in rows]
+                         for v in (*stats(layer), *[x for _, x in layer.state],
+                                   *[x for _, x in layer.learnable])]
+                        + [x for layer in records[i].layers for x in layer.hist_range]
+                        for i in rows]
         hist[rows] = [[c for layer in records[i].layers for c in layer.hist] for i in rows]
     hist_dtype = "uint16" if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
         else "int64"
     step = np.array([r.step for r in records], np.int64)
-    arrays = {"step": _pack(step[:, None]),
-              "global": _pack(glob.astype(np.float64).reshape(n, g)),
-              "values": _pack(values.astype(dtype)),
-              "flags": np.packbits(np.concatenate([none, measured[:, None]], axis=1), axis=-1),
-              "hist": _pack(hist.astype(hist_dtype))}
+    parts = [_pack(step[:, None]), _pack(glob.astype(np.float64).reshape(n, g)),
+             _pack(values.astype(dtype)),
+             np.packbits(np.concatenate([none, measured[:, None]], axis=1), axis=-1).ravel(),
+             _pack(hist.astype(hist_dtype))]
     meta = {"rows": n, "layers": layout, "dtype": dtype, "hist": hist_dtype,
+            "parts": [len(x) for x in parts],
             "nonfinite": {str(r.step): r.nonfinite for r in records if r.nonfinite}}
-    return step, arrays, meta
+    return step, b"".join(x.tobytes() for x in parts), meta
 
 
-def _unchunk(arrays: dict[str, np.ndarray], meta: dict, gnames: list,
-             lnames: list) -> list[StepRecord]:
+def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[StepRecord]:
     n, layout, g = int(meta["rows"]), meta["layers"], len(gnames)
     width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
     bins = sum(h for _, _, _, h, _, _ in layout)
-    steps = _unpack(arrays["step"], "int64", (n, 1))[:, 0]
-    glob = _unpack(arrays["global"], "float64", (n, g)).tolist()
-    values = _unpack(arrays["values"], meta["dtype"], (n, width + 2 * len(layout)))
-    hist = _unpack(arrays["hist"], meta["hist"], (n, bins))
-    flags = np.unpackbits(arrays["flags"], axis=-1, count=g + 1).reshape(n, g + 1).astype(bool)
+    ends = np.cumsum([0, *meta["parts"]])
+    if ends[-1] != blob.size:
+        raise ValueError(f"a history chunk holds {blob.size} bytes, its description "
+                         f"{ends[-1]}")
+    step_b, glob_b, values_b, flags_b, hist_b = (blob[a:b] for a, b in zip(ends, ends[1:]))
+    steps = _unpack(step_b, "int64", (n, 1))[:, 0]
+    glob = _unpack(glob_b, "float64", (n, g)).tolist()
+    values = _unpack(values_b, meta["dtype"], (n, width + 2 * len(layout)))
+    hist = _unpack(hist_b, meta["hist"], (n, bins))
+    flags = np.unpackbits(flags_b.reshape(n, -1), axis=-1, count=g + 1).astype(bool)
     nonfinite = meta.get("nonfinite", {})
     vals, hists, flag_rows = values.tolist(), hist.tolist(), flags.tolist()
     records = []
@@ -257,11 +262,11 @@ def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
     cache = getattr(sim, "_history_chunks", None)
     # (steps, arrays, description, the chunk's last record: the same object, not only the
     # same step, so a run rewound and stepped again never reuses the old timeline's rows)
-    chunks: list[tuple[np.ndarray, dict, dict, StepRecord]] = []
+    chunks: list[tuple[np.ndarray, bytes, dict, StepRecord]] = []
     done = 0
     if cache is not None and history and cache["dtype"] == dtype:
         first = history[0].step
-        for step_col, arrays, meta, last in cache["chunks"]:
+        for step_col, blob, meta, last in cache["chunks"]:
             if step_col[-1] < first:
                 continue  # fell out of the kept history
             start = int(np.searchsorted(step_col, first))  # rows before it: dropped on load
@@ -269,7 +274,7 @@ def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
             if end > len(history) or history[end - 1] is not last:
                 chunks, done = [], 0  # not the history cached (a rewind, a new run)
                 break
-            chunks.append((step_col, arrays, meta, last))
+            chunks.append((step_col, blob, meta, last))
             done = end
     if len(chunks) >= MAX_CHUNKS:  # merge them all into one, once every MAX_CHUNKS saves
         chunks, done = [], 0
@@ -279,16 +284,12 @@ def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
         sim._history_chunks = {"dtype": dtype, "chunks": chunks}
     except AttributeError:
         pass
-    out: dict[str, np.ndarray] = {}
-    metas = []
-    for i, (_, arrays, meta, _last) in enumerate(chunks):
-        metas.append(meta)
-        for key, value in arrays.items():
-            out[f"history/{i}/{key}"] = value
-    out["history/chunks"] = _text({"global": list(_GLOBAL_FLOATS), "layer": list(_LAYER_FLOATS),
-                                   "first": history[0].step if history else 0,
-                                   "chunks": metas})
-    return out
+    metas = [meta for _, _, meta, _ in chunks]
+    return {"history/blob": np.frombuffer(b"".join(blob for _, blob, _, _ in chunks), np.uint8),
+            "history/chunks": _text({"global": list(_GLOBAL_FLOATS),
+                                     "layer": list(_LAYER_FLOATS),
+                                     "first": history[0].step if history else 0,
+                                     "chunks": metas})}
 
 
 def decode_history(data: dict[str, np.ndarray]) -> list[StepRecord]:
@@ -298,10 +299,14 @@ def decode_history(data: dict[str, np.ndarray]) -> list[StepRecord]:
         info = json.loads(str(data["history/chunks"]))
         gnames, lnames, first = info["global"], info["layer"], int(info["first"])
         records: list[StepRecord] = []
-        for i, meta in enumerate(info["chunks"]):
-            head = f"history/{i}/"
-            arrays = {k[len(head):]: v for k, v in data.items() if k.startswith(head)}
-            records.extend(r for r in _unchunk(arrays, meta, gnames, lnames) if r.step >= first)
+        blob, at = data["history/blob"], 0
+        if blob.dtype != np.uint8 or blob.ndim != 1:
+            raise ValueError(f"history/blob must be bytes, got {blob.dtype} {blob.shape}")
+        for meta in info["chunks"]:
+            size = int(sum(meta["parts"]))
+            records.extend(r for r in _unchunk(blob[at:at + size], meta, gnames, lnames)
+                           if r.step >= first)
+            at += size
         return records
     if "history/layout" not in data:
         return [record_from_dict(d) for d in json.loads(str(data["history"]))]
@@ -477,11 +482,10 @@ def record_from_dict(d: dict[str, Any]) -> StepRecord:
 # ---------------------------------------------------------------- kept snapshots
 
 def _snapshot_arrays(snap) -> dict[str, np.ndarray]:
-    head = f"snap/{snap.step}/"
     order, pos, seen, _ = snap.data
     c = snap.counters
-    arrays = {head + "params": snap.params, head + "data_order": order,
-              head + "meta": _text({
+    arrays = {"params": snap.params, "data_order": order,
+              "meta": _text({
                   "pos": pos, "seen": seen, "rngs": snap.rngs, "primed": snap.primed,
                   "config": snap.config.to_toml(), "step": c["step"],
                   "best_val": _num(c["best_val"]), "evals_since_best": c["evals_since_best"],
@@ -489,25 +493,79 @@ def _snapshot_arrays(snap) -> dict[str, np.ndarray]:
                   "divergence": None if c["divergence"] is None else
                   [c["divergence"].step, c["divergence"].where]})}
     for key, value in snap.buffers.items():
-        arrays[f"{head}buffer/{key}"] = value
+        arrays[f"buffer/{key}"] = value
     for key, value in snap.opt_state.items():
-        arrays[f"{head}state/{key}"] = value
+        arrays[f"state/{key}"] = value
     if snap.inactive_run is not None:
-        arrays[head + "inactive_run"] = snap.inactive_run
+        arrays["inactive_run"] = snap.inactive_run
     return arrays
+
+
+def _snapshot_bundle(sim, store) -> dict[str, np.ndarray]:
+    """All kept snapshots as one byte array and its index (name → offset, dtype, shape):
+    one entry in the file, not five per snapshot, and each snapshot's bytes are made once
+    and reused by every later save."""
+    cache = getattr(sim, "_snapshot_bytes", {})
+    fresh: dict[int, tuple[Any, bytes, dict]] = {}
+    with store._lock:
+        kept = dict(store.snapshots)
+    for step, snap in sorted(kept.items()):
+        hit = cache.get(step)
+        if hit is None or hit[0] is not snap:
+            parts, index, at = [], {}, 0
+            for name, value in _snapshot_arrays(snap).items():
+                raw = np.ascontiguousarray(value)
+                index[name] = [at, raw.dtype.str, list(raw.shape)]
+                parts.append(raw.tobytes())
+                at += len(parts[-1])
+            hit = (snap, b"".join(parts), index)
+        fresh[step] = hit
+    try:
+        sim._snapshot_bytes = fresh
+    except AttributeError:
+        pass
+    index, at = {}, 0
+    for step, (_, raw, names) in fresh.items():
+        index[str(step)] = [at, names]
+        at += len(raw)
+    return {"snapshots/blob": np.frombuffer(b"".join(raw for _, raw, _ in fresh.values()),
+                                            np.uint8),
+            "snapshots/index": _text(index)}
+
+
+def _from_bundle(blob: np.ndarray, start: int, names: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for name, (offset, dtype, shape) in names.items():
+        dt = np.dtype(dtype)
+        if dt.hasobject:
+            raise ValueError(f"{name}: objects are not stored in checkpoints")
+        count = int(np.prod(shape, dtype=np.int64))
+        begin = start + int(offset)
+        if begin < 0 or begin + count * dt.itemsize > blob.size:
+            raise ValueError(f"{name} lies outside the snapshot bytes")
+        out[name] = blob[begin:begin + count * dt.itemsize].view(dt).reshape(shape).copy()
+    return out
+
+
+def _snapshot_index(path: Path) -> tuple[dict, Any]:
+    """The index of the snapshots in the file at `path` and a reader of their arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = npz.files
+            if "snapshots/index" in names:
+                return json.loads(str(npz["snapshots/index"])), None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") \
+            from None
+    # files of the first format: five entries per snapshot, "snap/<step>/<name>"
+    return {n.split("/")[1]: None for n in names
+            if n.startswith("snap/") and n.endswith("/meta")}, None
 
 
 def snapshot_steps(where: str | Path) -> list[int]:
     """The steps of the snapshots kept in the checkpoint at `where`."""
-    path = checkpoint_path(where)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            names = npz.files
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") \
-            from None
-    return sorted({int(n.split("/")[1]) for n in names
-                   if n.startswith("snap/") and n.endswith("/meta")})
+    index, _ = _snapshot_index(checkpoint_path(where))
+    return sorted(int(step) for step in index)
 
 
 def load_snapshot(where: str | Path, step: int, registry=None):
@@ -516,15 +574,20 @@ def load_snapshot(where: str | Path, step: int, registry=None):
     from nnsim.engine.simulation import Divergence
 
     path = checkpoint_path(where)
-    kept = snapshot_steps(where)
+    index, _ = _snapshot_index(path)
+    kept = sorted(int(k) for k in index)
     if step not in kept:
         shown = ", ".join(map(str, kept[:20])) + (" …" if len(kept) > 20 else "")
         raise CheckpointError(f"{path}: no snapshot at step {step}; kept: "
                               + (shown or "none (run with --checkpoint to keep some)"))
-    head = f"snap/{step}/"
     try:
         with np.load(path, allow_pickle=False) as npz:
-            data = {k[len(head):]: npz[k] for k in npz.files if k.startswith(head)}
+            entry = index[str(step)]
+            if entry is None:
+                head = f"snap/{step}/"
+                data = {k[len(head):]: npz[k] for k in npz.files if k.startswith(head)}
+            else:
+                data = _from_bundle(npz["snapshots/blob"], int(entry[0]), entry[1])
         meta = json.loads(str(data["meta"]))
         config = Config.from_dict(read_toml_text(meta["config"], str(path)), registry)
         div = meta["divergence"]
@@ -540,6 +603,6 @@ def load_snapshot(where: str | Path, step: int, registry=None):
                         data.get("inactive_run"), bool(meta["primed"]), None, config)
     except NnsimError:
         raise
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise CheckpointError(f"{path}: damaged snapshot at step {step} ({type(exc).__name__}: "
                               f"{cap(exc, 200)})") from None

@@ -6,7 +6,7 @@ import numpy as np
 
 from nnsim.config import DataConfig
 from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import Registry
+from nnsim.pluginmanager import Registry, numpy_state, restore_numpy_state
 
 
 def fit_preprocess(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,26 +40,30 @@ MAX_CLASSES = 65536
 def _class_labels(name: str, dataset, y: np.ndarray) -> np.ndarray:
     """Labels as int64, checked against the dataset's declared classes: one line naming
     the dataset, what was wrong and what would be right."""
+    state = numpy_state()
     try:
         classes = dataset.n_classes()
     except Exception as exc:  # noqa: BLE001 — a plugin's failure, reported as one line
-        raise PluginError(f"dataset {name!r}: n_classes() raised {type(exc).__name__}: "
-                          f"{_short(exc)}") from exc
+        raise PluginError(f"raised {type(exc).__name__}: {_short(exc)}", family="dataset",
+                          component=name, method="n_classes") from exc
+    finally:
+        restore_numpy_state(state)
     if isinstance(classes, (bool, np.bool_)) or not isinstance(classes, (int, np.integer)) \
             or not 1 <= classes <= MAX_CLASSES:
-        raise PluginError(f"dataset {name!r}: n_classes() must return an integer in "
-                          f"[1, {MAX_CLASSES}], got {_short(repr(classes))}")
+        raise PluginError(f"must return an integer in [1, {MAX_CLASSES}], got "
+                          f"{_short(repr(classes))}", family="dataset", component=name,
+                          method="n_classes")
     classes = int(classes)
     if y.dtype.kind not in "iub" and not (
             y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all()):
-        raise PluginError(f"dataset {name!r}: generate() must return integer class labels "
-                          f"in [0, {classes}), got dtype {y.dtype}")
+        raise PluginError(f"must return integer class labels in [0, {classes}), got dtype "
+                          f"{y.dtype}", family="dataset", component=name, method="generate")
     y = y.reshape(-1)
     if len(y) and (y.min() < 0 or y.max() >= classes):
         bad = y[(y < 0) | (y >= classes)][0]
-        raise PluginError(f"dataset {name!r}: generate() returned the label "
-                          f"{_short(repr(bad.item()))}, outside [0, {classes}) of its "
-                          f"n_classes() = {classes}")
+        raise PluginError(f"returned the label {_short(repr(bad.item()))}, outside "
+                          f"[0, {classes}) of its n_classes() = {classes}", family="dataset",
+                          component=name, method="generate")
     return y.astype(np.int64)
 
 
@@ -81,29 +85,31 @@ class DataPipeline:
         dataset = cfg.dataset.build(registry, "dataset")
         self.dataset = dataset
         self.task = dataset.task
+        state = numpy_state()
         try:
             x, y = dataset.generate(data_rng)
         except Exception as exc:
-            raise PluginError(f"dataset {cfg.dataset.name!r}: generate() failed: "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError.at(dataset, "generate", f"failed: {type(exc).__name__}: {exc}") \
+                from exc
+        finally:
+            restore_numpy_state(state)
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)
         if x.ndim != 2 or len(x) != len(y) or len(x) < 2:
-            raise PluginError(f"dataset {cfg.dataset.name!r}: generate() must return X of shape "
-                              f"(n, d) and y with n entries, got {x.shape} and {y.shape}")
+            raise PluginError.at(dataset, "generate", f"must return X of shape (n, d) and y "
+                                 f"with n entries, got {x.shape} and {y.shape}")
         if not np.isfinite(x).all():
-            raise PluginError(f"dataset {cfg.dataset.name!r}: generate() returned non-finite inputs")
+            raise PluginError.at(dataset, "generate", "returned non-finite inputs")
         if self.task == "classification":
             y = _class_labels(cfg.dataset.name, dataset, y)
             self.outputs = int(dataset.n_classes())
         else:
             if y.dtype.kind not in "iufb":
-                raise PluginError(f"dataset {cfg.dataset.name!r}: generate() must return "
-                                  f"numeric regression targets, got dtype {y.dtype}")
+                raise PluginError.at(dataset, "generate", f"must return numeric regression "
+                                     f"targets, got dtype {y.dtype}")
             y = y.astype(np.float64).reshape(len(y), -1)
             if not np.isfinite(y).all():
-                raise PluginError(f"dataset {cfg.dataset.name!r}: generate() returned "
-                                  f"non-finite targets")
+                raise PluginError.at(dataset, "generate", "returned non-finite targets")
             self.outputs = y.shape[1]
 
         n = len(x)

@@ -16,7 +16,7 @@ import numpy as np
 from nnsim.components import Activation, Normalizer
 from nnsim.config import ModelConfig
 from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import Registry
+from nnsim.pluginmanager import Registry, numpy_state, restore_numpy_state
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,19 @@ class HiddenLayer(Dense):
 
 
 def _call(component, method: str, *args):
-    """Call a plugin method; wrap its failures in a PluginError naming it."""
+    """Call a plugin method; wrap its failures in a PluginError naming it. NumPy's error
+    state is put back if the method changed it."""
+    state = numpy_state()
     try:
         return getattr(component, method)(*args)
     except PluginError:
         raise
     except Exception as exc:
-        raise PluginError(f"{component.family} {component.name!r}: {method}() raised "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}") \
+            from exc
+    finally:
+        if numpy_state() != state:
+            restore_numpy_state(state)
 
 
 def _store(component, method: str, views: dict[str, np.ndarray], values: dict) -> None:
@@ -73,9 +78,9 @@ def _store(component, method: str, views: dict[str, np.ndarray], values: dict) -
     for key, view in views.items():
         value = values.get(key) if isinstance(values, dict) else None
         if value is None or np.shape(value) != view.shape:
-            raise PluginError(f"{component.family} {component.name!r}: {method}() must return a "
-                              f"gradient of shape {view.shape} for {key!r}, got "
-                              f"{None if value is None else np.shape(value)}")
+            raise PluginError.at(component, method, f"must return a gradient of shape "
+                                 f"{view.shape} for {key!r}, got "
+                                 f"{None if value is None else np.shape(value)}")
         np.copyto(view, value, casting="unsafe")
 
 
@@ -83,11 +88,11 @@ def _check_shape(component, method: str, value, like: np.ndarray) -> np.ndarray:
     """Raise a PluginError unless `value` is an array shaped and typed like `like`."""
     if not isinstance(value, np.ndarray) or value.shape != like.shape:
         got = value.shape if isinstance(value, np.ndarray) else type(value).__name__
-        raise PluginError(f"{component.family} {component.name!r}: {method}() must return an "
-                          f"array of shape {like.shape}, got {got}")
+        raise PluginError.at(component, method, f"must return an array of shape {like.shape}, "
+                                                f"got {got}")
     if value.dtype != like.dtype:
-        raise PluginError(f"{component.family} {component.name!r}: {method}() must return "
-                          f"{like.dtype} for {like.dtype} input, got {value.dtype}")
+        raise PluginError.at(component, method, f"must return {like.dtype} for {like.dtype} "
+                                                f"input, got {value.dtype}")
     return value
 
 
@@ -173,18 +178,21 @@ class Network:
                 grads[name] = g
 
     def _draw(self, init, shape, layer: Dense, rng, key: str) -> np.ndarray:
+        state = numpy_state()
         try:
             value = np.asarray(init.sample(shape, layer.fan_in, layer.fan_out, rng))
         except ValueError as exc:  # the initializer refuses this use (e.g. orthogonal biases)
             raise ConfigError(key, f"{init.name}: {exc}") from None
         except Exception as exc:
-            raise PluginError(f"initializer {init.name!r}: sample() raised "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError.at(init, "sample", f"raised {type(exc).__name__}: {exc}") \
+                from exc
+        finally:
+            restore_numpy_state(state)
         if value.shape != tuple(shape):
-            raise PluginError(f"initializer {init.name!r}: sample() must return an array of "
-                              f"shape {tuple(shape)}, got {value.shape}")
+            raise PluginError.at(init, "sample", f"must return an array of shape "
+                                                 f"{tuple(shape)}, got {value.shape}")
         if not np.isfinite(value).all():
-            raise PluginError(f"initializer {init.name!r}: sample() returned non-finite values")
+            raise PluginError.at(init, "sample", "returned non-finite values")
         return value
 
     def segment_slices(self, name: str) -> list[Segment]:
@@ -206,7 +214,7 @@ class Network:
     def forward(self, x: np.ndarray, training: bool = True, rng: np.random.Generator | None = None
                 ) -> np.ndarray:
         """Logits for a batch. In training mode caches what `backward` needs (batch_size rows)."""
-        self._where = None
+        self._where, self._np = None, numpy_state()
         try:
             return self._forward(x, training, rng)
         except PluginError:
@@ -217,7 +225,7 @@ class Network:
     def backward(self, grad_logits: np.ndarray, input_grad: bool = False) -> None:
         """Fill `grads` from ∂L/∂logits. Sets each layer's `grad_in_sq` (‖∂L/∂input‖²) when
         `input_grad`; the first layer's input gradient is only computed then."""
-        self._where = None
+        self._where, self._np = None, numpy_state()
         try:
             self._backward(grad_logits, input_grad)
         except PluginError:
@@ -231,8 +239,7 @@ class Network:
         if self._where is None:
             return exc
         component, method = self._where
-        error = PluginError(f"{component.family} {component.name!r}: {method}() raised "
-                            f"{type(exc).__name__}: {exc}")
+        error = PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
 
@@ -256,6 +263,8 @@ class Network:
             self._where = (act, "forward")
             a = act.forward(z)
             self._where = None
+            if numpy_state() != self._np:  # a plugin changed NumPy's error state: undo
+                restore_numpy_state(self._np)
             if type(a) is not np.ndarray or a.shape != z.shape or a.dtype != z.dtype:
                 _check_shape(act, "forward", a, z)
             layer.z, layer.a = z, a
@@ -284,6 +293,8 @@ class Network:
         self._where = (norm, "forward")
         y = norm.forward(x, training)
         self._where = None
+        if numpy_state() != self._np:  # a plugin changed NumPy's error state: undo
+            restore_numpy_state(self._np)
         if type(y) is not np.ndarray or y.shape != x.shape or y.dtype != x.dtype:
             _check_shape(norm, "forward", y, x)
         return y
@@ -293,9 +304,10 @@ class Network:
         self._where = (norm, "backward")
         result = norm.backward(g)
         self._where = None
+        if numpy_state() != self._np:  # a plugin changed NumPy's error state: undo
+            restore_numpy_state(self._np)
         if not isinstance(result, tuple) or len(result) != 2:
-            raise PluginError(f"normalizer {norm.name!r}: backward() must return "
-                              f"(grad_x, {{param: grad}})")
+            raise PluginError.at(norm, "backward", "must return (grad_x, {param: grad})")
         gx, pg = result
         _store(norm, "backward", layer.norm_grads, pg)
         if type(gx) is not np.ndarray or gx.shape != g.shape or gx.dtype != g.dtype:
@@ -321,11 +333,13 @@ class Network:
             self._where = (act, "backward")
             result = act.backward(layer.z, layer.a, g)
             self._where = None
+            if numpy_state() != self._np:  # a plugin changed NumPy's error state: undo
+                restore_numpy_state(self._np)
             if layer.act_learnable:
                 if not isinstance(result, tuple) or len(result) != 2:
-                    raise PluginError(f"activation {act.name!r}: backward() must return "
-                                      f"(grad_x, {{param: grad}}) for learnable "
-                                      f"{', '.join(layer.act_learnable)}")
+                    raise PluginError.at(act, "backward", f"must return (grad_x, {{param: "
+                                         f"grad}}) for learnable "
+                                         f"{', '.join(layer.act_learnable)}")
                 result, pg = result
                 _store(act, "backward", layer.act_grads, pg)
             if type(result) is not np.ndarray or result.shape != g.shape or \

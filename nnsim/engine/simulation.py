@@ -13,6 +13,7 @@ import numpy as np
 
 from nnsim.config import Config
 from nnsim.engine.data import DataPipeline
+from nnsim.engine.firstcheck import first_step
 from nnsim.engine.losses import mean_squared_error, softmax_cross_entropy
 from nnsim.engine.network import Network, _call
 from nnsim.engine.records import StepRecord
@@ -100,7 +101,10 @@ class Simulation:
         self.registry = registry or default_registry()
         self.config = config if config is not None else Config.from_dict({}, self.registry)
         self.telemetry_enabled = telemetry
-        self._build()
+        try:
+            self._build()
+        except PluginError as exc:  # build-time errors name the distribution too
+            raise self._sourced(exc) from exc.__cause__
 
     # ------------------------------------------------------------ building
 
@@ -120,8 +124,8 @@ class Simulation:
         state = _call(self.optimizer, "init_state", self.net.params)
         for name, value in state.items():
             if not isinstance(value, np.ndarray) or value.shape != self.net.params.shape:
-                raise PluginError(f"optimizer {self.optimizer.name!r}: init_state() must return "
-                                  f"arrays shaped like the parameters, got {name!r}")
+                raise PluginError.at(self.optimizer, "init_state", f"must return arrays shaped "
+                                     f"like the parameters, got {name!r}")
         self.opt_state: dict[str, np.ndarray] = state
         self.telemetry = Telemetry(self.net, state) if self.telemetry_enabled else None
         t = cfg.train
@@ -220,13 +224,15 @@ class Simulation:
         # overflow on the way to a divergence is reported in the record, not as a warning
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                if self.step_count == 0:  # checks the plugins' contracts, once
+                    return first_step(self, measure)
                 return self._step(measure)
         except PluginError as exc:
             raise self._sourced(exc) from exc.__cause__
 
     def _sourced(self, exc: PluginError) -> PluginError:
         try:
-            return exc.with_source(self.registry.entry(exc.family, exc.name).source)
+            return exc.with_source(self.registry.entry(exc.family, exc.component).source)
         except (LookupError, KeyError, TypeError):
             return exc
 

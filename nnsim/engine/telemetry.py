@@ -14,6 +14,7 @@ import numpy as np
 from nnsim.engine.network import Network
 from nnsim.engine.records import LayerRecord
 from nnsim.errors import PluginError
+from nnsim.pluginmanager import numpy_state, restore_numpy_state
 
 HIST_BINS = 20
 #: histograms count at most about this many activations per layer: the first rows of the
@@ -91,14 +92,18 @@ class Telemetry:
 
     def _saturated(self, layer) -> np.ndarray:
         act = layer.activation
+        state = numpy_state()
         try:
             mask = act.saturated(layer.z, layer.a)
         except Exception as exc:
-            raise PluginError(f"activation {act.name!r}: saturated() raised "
-                              f"{type(exc).__name__}: {exc}") from exc
+            raise PluginError.at(act, "saturated", f"raised {type(exc).__name__}: {exc}") \
+                from exc
+        finally:
+            if numpy_state() != state:
+                restore_numpy_state(state)
         if type(mask) is not np.ndarray or mask.shape != layer.a.shape:
-            raise PluginError(f"activation {act.name!r}: saturated() must return a boolean "
-                              f"array of shape {layer.a.shape}")
+            raise PluginError.at(act, "saturated", f"must return a boolean array of shape "
+                                                   f"{layer.a.shape}")
         return mask
 
     def prime(self, train_x: np.ndarray) -> None:
