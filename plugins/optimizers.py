@@ -1,9 +1,17 @@
 """Built-in optimizers: sgd, momentum (as the lecture writes it), nesterov, adagrad, rmsprop,
-adam and adamw. Each updates the flat parameter vector in place without allocating."""
+adam and adamw. Each updates the flat parameter vector in place without allocating.
+
+Each but adamw computes its whole step into one scratch vector and subtracts it from the
+parameters; it leaves that vector in `last_step`, and its `update` is marked
+`reports_step`, so the engine reads the weight change from it instead of copying the
+parameters before the update and subtracting after. A third-party optimizer needs neither:
+without the mark the engine measures the change by difference.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -17,10 +25,19 @@ def _lr(default: float) -> Hyper:
     return Hyper(default, low=0.0, high=10.0, low_open=True, help=LR_HELP)
 
 
+def reports_step(update: Callable) -> Callable:
+    """Mark an `update` that ends with `params -= self.last_step` and changes the
+    parameters in no other way."""
+    setattr(update, "reports_step", True)  # noqa: B010 — a function attribute
+    return update
+
+
 class _Scratch:
     """A reusable temporary the size of the parameters (no allocation on the hot path)."""
 
     _tmp: np.ndarray | None = None
+    #: the step the newest update subtracted from the parameters (see `reports_step`)
+    last_step: np.ndarray | None = None
 
     def scratch(self, like: np.ndarray) -> np.ndarray:
         tmp = self._tmp
@@ -35,8 +52,9 @@ class SGD(Optimizer, _Scratch):
     name = "sgd"
     hyperparameters = {"lr": _lr(0.1)}
 
+    @reports_step
     def update(self, params, grads, state, t):
-        tmp = self.scratch(params)
+        tmp = self.last_step = self.scratch(params)
         np.multiply(grads, self.lr, out=tmp)
         params -= tmp
 
@@ -51,11 +69,12 @@ class Momentum(Optimizer, _Scratch):
         "beta": Hyper(0.9, low=0.0, high=1.0, high_open=True, help="velocity decay β"),
     }
 
+    @reports_step
     def update(self, params, grads, state, t):
         v = state["velocity"]
         v *= self.beta
         v += grads
-        tmp = self.scratch(params)
+        tmp = self.last_step = self.scratch(params)
         np.multiply(v, self.lr, out=tmp)
         params -= tmp
 
@@ -67,11 +86,12 @@ class Nesterov(Optimizer, _Scratch):
     state_names = ("velocity",)
     hyperparameters = Momentum.hyperparameters
 
+    @reports_step
     def update(self, params, grads, state, t):
         v = state["velocity"]
         v *= self.beta
         v += grads
-        tmp = self.scratch(params)
+        tmp = self.last_step = self.scratch(params)
         np.multiply(v, self.beta, out=tmp)
         tmp += grads
         tmp *= self.lr
@@ -88,9 +108,10 @@ class Adagrad(Optimizer, _Scratch):
         "eps": Hyper(1e-8, low=0.0, high=1.0, low_open=True, help="added to the denominator"),
     }
 
+    @reports_step
     def update(self, params, grads, state, t):
         acc = state["sum_sq"]
-        tmp = self.scratch(params)
+        tmp = self.last_step = self.scratch(params)
         np.multiply(grads, grads, out=tmp)
         acc += tmp
         np.sqrt(acc, out=tmp)
@@ -111,9 +132,10 @@ class RMSprop(Optimizer, _Scratch):
         "eps": Hyper(1e-8, low=0.0, high=1.0, low_open=True, help="added to the denominator"),
     }
 
+    @reports_step
     def update(self, params, grads, state, t):
         s = state["sq_avg"]
-        tmp = self.scratch(params)
+        tmp = self.last_step = self.scratch(params)
         np.multiply(grads, grads, out=tmp)
         tmp *= 1.0 - self.rho
         s *= self.rho
@@ -138,13 +160,14 @@ class Adam(Optimizer, _Scratch):
         "eps": Hyper(1e-8, low=0.0, high=1.0, low_open=True, help="added to the denominator"),
     }
 
+    @reports_step
     def update(self, params, grads, state, t):
         self._adam(params, grads, state, t)
 
     def _adam(self, params, grads, state, t):
         m, v = state["m"], state["v"]
         b1, b2 = self.beta1, self.beta2
-        tmp = self.scratch(params)
+        tmp = self.last_step = self.scratch(params)
         m *= b1
         np.multiply(grads, 1.0 - b1, out=tmp)
         m += tmp
@@ -154,12 +177,12 @@ class Adam(Optimizer, _Scratch):
         v += tmp
         c1 = 1.0 - b1**t
         c2 = 1.0 - b2**t
-        # α·m̂/(√v̂ + ε) = (α/c1)·m / (√v/√c2 + ε)
+        # α·m̂/(√v̂ + ε) = (α·√c2/c1)·m / (√v + ε·√c2): one pass fewer than scaling √v
+        root_c2 = math.sqrt(c2)
         np.sqrt(v, out=tmp)
-        tmp *= 1.0 / math.sqrt(c2)
-        tmp += self.eps
+        tmp += self.eps * root_c2
         np.divide(m, tmp, out=tmp)
-        tmp *= self.lr / c1
+        tmp *= self.lr * root_c2 / c1
         params -= tmp
 
 

@@ -19,6 +19,11 @@ from nnsim.errors import ConfigError, PluginError
 from nnsim.pluginmanager import Registry, numpy_state, restore_numpy_state
 
 
+#: flat vectors up to this many entries have their per-part sums of squares taken in two
+#: NumPy calls (a square and a reduceat); longer ones in one BLAS dot product per part
+SMALL_VECTOR = 1 << 16
+
+
 @dataclass(frozen=True)
 class Segment:
     """Where one parameter tensor sits in the flat vectors."""
@@ -157,6 +162,7 @@ class Network:
         self.n_biases = sum(d.fan_out for d in self.dense)
         self.params = np.zeros(offset, self.dtype)
         self.grads = np.zeros(offset, self.dtype)
+        self._parts()
 
         def view(flat: np.ndarray, seg: Segment) -> np.ndarray:
             return flat[seg.start:seg.stop].reshape(seg.shape)
@@ -197,6 +203,39 @@ class Network:
 
     def segment_slices(self, name: str) -> list[Segment]:
         return [s for s in self.segments if s.name == name]
+
+    def _parts(self) -> None:
+        """The flat vectors in parts: each dense layer's W, then everything else (biases and
+        learnable parameters) as one part. `square_norms` sums squares part by part."""
+        stops = [s.stop for s in self.segment_slices("W")]
+        starts = [0, *stops[:-1]]
+        if self.size > stops[-1]:
+            starts.append(stops[-1])
+            stops.append(self.size)
+        self.part_bounds = list(zip(starts, stops))
+        #: small vectors: one square and one reduceat (two calls, whatever the depth); large
+        #: ones: one BLAS dot product per part (one read of the vector, nothing written)
+        self._square = np.empty(self.size, self.dtype) if self.size <= SMALL_VECTOR else None
+        self._part_starts = np.array(starts, dtype=np.intp)
+
+    def square_norms(self, flat: np.ndarray) -> list[float]:
+        """Sums of squares of `flat` (params, grads or an optimizer state, laid out like
+        `params`) per part: each dense layer's weights, then the rest (see `_parts`). They
+        add up to the squared norm of the whole vector: the gradient norm, its finite
+        check and the per-layer gradient norms come from this one pass."""
+        sq = self._square
+        if sq is not None:
+            np.multiply(flat, flat, out=sq)
+            return np.add.reduceat(sq, self._part_starts).tolist()
+        return [float(np.vdot(v, v)) for v in (flat[a:z] for a, z in self.part_bounds)]
+
+    def dot_norms(self, a: np.ndarray, b: np.ndarray) -> list[float]:
+        """Dot products of two flat vectors part by part (see `square_norms`)."""
+        sq = self._square
+        if sq is not None:
+            np.multiply(a, b, out=sq)
+            return np.add.reduceat(sq, self._part_starts).tolist()
+        return [float(np.vdot(a[i:j], b[i:j])) for i, j in self.part_bounds]
 
     # ------------------------------------------------------------ workspaces
 

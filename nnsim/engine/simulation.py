@@ -35,6 +35,13 @@ class Divergence:
         return f"diverged at step {self.step}: non-finite {self.where}"
 
 
+def reports_step(optimizer) -> bool:
+    """Whether the optimizer's `update` leaves its whole step in `last_step` (the update
+    was exactly params −= last_step): the built-in functions marked `reports_step`. A
+    subclass that overrides `update` is measured by difference, whatever it sets."""
+    return bool(getattr(type(optimizer).update, "reports_step", False))
+
+
 def available_memory() -> int | None:
     """Bytes the system can still give this process (Linux: MemAvailable), or None."""
     try:
@@ -127,7 +134,8 @@ class Simulation:
                 raise PluginError.at(self.optimizer, "init_state", f"must return arrays shaped "
                                      f"like the parameters, got {name!r}")
         self.opt_state: dict[str, np.ndarray] = state
-        self.telemetry = Telemetry(self.net, state) if self.telemetry_enabled else None
+        self.telemetry = Telemetry(self.net, state, reports_step(self.optimizer)) \
+            if self.telemetry_enabled else None
         t = cfg.train
         self._reg = np.empty(self.net.n_weights, dtype) if (t.l1 or t.l2) else None
         self.step_count = 0
@@ -244,11 +252,12 @@ class Simulation:
         measured = tel is not None and measure
         xb, yb = self.data.next_batch()
         logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, measured)
+        if tel is not None:
+            tel.activity(measured)
+        grad_sq = net.square_norms(net.grads)  # per layer, then the rest: one pass
         if measured:
-            tel.before_update()
-        elif tel is not None:
-            tel.activity()
-        grad_norm = math.sqrt(float(np.vdot(net.grads, net.grads)))
+            tel.before_update(grad_sq)
+        grad_norm = math.sqrt(sum(grad_sq))
         grad_scale = 1.0
         if cfg.clip_norm and grad_norm > cfg.clip_norm:
             grad_scale = cfg.clip_norm / grad_norm
@@ -258,7 +267,7 @@ class Simulation:
         _call(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
         layers = ()
         if measured:
-            tel.after_update(grad_scale)
+            tel.after_update(grad_scale, self.optimizer.last_step if tel.step_buffer else None)
             layers = tel.layers(logits)
 
         nonfinite = self._check_finite(loss, grad_norm, measured)

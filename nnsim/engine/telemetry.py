@@ -28,9 +28,12 @@ DEAD_WINDOW = 1000
 class Telemetry:
     """Preallocated scratch space and segment tables for one network."""
 
-    def __init__(self, net: Network, optimizer_state: dict[str, np.ndarray]) -> None:
+    def __init__(self, net: Network, optimizer_state: dict[str, np.ndarray],
+                 step_buffer: bool = False) -> None:
         self.net = net
         self.state = optimizer_state
+        #: whether the optimizer reports its step (see `after_update`): no copy of the weights
+        self.step_buffer = step_buffer
         dt = net.dtype
         hidden = net.hidden
         self.n_hidden = n = len(hidden)
@@ -61,13 +64,14 @@ class Telemetry:
         self.hist_float = np.empty(int(counts.sum()), dt)
         self.hist_int = np.empty(int(counts.sum()), np.intp)
         self.hist_ranges = [tuple(map(float, r)) for r in ranges]
+        # where the sample holds every layer's whole batch (small layers), the activation
+        # means and variances of every layer are two reduceats over it
+        self.whole_batch = all(r == b for r in rows)
+        self.sample_starts = starts
+        self.sample_sq = np.empty(int(counts.sum()), dt) if self.whole_batch else None
+        self.act_size_array = np.array(self.act_sizes)
 
-        self.weights = [d.W.reshape(-1) for d in net.dense]
-        self.weight_grads = [d.gW.reshape(-1) for d in net.dense]
-        self.old = np.empty(net.size, dt)
-        self.deltas = [self.old[s.start:s.stop] for s in net.segment_slices("W")]
-        self.state_views = {name: [vec[s.start:s.stop] for s in net.segment_slices("W")]
-                            for name, vec in optimizer_state.items()}
+        self.old = np.empty(0 if step_buffer else net.size, dt)
         extra = [s for s in net.segments if s.name not in ("W", "b")]
         self.extra = extra
         self.extra_start = net.n_weights + net.n_biases
@@ -87,6 +91,8 @@ class Telemetry:
         self.unit_starts = bounds[:-1]
         self.unit_widths = np.array(widths, dtype=np.float64)
         self.inactive_views = [self.inactive[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
+        self.saturated = [0.0] * n
+        self.dead = [0.0] * n
         #: whether the window holds examples yet (`prime` fills it at the first step)
         self.primed = False
 
@@ -140,26 +146,39 @@ class Telemetry:
                 norm.buffers[k] = v
         self.primed = True
 
-    def before_update(self) -> None:
-        """Measure the forward and backward pass; remember the weights for the update."""
+    def before_update(self, grad_sq: list[float]) -> None:
+        """Measure the forward and backward pass (`grad_sq`: the gradient's sums of squares
+        per part, `Network.square_norms`); remember the weights if the update must be
+        measured by difference."""
         net = self.net
-        means, variances = [], []
-        add = np.add.reduce
-        for layer, c, size in zip(net.hidden, self.centred, self.act_sizes):
-            a = layer.a
-            m = float(add(a, axis=None)) / size
-            var = float(np.vdot(a, a)) / size - m * m
+        for view, layer, rows in zip(self.sample_views, net.hidden, self.sample_rows):
+            np.copyto(view, layer.a[:rows])
+        if self.whole_batch:  # the sample is every layer's whole batch: one reduceat each
+            sq = self.sample_sq
+            np.multiply(self.sample, self.sample, out=sq)
+            means = (np.add.reduceat(self.sample, self.sample_starts, dtype=np.float64)
+                     / self.act_size_array)
+            second = np.add.reduceat(sq, self.sample_starts, dtype=np.float64) \
+                / self.act_size_array
+            variances = (second - means * means).tolist()
+            means = means.tolist()
+        else:
+            means, variances = [], []
+            add = np.add.reduce
+            for layer, size in zip(net.hidden, self.act_sizes):
+                a = layer.a
+                m = float(add(a, axis=None)) / size
+                means.append(m)
+                variances.append(float(np.vdot(a, a)) / size - m * m)
+        for i, (layer, c, size) in enumerate(zip(net.hidden, self.centred, self.act_sizes)):
+            m, var = means[i], variances[i]
             if not var > 1e-3 * m * m:
                 # E[a²] − m² loses the digits when the spread is tiny beside the mean (a
                 # sigmoid layer near 0.5): measure around the mean instead
-                np.subtract(a, m, out=c)
-                var = float(np.vdot(c, c)) / size
-            means.append(m)
-            variances.append(var)
+                np.subtract(layer.a, m, out=c)
+                variances[i] = float(np.vdot(c, c)) / size
         self.act_mean, self.act_var = means, variances
 
-        for view, layer, rows in zip(self.sample_views, net.hidden, self.sample_rows):
-            np.copyto(view, layer.a[:rows])
         h = self.hist_float
         np.multiply(self.sample, self.hist_scale, out=h)
         h += self.hist_shift
@@ -171,49 +190,60 @@ class Telemetry:
         self.hist = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS).reshape(
             self.n_hidden, HIST_BINS).tolist()
 
-        self.activity()
-
-        self.grad_sq = [float(np.vdot(g, g)) for g in self.weight_grads]
-        self.weight_sq = [float(np.vdot(w, w)) for w in self.weights]
+        self.grad_sq = grad_sq
+        self.weight_sq = net.square_norms(net.params)
         if self.extra:  # learnable parameters (γ, β, PReLU slopes) before the update
             self.extra_mean = (np.add.reduceat(net.params[self.extra_start:], self.extra_offsets,
                                                dtype=np.float64) / self.extra_sizes).tolist()
-        np.copyto(self.old, net.params)
+        if not self.step_buffer:
+            np.copyto(self.old, net.params)
 
-    def activity(self) -> None:
-        """Saturated shares and the dead-unit counters. Called on every training step,
-        measured or not, so that `dead` means the same whichever steps are measured."""
-        net = self.net
-        saturated = []
+    def activity(self, measured: bool = True) -> None:
+        """The dead-unit counters, on every training step, measured or not, so that `dead`
+        means the same whichever steps are measured; on measured steps also the saturated
+        shares and the dead shares. An unmeasured step costs one `saturated()` call and one
+        reduction per layer, and nothing more when every unit fired in the batch."""
         count, all_rows = np.count_nonzero, np.logical_and.reduce
-        for layer, view in zip(net.hidden, self.inactive_views):
+        saturated = self.saturated
+        i = 0
+        for layer, view in zip(self.net.hidden, self.inactive_views):
             mask = self._saturated(layer)
-            saturated.append(count(mask) / mask.size)
+            if measured:
+                saturated[i] = count(mask) / mask.size
             all_rows(mask, axis=0, out=view)
+            i += 1
         # examples since each unit was last active: + this batch, or 0 if active in it
         runs = self.inactive_run
-        self.saturated = saturated
         if self.inactive.any():
-            runs += net.batch_size
+            runs += self.net.batch_size
             runs *= self.inactive
-            np.greater_equal(runs, DEAD_WINDOW, out=self.dead_flag)
-            self.dead = (np.add.reduceat(self.dead_flag, self.unit_starts, dtype=np.intp)
-                         / self.unit_widths).tolist()
+            if measured:
+                np.greater_equal(runs, DEAD_WINDOW, out=self.dead_flag)
+                self.dead = (np.add.reduceat(self.dead_flag, self.unit_starts, dtype=np.intp)
+                             / self.unit_widths).tolist()
         else:  # every unit fired in this batch (the common case): nothing is dead
             runs.fill(0)
-            self.dead = [0.0] * self.n_hidden
+            if measured:
+                self.dead = [0.0] * self.n_hidden
 
-    def after_update(self, grad_scale: float = 1.0) -> None:
+    def after_update(self, grad_scale: float = 1.0, step: np.ndarray | None = None) -> None:
         """Measure what the optimizer did to the weights. `grad_scale` is the factor the
-        gradients were multiplied by between `before_update` and the update (clipping)."""
+        gradients were multiplied by between `before_update` and the update (clipping);
+        `step` the optimizer's own step buffer when it reports one (the update was exactly
+        params −= step), else the change is the difference from the copy."""
         net = self.net
         self.grad_scale = grad_scale
-        np.subtract(net.params, self.old, out=self.old)
-        self.delta_sq = [float(np.vdot(d, d)) for d in self.deltas]
-        self.delta_dot_grad = [float(np.vdot(d, g)) for d, g in zip(self.deltas,
-                                                                     self.weight_grads)]
-        self.state_norm = {name: [math.sqrt(float(np.vdot(v, v))) for v in views]
-                           for name, views in self.state_views.items()}
+        if step is None:
+            delta = np.subtract(net.params, self.old, out=self.old)
+            self.delta_dot_grad = net.dot_norms(delta, net.grads)
+        else:  # ΔW = −step
+            delta = step
+            self.delta_dot_grad = [-x for x in net.dot_norms(delta, net.grads)]
+        self.delta_sq = net.square_norms(delta)
+        sqrt = math.sqrt
+        self.state_norm = {name: [sqrt(x) if x >= 0 else math.nan
+                                  for x in net.square_norms(vec)]
+                           for name, vec in self.state.items()}
 
     def layers(self, logits: np.ndarray) -> tuple[LayerRecord, ...]:
         """Assemble the LayerRecords of this step."""
