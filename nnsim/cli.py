@@ -622,6 +622,8 @@ def cmd_run(args) -> int:
 # ---------------------------------------------------------------- nnsim plugins
 
 def plugins_report(registry) -> dict:
+    from nnsim.config import expected
+
     families = {}
     for family, table in registry.families.items():
         families[family] = [{
@@ -630,7 +632,7 @@ def plugins_report(registry) -> dict:
             "plugin": entry.plugin,
             "summary": entry.cls.summary(),
             "hyperparameters": {
-                key: {"type": h.kind.__name__, "default": h.default, "range": h.range_text(),
+                key: {"type": h.kind.__name__, "default": h.default, "range": expected(h),
                       "learnable": h.learnable, "help": h.help}
                 for key, h in entry.cls.hyperparameters.items()},
         } for name, entry in table.items()]
@@ -678,6 +680,7 @@ def select_components(registry, names: Sequence[str]) -> list:
         found = [e.cls for f, n, e in entries
                  if (family and f == family and n == name)
                  or (not family and (n == wanted or e.plugin == wanted
+                                     or e.source.rsplit(" ", 1)[0] == wanted
                                      or (wanted == BUILTIN and e.source == BUILTIN)))]
         if not found:
             options = sorted({n for _, n, _ in entries} | {e.plugin for _, _, e in entries})
@@ -689,11 +692,20 @@ def select_components(registry, names: Sequence[str]) -> list:
 
 def cmd_check_plugin(args) -> int:
     from nnsim.pluginmanager import default_registry
-    from nnsim.testing import check_component
+    from nnsim.testing import check_component, failure_check, load_problems
 
     registry = default_registry()
-    results = []
-    for cls in select_components(registry, args.names):
+    results = [failure_check(f) for f in load_problems(registry, args.names)]
+    for check in results:  # a plugin that failed to load fails its check
+        print(check, flush=True)
+    chosen: list = []
+    for name in args.names:
+        try:
+            chosen += [cls for cls in select_components(registry, [name]) if cls not in chosen]
+        except UsageError:
+            if not load_problems(registry, [name]):
+                raise
+    for cls in chosen:
         for check in check_component(cls):
             results.append(check)
             print(check, flush=True)

@@ -4,53 +4,86 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnsim.components import Hyper
 from nnsim.errors import ConfigError, HyperError, did_you_mean
+from nnsim.formatting import human, interval
 from nnsim.pluginmanager import Registry, UnknownComponent, default_registry
 
 PREPROCESS = ("none", "standardize", "whiten")
 DTYPES = ("float32", "float64")
 NORM_POSITIONS = ("before", "after")
 
-#: Every key with its default and one line of help; component hyperparameters come from
-#: the plugins. The defaults are an experiment worth watching: a deep tanh net on spirals.
-SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
+@dataclass(frozen=True)
+class Key(Hyper):
+    """A config key, declared like a plugin's hyperparameter (`Hyper`: default, range or
+    choices, one line of help) and validated by the same rule (`check`). `family` marks a
+    key that picks a component (a name, or a table with `name` and its hyperparameters);
+    `length` a list of length[0] to length[1] items, each in the range."""
+
+    family: str | None = None
+    length: tuple[int, int] | None = None
+
+
+#: Every key of a config; component hyperparameters come from the plugins. The defaults are
+#: an experiment worth watching: a deep tanh net on spirals.
+SEED = Key(0, 0, 2**63 - 1, help="one seed for everything: data, split, weights, batch "
+                                  "order, dropout, noise")
+KEYS: dict[str, dict[str, Key]] = {
     "data": {
-        "name": ("spiral", "dataset plugin (its hyperparameters sit beside it: samples, noise, ...)"),
-        "validation": (0.2, "share of the examples held out for validation, in [0, 0.9]"),
-        "preprocess": ("standardize", "input preprocessing fitted on the training split: "
-                                      "none, standardize or whiten (PCA)"),
-        "augment": (0.0, "std of Gaussian noise added to every training batch (0 = off)"),
+        "name": Key("spiral", family="dataset",
+                    help="dataset plugin (its hyperparameters sit beside it: samples, noise, "
+                         "...)"),
+        "validation": Key(0.2, 0.0, 0.9, help="share of the examples held out for validation"),
+        "preprocess": Key("standardize", choices=PREPROCESS,
+                          help="input preprocessing fitted on the training split: none, "
+                               "standardize or whiten (PCA)"),
+        "augment": Key(0.0, 0.0, 10.0, help="std of Gaussian noise added to every training "
+                                            "batch (0 = off)"),
     },
     "model": {
-        "hidden": ([32, 32, 32, 32, 32], "widths of the hidden layers, e.g. [64, 64]"),
-        "activation": ("tanh", "activation plugin, a name or {name = ..., hyperparameters}"),
-        "initializer": ("xavier_normal", "weight initializer plugin"),
-        "bias_initializer": ("zeros", "bias initializer plugin"),
-        "normalizer": ("none", "normalizer plugin: none, batchnorm, layernorm, ..."),
-        "norm_position": ("before", "normalizer before or after the activation"),
-        "dropout": (0.0, "dropout rate after each hidden activation, in [0, 1)"),
-        "dtype": ("float32", "float32 or float64"),
+        "hidden": Key((32, 32, 32, 32, 32), 1, 8192, length=(1, 64),
+                      help="widths of the hidden layers, e.g. [64, 64]"),
+        "activation": Key("tanh", family="activation",
+                          help="activation plugin, a name or {name = ..., hyperparameters}"),
+        "initializer": Key("xavier_normal", family="initializer",
+                           help="weight initializer plugin"),
+        "bias_initializer": Key("zeros", family="initializer", help="bias initializer plugin"),
+        "normalizer": Key("none", family="normalizer",
+                          help="normalizer plugin: none, batchnorm, layernorm, ..."),
+        "norm_position": Key("before", choices=NORM_POSITIONS,
+                             help="normalizer before or after the activation"),
+        "dropout": Key(0.0, 0.0, 1.0, high_open=True,
+                       help="dropout rate after each hidden activation"),
+        "dtype": Key("float32", choices=DTYPES, help="float32 or float64"),
     },
     "optimizer": {
-        "name": ("momentum", "optimizer plugin (its hyperparameters sit beside it: lr, ...)"),
+        "name": Key("momentum", family="optimizer",
+                    help="optimizer plugin (its hyperparameters sit beside it: lr, ...)"),
     },
     "train": {
-        "batch_size": (64, "examples per step"),
-        "steps": (3000, "steps `nnsim run` takes"),
-        "l1": (0.0, "L1 penalty on the weights"),
-        "l2": (0.0, "L2 penalty on the weights (λ/2 · Σw²)"),
-        "clip_norm": (0.0, "clip the global gradient norm to this (0 = off)"),
-        "eval_every": (50, "evaluate on the validation split every k steps (0 = never)"),
-        "early_stopping": (0, "stop after this many evaluations without a better "
-                              "validation loss (0 = off)"),
+        "batch_size": Key(64, 1, 1_000_000, help="examples per step"),
+        "steps": Key(3000, 0, 10**9, help="steps `nnsim run` takes"),
+        "l1": Key(0.0, 0.0, 10.0, help="L1 penalty on the weights"),
+        "l2": Key(0.0, 0.0, 10.0, help="L2 penalty on the weights (λ/2 · Σw²)"),
+        "clip_norm": Key(0.0, 0.0, 1e6, help="clip the global gradient norm to this (0 = off)"),
+        "eval_every": Key(50, 0, 10**9,
+                          help="evaluate on the validation split every k steps (0 = never)"),
+        "early_stopping": Key(0, 0, 10**6, help="stop after this many evaluations without a "
+                                                "better validation loss (0 = off)"),
     },
 }
+#: (default, help) of every key, derived from KEYS
+SCHEMA: dict[str, dict[str, tuple[Any, str]]] = {
+    section: {key: (list(k.default) if isinstance(k.default, tuple) else k.default, k.help)
+              for key, k in keys.items()}
+    for section, keys in KEYS.items()}
 SECTIONS = ("seed", *SCHEMA)
 COMPONENT_KEYS = {"activation": "activation", "initializer": "initializer",
                   "bias_initializer": "initializer", "normalizer": "normalizer"}
@@ -270,13 +303,13 @@ def apply_override(raw: dict[str, Any], key: str, value: Any,
         return
     if section in ("data", "optimizer") and rest == ["name"]:
         family = "dataset" if section == "data" else "optimizer"
-        _drop_foreign_hypers(node, family, value, set(SCHEMA[section]), registry)
+        _drop_foreign_hypers(node, family, value, set(KEYS[section]), registry)
     if section == "model" and len(rest) == 2 and rest[0] in COMPONENT_KEYS:
         current = node.get(rest[0])
         if isinstance(current, str):
             node[rest[0]] = {"name": current}
         elif not isinstance(current, dict):
-            node[rest[0]] = {"name": SCHEMA["model"][rest[0]][0]}
+            node[rest[0]] = {"name": KEYS["model"][rest[0]].default}
         if rest[1] == "name":
             _drop_foreign_hypers(node[rest[0]], COMPONENT_KEYS[rest[0]], value, {"name"},
                                  registry)
@@ -314,23 +347,77 @@ def _check_keys(where: str, table: Mapping[str, Any], allowed: Iterable[str]) ->
                                     f"valid: {', '.join(allowed)}")
 
 
-def _number(key: str, value: Any, low: float, high: float, *, integer: bool = False,
-            high_open: bool = False) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-            integer and not isinstance(value, int)):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(key, f"expected {kind}, got {value!r}")
-    if not math.isfinite(value) or value < low or value > high or (high_open and value == high):
-        right = ")" if high_open else "]"
-        raise ConfigError(key, f"expected a value in [{low:g}, {high:g}{right}, got {value!r}")
-    return value if integer else float(value)
+def expected(spec: Hyper) -> str:
+    """What a key or hyperparameter takes, in words: 'an integer in [1, 1,000,000]', 'a
+    number in (0, 10]', 'one of none, standardize, whiten', 'a list of 1 to 64 integers in
+    [1, 8,192]'."""
+    if spec.choices is not None:
+        return "one of " + ", ".join(map(str, spec.choices))
+    if isinstance(spec, Key) and spec.family is not None:
+        return f"{_a(spec.family)} name or a table {{name = \"...\", hyperparameters}}"
+    if isinstance(spec, Key) and spec.length is not None:
+        item = expected(Hyper(spec.default[0], spec.low, spec.high, low_open=spec.low_open,
+                              high_open=spec.high_open))
+        what = item.replace("an integer", "integers").replace("a number", "numbers")
+        return f"a list of {spec.length[0]} to {spec.length[1]} {what}"
+    what = {bool: "true or false", int: "an integer", float: "a number",
+            str: "a string"}.get(spec.kind, spec.kind.__name__)
+    if spec.low is None and spec.high is None:
+        return what
+    return f"{what} in {interval(spec.low, spec.high, spec.low_open, spec.high_open)}"
 
 
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {value!r}"
-                               f"{did_you_mean(str(value), choices)}")
+def _coerce(spec: Hyper, value: Any) -> Any:
+    """`value` as the declared type, or ValueError: a bool is never a number; an integer
+    takes a whole float (32.0 is 32); a number takes an integer; a number is finite."""
+    kind = spec.kind
+    if kind is bool and not isinstance(value, bool):
+        raise ValueError
+    if kind is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        value = float(value)  # OverflowError (a ValueError's sibling) for a huge integer
+        if not math.isfinite(value):
+            raise ValueError
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError
+        value.encode("utf-8")  # a lone surrogate (from undecodable bytes) is no text
+    if spec.choices is not None and value not in spec.choices:
+        raise ValueError
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        raise ValueError
+    if spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)):
+        raise ValueError
     return value
+
+
+def check(key: str, spec: Hyper, value: Any) -> Any:
+    """The one rule for every value of a config, nnsim's own keys (`KEYS`) and the
+    components' hyperparameters alike: `value` as the declared type, or a ConfigError
+    'KEY: expected WHAT, got VALUE' (with a "did you mean" for a near miss of a choice)."""
+    try:
+        if isinstance(spec, Key) and spec.length is not None:
+            low, high = spec.length
+            if not isinstance(value, (list, tuple)) or not low <= len(value) <= high:
+                raise ValueError
+            item = Hyper(spec.default[0], spec.low, spec.high, low_open=spec.low_open,
+                         high_open=spec.high_open)
+            return tuple(_coerce(item, v) for v in value)
+        return _coerce(spec, value)
+    except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
+        hint = (did_you_mean(str(value), [str(c) for c in spec.choices])
+                if spec.choices is not None else "")
+        raise ConfigError(key, f"expected {expected(spec)}, got {value!r}{hint}") from None
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def validate_component(key: str, value: Any, family: str, registry: Registry,
@@ -340,24 +427,26 @@ def validate_component(key: str, value: Any, family: str, registry: Registry,
         name, hypers = value, dict(extra or {})
     elif isinstance(value, Mapping):
         if "name" not in value:
-            raise ConfigError(key, f"a {family} table needs a name, e.g. {{name = \"...\"}}")
+            raise ConfigError(key, f"{_a(family)} table needs a name, e.g. {{name = \"...\"}}")
         hypers = {k: v for k, v in value.items() if k != "name"}
         name = value["name"]
         if not isinstance(name, str):
-            raise ConfigError(f"{key}.name", f"expected a {family} name, got {name!r}")
+            raise ConfigError(f"{key}.name", f"expected {_a(family)} name, got {name!r}")
     else:
-        raise ConfigError(key, f"expected a {family} name or a table, got {value!r}")
+        raise ConfigError(key, f"expected {_a(family)} name or a table, got {value!r}")
     try:
         cls = registry.get(family, name)
     except UnknownComponent as exc:
         raise ConfigError(key, str(exc)) from None
+    # data and optimizer hyperparameters sit beside `name`; model ones inside the table
+    parent = key.rpartition(".")[0] if key.endswith(".name") else key
+    declared = cls.hyperparameters
+    hypers = {k: check(f"{parent}.{k}", declared[k], v) if k in declared else v
+              for k, v in hypers.items()}
     try:
         instance = cls(**hypers)
-    except HyperError as exc:
-        # data and optimizer hyperparameters sit beside `name`; model ones inside the table
-        parent = key.rpartition(".")[0] if key.endswith(".name") else key
-        sub = f"{parent}.{exc.key}"
-        raise ConfigError(sub, exc.message) from None
+    except HyperError as exc:  # an undeclared name, or a plugin's own Hyper refusing
+        raise ConfigError(f"{parent}.{exc.key}", exc.message) from None
     return Spec(name, instance.hyper_values())
 
 
@@ -365,72 +454,44 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
     if not isinstance(raw, Mapping):
         raise ConfigError("", f"expected a table of sections, got {raw!r}")
     _check_keys("", raw, SECTIONS)
-    seed = raw.get("seed", 0)
-    seed = _number("seed", seed, 0, 2**63 - 1, integer=True)
+    seed = check("seed", SEED, raw.get("seed", SEED.default))
 
-    sections: dict[str, dict[str, Any]] = {}
-    for name, schema in SCHEMA.items():
+    tables: dict[str, dict[str, Any]] = {}
+    for name, keys in KEYS.items():
         table = raw.get(name, {})
         if not isinstance(table, Mapping):
             raise ConfigError(name, f"expected a table [{name}], got {table!r}")
-        merged = {k: v[0] for k, v in schema.items()}
-        merged.update(table)
-        sections[name] = merged
+        tables[name] = {**{k: spec.default for k, spec in keys.items()}, **table}
 
-    d = sections["data"]
+    def values(section: str) -> dict[str, Any]:
+        """The section's own keys, each by the one rule (components apart)."""
+        return {key: check(f"{section}.{key}", spec, tables[section][key])
+                for key, spec in KEYS[section].items() if spec.family is None}
+
+    d = tables["data"]
     try:
         declared = registry.get("dataset", d["name"]).hyperparameters
     except (UnknownComponent, TypeError):
         declared = {}
-    _check_keys("data", d, [*SCHEMA["data"], *declared])
-    data_extra = {k: v for k, v in d.items() if k not in SCHEMA["data"]}
+    _check_keys("data", d, [*KEYS["data"], *declared])
+    data_extra = {k: v for k, v in d.items() if k not in KEYS["data"]}
     dataset = validate_component("data.name", d["name"], "dataset", registry, data_extra)
-    data = DataConfig(
-        dataset=dataset,
-        validation=_number("data.validation", d["validation"], 0.0, 0.9),
-        preprocess=_choice("data.preprocess", d["preprocess"], PREPROCESS),
-        augment=_number("data.augment", d["augment"], 0.0, 10.0),
-    )
+    data = DataConfig(dataset=dataset, **values("data"))
 
-    m = sections["model"]
-    _check_keys("model", m, SCHEMA["model"])
-    hidden = m["hidden"]
-    if (not isinstance(hidden, list) or not hidden or any(
-            isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= 8192 for h in hidden)
-            or len(hidden) > 64):
-        raise ConfigError("model.hidden", f"expected a list of 1 to 64 widths in [1, 8192], "
-                                          f"e.g. [64, 64], got {hidden!r}")
-    def component(key: str, family: str) -> Spec:
-        return validate_component(f"model.{key}", m[key], family, registry)
+    m = tables["model"]
+    _check_keys("model", m, KEYS["model"])
+    model_values = values("model")
+    components = {key: validate_component(f"model.{key}", m[key], spec.family, registry)
+                  for key, spec in KEYS["model"].items() if spec.family is not None}
+    model = ModelConfig(**model_values, **components)
 
-    model = ModelConfig(
-        hidden=tuple(hidden),
-        activation=component("activation", "activation"),
-        initializer=component("initializer", "initializer"),
-        bias_initializer=component("bias_initializer", "initializer"),
-        normalizer=component("normalizer", "normalizer"),
-        norm_position=_choice("model.norm_position", m["norm_position"], NORM_POSITIONS),
-        dropout=_number("model.dropout", m["dropout"], 0.0, 1.0, high_open=True),
-        dtype=_choice("model.dtype", m["dtype"], DTYPES),
-    )
-
-    o = sections["optimizer"]
+    o = tables["optimizer"]
     opt_extra = {k: v for k, v in o.items() if k != "name"}
     optimizer = validate_component("optimizer.name", o["name"], "optimizer", registry,
                                    opt_extra)
 
-    t = sections["train"]
-    _check_keys("train", t, SCHEMA["train"])
-    train = TrainConfig(
-        batch_size=_number("train.batch_size", t["batch_size"], 1, 1_000_000, integer=True),
-        steps=_number("train.steps", t["steps"], 0, 10**9, integer=True),
-        l1=_number("train.l1", t["l1"], 0.0, 10.0),
-        l2=_number("train.l2", t["l2"], 0.0, 10.0),
-        clip_norm=_number("train.clip_norm", t["clip_norm"], 0.0, 1e6),
-        eval_every=_number("train.eval_every", t["eval_every"], 0, 10**9, integer=True),
-        early_stopping=_number("train.early_stopping", t["early_stopping"], 0, 10**6,
-                               integer=True),
-    )
+    _check_keys("train", tables["train"], KEYS["train"])
+    train = TrainConfig(**values("train"))
     if model.normalizer.name == "batchnorm" and train.batch_size < 2:
         # as PyTorch refuses it: "Expected more than 1 value per channel when training"
         raise ConfigError("train.batch_size", "batch norm needs more than 1 example per batch "
@@ -442,10 +503,49 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
 
 # ---------------------------------------------------------------- writing TOML
 
+#: characters a TOML basic string cannot hold as they are, with their short escapes
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+            "\r": "\\r"}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes and backslashes escaped, control characters (U+0000 to
+    U+001F, U+007F) as \\uXXXX or their short escapes, characters beyond the BMP as
+    \\UXXXXXXXX (read back the same, and safe from editors that mangle them); a lone
+    surrogate, which no TOML string can hold, is a ValueError."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"cannot write the lone surrogate U+{code:04X} in TOML")
+        elif code > 0xFFFF:
+            out.append(f"\\U{code:08X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: Any) -> str:
+    key = str(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
 def _toml_value(value: Any) -> str:
+    """One TOML value. Floats are written with repr (the shortest text that reads back to the
+    same float); NaN and the infinities as TOML's nan, inf and -inf (a config never holds
+    them: every number a config takes must be finite, but a writer that cannot write one
+    would lose data). Integers must fit TOML's 64 bits."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError(f"cannot write {value} in TOML: integers are 64-bit")
         return str(value)
     if isinstance(value, float):
         if math.isnan(value):
@@ -454,20 +554,22 @@ def _toml_value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def dumps_toml(data: Mapping[str, Any]) -> str:
-    """TOML for a config-shaped dict: top-level scalars, then one [section] per table."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, Mapping)]
+    """TOML for a config-shaped dict: top-level scalars, then one [section] per table;
+    `tomllib.loads` gives the same dict back (NaN aside, which is never equal to itself)."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items()
+             if not isinstance(v, Mapping)]
     for name, table in data.items():
         if isinstance(table, Mapping):
-            lines += ["", f"[{name}]"]
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+            lines += ["", f"[{_toml_key(name)}]"]
+            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items()]
     return "\n".join(lines) + "\n"

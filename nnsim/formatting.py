@@ -36,3 +36,39 @@ def fmt(value: Any, spec: str = ".4g", missing: str = "-") -> str:
         return format(x, spec)
     except (TypeError, ValueError):
         return str(x)
+
+
+#: whole numbers below this print in full with thousands separators; above, in e-notation
+WHOLE_LIMIT = 1e15
+
+
+def human(value: Any, digits: int = 4, missing: str = "-") -> str:
+    """A number for people: `missing` for None; nan, inf, -inf; whole numbers in full with
+    thousands separators (1,000,000) up to 1e15 and as 9.22e+18 beyond; other numbers with
+    `digits` significant digits (0.001234, 1.099), in full from 10**digits (12,346), and in
+    e-notation below 1e-4 or from 1e15 (3.92e+22). Never a run of digits no one can read."""
+    x = number(value)
+    if x is None:
+        return missing
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    size = abs(x)
+    if size >= WHOLE_LIMIT:
+        return f"{x:.3g}"
+    if isinstance(x, int) or float(x).is_integer():
+        return f"{int(x):,}"
+    if size >= 10 ** digits:
+        return f"{x:,.0f}"
+    if size < 1e-4:
+        return f"{x:.{max(digits - 1, 1)}g}"
+    return f"{x:.{digits}g}"
+
+
+def interval(low: float | None, high: float | None, low_open: bool = False,
+             high_open: bool = False) -> str:
+    """'[0, 1,000,000]', '(0, 10]', '[1, inf)': a range with its numbers for people."""
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    lo = "-inf" if low is None else human(low)
+    hi = "inf" if high is None else human(high)
+    return f"{left}{lo}, {hi}{right}"

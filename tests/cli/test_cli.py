@@ -68,7 +68,7 @@ def test_same_seed_same_output(capsys):
     (["run", "--format", "xml"], "invalid choice: 'xml'"),
     (["run", "--every", "0"], "--every must be 1 or more"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
-    (["--set", "train.l2=-1"], "train.l2: expected a value in [0, 10]"),
+    (["--set", "train.l2=-1"], "train.l2: expected a number in [0, 10], got -1"),
     (["runs"], "unknown command or config file 'runs' (did you mean 'run'?)"),
     (["missing.toml"], "missing.toml: no such file"),
 ])
