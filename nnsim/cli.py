@@ -411,7 +411,7 @@ class Progress:
 #: exit code of a run whose records could not be written (sysexits' EX_IOERR)
 EXIT_WRITE = 74
 #: exit codes of a run stopped by a signal: 128 + the signal's number
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNAL: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 class _Signals:
@@ -420,7 +420,7 @@ class _Signals:
 
     def __init__(self) -> None:
         self.received: int | None = None
-        self._saved: dict[int, object] = {}
+        self._saved: dict[int, Any] = {}
 
     def __enter__(self) -> _Signals:
         try:
@@ -549,7 +549,7 @@ def cmd_run(args) -> int:
         out = sys.stdout
     where = args.out or "stdout"
     fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
-    writer = WRITERS[fmt](out)
+    writer: Any = WRITERS[fmt](out)
     last_step = sim.step_count + steps
     progress = Progress(last_step, sys.stderr) if sys.stderr.isatty() else None
     record = None
@@ -737,7 +737,7 @@ def cmd_lessons(args) -> int:
         return EXIT_OK
     width = max((len(n) for n in entries), default=0)
     for name, entry in entries.items():
-        cls = entry.cls
+        cls: Any = entry.cls
         print(f"{name:<{width}}  {cls.title}")
         if cls.section:
             print(f"{'':<{width}}  lecture: {cls.section}")

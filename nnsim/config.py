@@ -481,8 +481,9 @@ def _validate(raw: Mapping[str, Any], registry: Registry) -> Config:
     m = tables["model"]
     _check_keys("model", m, KEYS["model"])
     model_values = values("model")
-    components = {key: validate_component(f"model.{key}", m[key], spec.family, registry)
-                  for key, spec in KEYS["model"].items() if spec.family is not None}
+    components: dict[str, Any] = {
+        key: validate_component(f"model.{key}", m[key], spec.family, registry)
+        for key, spec in KEYS["model"].items() if spec.family is not None}
     model = ModelConfig(**model_values, **components)
 
     o = tables["optimizer"]
