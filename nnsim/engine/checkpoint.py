@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from nnsim.config import Config, read_toml_text
-from nnsim.engine.records import LayerRecord, StepRecord
+from nnsim.engine.records import LAYER_SCALARS, LayerRecord, StepRecord
 from nnsim.errors import NnsimError, cap
 
 FORMAT = "nnsim-checkpoint"
@@ -120,16 +120,15 @@ def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool =
 
 # ---------------------------------------------------------------- history as columns
 
-#: per-layer fields stored as columns (read from the record's declaration)
-_LAYER_FLOATS = tuple(f for f in LayerRecord._fields
-                      if f not in ("index", "kind", "width", "hist", "hist_range", "state",
-                                   "learnable"))
+#: per-layer fields stored as columns: the declared one-number statistics
+_LAYER_FLOATS = LAYER_SCALARS
 #: global fields stored as columns (None kept apart in a mask)
 _GLOBAL_FLOATS = tuple(f for f in StepRecord._fields
                        if f not in ("step", "layers", "nonfinite"))
 #: a save compresses only the records that are new since the previous save, as one chunk;
-#: past this many chunks they are merged into one (so a long run's file stays compact)
-MAX_CHUNKS = 16
+#: past this many chunks, neighbouring chunks of one layout are merged (small chunks
+#: compress less well)
+MAX_CHUNKS = 64
 
 
 def _layout(record: StepRecord) -> list:
@@ -158,55 +157,113 @@ def _unpack(blob: np.ndarray, dtype: str, shape: tuple[int, int]) -> np.ndarray:
     return cols.reshape(shape[1], shape[0]).T
 
 
+_STATS = operator.itemgetter(*(LayerRecord._fields.index(f) for f in _LAYER_FLOATS))
+
+
+def _columns(records: list[StepRecord], layout: list) -> dict[str, np.ndarray]:
+    """The records' numbers as arrays, one row per record (rows of unmeasured records: NaN
+    statistics, empty histograms). Built layer by layer, so NumPy does the per-row work."""
+    n, g = len(records), len(_GLOBAL_FLOATS)
+    glob = np.array([[getattr(r, f) for f in _GLOBAL_FLOATS] for r in records], dtype=object)
+    none = (glob == None).reshape(n, g)  # noqa: E711 — elementwise on an object array
+    glob[none] = np.nan
+    measured = np.array([bool(r.layers) for r in records], bool)
+    rows = np.flatnonzero(measured)
+    blocks, hists, ranges = [], [], []
+    for j, (_, _, _, nh, state, learn) in enumerate(layout):
+        layers = [records[i].layers[j] for i in rows]
+        cols = [np.array([_STATS(x) for x in layers], np.float64).reshape(
+            len(rows), len(_LAYER_FLOATS))]
+        if state:
+            cols.append(np.array([[v for _, v in x.state] for x in layers], np.float64))
+        if learn:
+            cols.append(np.array([[v for _, v in x.learnable] for x in layers], np.float64))
+        blocks.append(np.concatenate(cols, axis=1) if len(rows) else
+                      np.zeros((0, len(_LAYER_FLOATS) + len(state) + len(learn))))
+        hists.append(np.array([x.hist for x in layers], np.int64).reshape(len(rows), nh))
+        ranges.append(np.array([x.hist_range for x in layers], np.float64).reshape(-1, 2))
+    width = sum(b.shape[1] for b in blocks) + 2 * len(layout)
+    values = np.full((n, width), np.nan)
+    hist = np.zeros((n, sum(h.shape[1] for h in hists)), np.int64)
+    if len(rows) and layout:
+        values[rows] = np.concatenate(blocks + ranges, axis=1)
+        hist[rows] = np.concatenate(hists, axis=1)
+    return {"step": np.array([r.step for r in records], np.int64),
+            "global": glob.astype(np.float64).reshape(n, g), "none": none,
+            "measured": measured, "values": values, "hist": hist}
+
+
+def _encode(cols: dict[str, np.ndarray], layout: list, dtype: str,
+            nonfinite: dict[str, str]) -> tuple[bytes, dict]:
+    hist = cols["hist"]
+    hist_dtype = "uint16" if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
+        else "int64"
+    flags = np.concatenate([cols["none"], cols["measured"][:, None]], axis=1)
+    parts = [_pack(cols["step"][:, None]), _pack(cols["global"]),
+             _pack(cols["values"].astype(dtype)), np.packbits(flags, axis=-1).ravel(),
+             _pack(hist.astype(hist_dtype))]
+    meta = {"rows": len(cols["step"]), "layers": layout, "dtype": dtype, "hist": hist_dtype,
+            "parts": [len(x) for x in parts], "nonfinite": nonfinite}
+    return b"".join(x.tobytes() for x in parts), meta
+
+
 def _chunk(records: list[StepRecord], layout: list, dtype: str
            ) -> tuple[np.ndarray, bytes, dict]:
     """Records of one layout (or unmeasured: no layers) as compressed columns, and the
     chunk's description. Values are kept at the network's precision (`dtype`)."""
-    n, g = len(records), len(_GLOBAL_FLOATS)
-    width = sum(len(_LAYER_FLOATS) + len(st) + len(le) for _, _, _, _, st, le in layout)
-    bins = sum(h for _, _, _, h, _, _ in layout)
-    glob = np.array([[getattr(r, f) for f in _GLOBAL_FLOATS] for r in records], dtype=object)
-    none = (glob == None).reshape(n, g)  # noqa: E711 — elementwise on an object array
-    glob[none] = np.nan
-    measured = np.array([bool(r.layers) for r in records])
-    values = np.full((n, width + 2 * len(layout)), np.nan)
-    hist = np.zeros((n, bins), np.int64)
-    rows = [i for i in range(n) if measured[i]]
-    if rows:
-        stats = operator.itemgetter(*(LayerRecord._fields.index(f) for f in _LAYER_FLOATS))
-        values[rows] = [[v for layer in records[i].layers
-                         for v in (*stats(layer), *[x for _, x in layer.state],
-                                   *[x for _, x in layer.learnable])]
-                        + [x for layer in records[i].layers for x in layer.hist_range]
-                        for i in rows]
-        hist[rows] = [[c for layer in records[i].layers for c in layer.hist] for i in rows]
-    hist_dtype = "uint16" if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
-        else "int64"
-    step = np.array([r.step for r in records], np.int64)
-    parts = [_pack(step[:, None]), _pack(glob.astype(np.float64).reshape(n, g)),
-             _pack(values.astype(dtype)),
-             np.packbits(np.concatenate([none, measured[:, None]], axis=1), axis=-1).ravel(),
-             _pack(hist.astype(hist_dtype))]
-    meta = {"rows": n, "layers": layout, "dtype": dtype, "hist": hist_dtype,
-            "parts": [len(x) for x in parts],
-            "nonfinite": {str(r.step): r.nonfinite for r in records if r.nonfinite}}
-    return step, b"".join(x.tobytes() for x in parts), meta
+    cols = _columns(records, layout)
+    blob, meta = _encode(cols, layout, dtype,
+                         {str(r.step): r.nonfinite for r in records if r.nonfinite})
+    return cols["step"], blob, meta
 
 
-def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[StepRecord]:
-    n, layout, g = int(meta["rows"]), meta["layers"], len(gnames)
-    width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
+def _decode(blob: np.ndarray, meta: dict, g: int, nstats: int) -> dict[str, np.ndarray]:
+    """The arrays `_encode` packed into `blob`."""
+    n, layout = int(meta["rows"]), meta["layers"]
+    width = sum(nstats + len(st) + len(le) for _, _, _, _, st, le in layout)
     bins = sum(h for _, _, _, h, _, _ in layout)
     ends = np.cumsum([0, *meta["parts"]])
     if ends[-1] != blob.size:
         raise ValueError(f"a history chunk holds {blob.size} bytes, its description "
                          f"{ends[-1]}")
     step_b, glob_b, values_b, flags_b, hist_b = (blob[a:b] for a, b in zip(ends, ends[1:]))
-    steps = _unpack(step_b, "int64", (n, 1))[:, 0]
-    glob = _unpack(glob_b, "float64", (n, g)).tolist()
-    values = _unpack(values_b, meta["dtype"], (n, width + 2 * len(layout)))
-    hist = _unpack(hist_b, meta["hist"], (n, bins))
     flags = np.unpackbits(flags_b.reshape(n, -1), axis=-1, count=g + 1).astype(bool)
+    return {"step": _unpack(step_b, "int64", (n, 1))[:, 0],
+            "global": _unpack(glob_b, "float64", (n, g)), "none": flags[:, :g],
+            "measured": flags[:, g],
+            "values": _unpack(values_b, meta["dtype"], (n, width + 2 * len(layout))),
+            "hist": _unpack(hist_b, meta["hist"], (n, bins))}
+
+
+def _merge(chunks: list, dtype: str) -> list:
+    """Neighbouring chunks of one layout as one, without going back to records."""
+    out: list = []
+    for step, blob, meta, last in chunks:
+        if out and out[-1][2]["layers"] == meta["layers"]:
+            out[-1][4].append((blob, meta))
+            out[-1] = (np.concatenate([out[-1][0], step]), None, out[-1][2], last, out[-1][4])
+        else:
+            out.append((step, blob, meta, last, [(blob, meta)]))
+    g = len(_GLOBAL_FLOATS)
+    merged = []
+    for step, blob, meta, last, group in out:
+        if len(group) > 1:
+            parts = [_decode(np.frombuffer(b, np.uint8), m, g, len(_LAYER_FLOATS))
+                     for b, m in group]
+            cols = {k: np.concatenate([c[k] for c in parts]) for k in parts[0]}
+            nonfinite = {k: v for _, m in group for k, v in m["nonfinite"].items()}
+            blob, meta = _encode(cols, meta["layers"], dtype, nonfinite)
+        merged.append((step, blob, meta, last))
+    return merged
+
+
+def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[StepRecord]:
+    n, layout, g = int(meta["rows"]), meta["layers"], len(gnames)
+    width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
+    cols = _decode(blob, meta, g, len(lnames))
+    steps, values, hist = cols["step"], cols["values"], cols["hist"]
+    glob = cols["global"].tolist()
+    flags = np.concatenate([cols["none"], cols["measured"][:, None]], axis=1)
     nonfinite = meta.get("nonfinite", {})
     vals, hists, flag_rows = values.tolist(), hist.tolist(), flags.tolist()
     records = []
@@ -234,18 +291,23 @@ def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[S
     return records
 
 
+def _signature(record: StepRecord) -> tuple:
+    return tuple((x.index, x.kind, x.width, len(x.hist), *[n for n, _ in x.state], "|",
+                  *[n for n, _ in x.learnable]) for x in record.layers)
+
+
 def _runs(history: list[StepRecord]) -> list[tuple[list, list[StepRecord]]]:
     """`history` cut where the layer layout changes (unmeasured records join any run)."""
     runs: list[tuple[list, list[StepRecord]]] = []
-    layout: list | None = None
+    sig: tuple | None = None
     for r in history:
-        here = _layout(r) if r.layers else None
-        if not runs or (here is not None and layout is not None and here != layout):
-            runs.append((here or [], []))
-            layout = here
-        elif here is not None and layout is None:
-            runs[-1] = (here, runs[-1][1])
-            layout = here
+        here = _signature(r) if r.layers else None
+        if not runs or (here is not None and sig is not None and here != sig):
+            runs.append((_layout(r), []))
+            sig = here
+        elif here is not None and sig is None:
+            runs[-1] = (_layout(r), runs[-1][1])
+            sig = here
         runs[-1][1].append(r)
     return runs
 
@@ -276,10 +338,10 @@ def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
                 break
             chunks.append((step_col, blob, meta, last))
             done = end
-    if len(chunks) >= MAX_CHUNKS:  # merge them all into one, once every MAX_CHUNKS saves
-        chunks, done = [], 0
     for layout, records in _runs(history[done:]):
         chunks.append((*_chunk(records, layout, dtype), records[-1]))
+    if len(chunks) > MAX_CHUNKS:  # many small chunks compress less: merge, once in a while
+        chunks = _merge(chunks, dtype)
     try:
         sim._history_chunks = {"dtype": dtype, "chunks": chunks}
     except AttributeError:
@@ -468,8 +530,7 @@ def record_from_dict(d: dict[str, Any]) -> StepRecord:
         fixed = {name: ld[name] for name in LayerRecord._fields if name in ld}
         fixed["hist"] = tuple(ld["hist"])
         fixed["hist_range"] = tuple(ld["hist_range"])
-        for name in ("act_mean", "act_std", "saturated", "dead", "grad_norm", "grad_in_norm",
-                     "weight_norm", "update_ratio", "update_cos", "step_size"):
+        for name in LAYER_SCALARS:
             fixed[name] = _value(fixed[name])
         extra = [k for k in ld if k not in LayerRecord._fields]
         fixed["state"] = tuple((k[:-5], _value(ld[k])) for k in extra if k.endswith("_norm"))
@@ -514,7 +575,7 @@ def _snapshot_bundle(sim, store) -> dict[str, np.ndarray]:
         if hit is None or hit[0] is not snap:
             parts, index, at = [], {}, 0
             for name, value in _snapshot_arrays(snap).items():
-                raw = np.ascontiguousarray(value)
+                raw = np.asarray(value, order="C")  # (ascontiguousarray makes 0-d 1-d)
                 index[name] = [at, raw.dtype.str, list(raw.shape)]
                 parts.append(raw.tobytes())
                 at += len(parts[-1])

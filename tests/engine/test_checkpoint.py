@@ -259,3 +259,12 @@ def test_a_huge_declared_shape_is_one_line(tmp_path):
         f.write(b"\0" * 64)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load(tmp_path)
+
+
+def test_an_old_checkpoints_snapshots_still_load():
+    from nnsim.engine.checkpoint import load_snapshot, snapshot_steps
+
+    here = Path(__file__).parent / "data" / "columns-v1.npz"
+    assert snapshot_steps(here) == [0, 2, 4]
+    snap = load_snapshot(here, 4)
+    assert snap.step == 4 and snap.params.shape == load(here)[0].net.params.shape
