@@ -121,3 +121,24 @@ def test_resume_takes_set_for_optimizer_hyperparameters(tmp_path, capsys):
     assert "--resume takes --set only for optimizer hyperparameters" in err
     assert main(["run", "--resume", ck, "--steps", "1", "--set", "optimizer.lr=99"]) == 2
     assert "optimizer.lr" in capsys.readouterr().err
+
+
+def test_a_run_resumed_twice_with_every_writes_what_one_run_writes(tmp_path):
+    def records(name):
+        return [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+
+    ck, every = str(tmp_path / "ck"), ["--every", "10"]
+    assert main(["run", *SMALL, "--steps", "25", *every, "--checkpoint", ck,
+                 "--out", str(tmp_path / "a.jsonl")]) == 0
+    for part in ("b", "c"):
+        assert main(["run", "--resume", ck, "--steps", "20", *every, "--checkpoint", ck,
+                     "--out", str(tmp_path / f"{part}.jsonl")]) == 0
+    assert main(["run", *SMALL, "--steps", "65", *every,
+                 "--out", str(tmp_path / "straight.jsonl")]) == 0
+    parts = records("a.jsonl") + records("b.jsonl") + records("c.jsonl")
+    steps = [r["step"] for r in parts]
+    assert steps == [10, 20, 25, 30, 40, 45, 50, 60, 65]  # each segment's end once
+    straight = {r["step"]: r for r in records("straight.jsonl")}
+    assert [r for r in parts if r["step"] % 10 == 0] == [straight[s] for s in (10, 20, 30, 40,
+                                                                               50, 60)]
+    assert parts[-1] == straight[65]
