@@ -48,24 +48,78 @@ class Overpromising(Initializer):
         return 0.5
 
 
-@pytest.mark.parametrize("cls,check", [
-    (WrongGradient, "backward matches central differences"),
-    (ForgetfulOptimizer, "state survives a checkpoint round trip"),
-    (Overpromising, "empirical statistics match the declared rule"),
+class LazyLion(Optimizer):
+    """Lion keeping its momentum on the instance, created at the first step: a checkpoint
+    round trip on a convex quadratic cannot tell (the signs agree), a resumed run can."""
+    name = "lazy_lion"
+    hyperparameters = {"lr": Hyper(3e-3, low=0.0, high=1.0, help="learning rate"),
+                       "beta1": Hyper(0.9, low=0.0, high=1.0, help="interpolation"),
+                       "beta2": Hyper(0.99, low=0.0, high=1.0, help="momentum decay")}
+    state_names = ("m",)  # declared, but left at zero: the state norm reads 0
+
+    def update(self, params, grads, state, t):
+        if getattr(self, "m", None) is None:
+            self.m = np.zeros_like(params)
+        step = np.sign(self.beta1 * self.m + (1 - self.beta1) * grads)
+        self.m = self.beta2 * self.m + (1 - self.beta2) * grads
+        params -= self.lr * step
+
+
+class UndeclaredLion(LazyLion):
+    """The same, declaring no state at all."""
+    name = "undeclared_lion"
+    state_names = ()
+
+
+@pytest.mark.parametrize("cls,checks", [
+    (WrongGradient, {"backward matches central differences"}),
+    (ForgetfulOptimizer, {"state survives a checkpoint round trip",
+                          "state kept in the state arrays"}),
+    (LazyLion, {"state kept in the state arrays", "state arrays change"}),
+    (UndeclaredLion, {"state kept in the state arrays"}),
+    (Overpromising, {"empirical statistics match the declared rule"}),
 ])
-def test_checks_catch_broken_components(cls, check):
+def test_checks_catch_broken_components(cls, checks):
     results = {c.name: c for c in check_component(cls)}
-    assert not results[check].passed
-    others = [c for name, c in results.items() if name != check]
-    assert all(c.passed for c in others), [str(c) for c in others if not c.passed]
-    with pytest.raises(AssertionError, match=check):
+    assert {name for name, c in results.items() if not c.passed} == checks, \
+        [str(c) for c in results.values()]
+    with pytest.raises(AssertionError, match="|".join(checks)):
         assert_conforms(cls)
+
+
+def test_a_failed_check_says_what_passes():
+    failed = [c for c in check_component(LazyLion) if not c.passed]
+    assert str(failed[0]).endswith(
+        "(passes when one instance stepping two parameter vectors in turn (12 steps each, "
+        "random gradients) gives exactly what two instances give stepping one each)")
+    slow = {c.name: c for c in check_component(LazyLion, lr=1e-6)}
+    quadratic = slow["decreases a convex quadratic"]
+    assert not quadratic.passed
+    assert "at lr=1e-06" in quadratic.detail
+    assert "falls 10× or more within 1,000 steps" in str(quadratic)
+
+
+def test_hyperparameters_given_to_a_check_are_used():
+    class Sluggish(Optimizer):
+        """Plain gradient descent whose default learning rate is far too small."""
+        name = "sluggish"
+        hyperparameters = {"lr": Hyper(1e-5, low=0.0, high=1.0, help="learning rate")}
+
+        def update(self, params, grads, state, t):
+            params -= self.lr * grads
+
+    def verdict(**hypers):
+        return {c.name: c.passed for c in check_component(Sluggish, **hypers)}
+
+    assert verdict()["decreases a convex quadratic"] is False
+    assert verdict(lr=0.05)["decreases a convex quadratic"] is True
+    assert_conforms(Sluggish, lr=0.05)
 
 
 def test_check_plugin_command(capsys):
     assert main(["check-plugin", "relu", "optimizer:adam"]) == 0
     out = capsys.readouterr().out
     assert "PASS  activation 'relu'  backward matches central differences" in out
-    assert out.strip().endswith("7 checks passed, 0 failed")
+    assert out.strip().endswith("9 checks passed, 0 failed")
     assert main(["check-plugin", "nope"]) == 2
     assert "no plugin or component 'nope'" in capsys.readouterr().err
