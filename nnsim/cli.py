@@ -88,8 +88,9 @@ def build_tui_parser() -> Parser:
 def _args_run(run: Parser) -> None:
     _config_args(run)
     run.add_argument("--steps", type=int, metavar="N", help="steps to run (default train.steps)")
-    run.add_argument("--every", type=int, default=1, metavar="K",
-                     help="write every K-th record (and the last)")
+    run.add_argument("--every", type=int, metavar="K",
+                     help="write every K-th record (and the last); default 1, and for "
+                          "--format table the spacing that gives 20 to 50 rows")
     run.add_argument("--format", choices=("jsonl", "csv", "table"),
                      help="output format (default: table on a terminal, else jsonl)")
     run.add_argument("--out", metavar="FILE", help="write records here instead of stdout")
@@ -383,12 +384,23 @@ def cmd_serve(args) -> int:
 
 # ---------------------------------------------------------------- nnsim run
 
+def table_every(steps: int) -> int:
+    """The spacing of a table's rows: the smallest of 1, 2, 5, 10, 20, 50, 100, ... that
+    keeps `steps` to 50 rows at most, so 20 to 50 of them from 20 steps on (and the last)."""
+    every = 1
+    while steps > 50 * every:
+        every = every * 5 // 2 if str(every)[0] == "2" else every * 2
+    return every
+
+
 class Progress:
-    """A one-line progress bar on stderr, redrawn a few times a second."""
+    """A one-line progress bar on stderr, redrawn a few times a second; a line shorter than
+    the one before is padded over it, so no character of the old one is left."""
 
     def __init__(self, total: int, stream: IO[str]) -> None:
         self.total, self.stream = total, stream
         self.start = self.last = time.perf_counter()
+        self.width = 0
 
     def update(self, record, force: bool = False) -> None:
         now = time.perf_counter()
@@ -399,8 +411,12 @@ class Progress:
         width = 30
         filled = int(width * min(done / max(self.total, 1), 1.0))
         rate = done / max(now - self.start, 1e-9)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} "
-                          f"loss {record.loss:.4f}  {rate:,.0f} steps/s ")
+        from nnsim.formatting import human
+
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} "
+                f"loss {human(record.loss)}  {human(round(rate))} steps/s")
+        self.stream.write(f"\r{line}{' ' * (self.width - len(line))}")
+        self.width = len(line)
         self.stream.flush()
 
     def close(self) -> None:
@@ -488,6 +504,7 @@ def cmd_run(args) -> int:
     from nnsim.engine import Simulation, checkpoint
     from nnsim.engine.history import History
     from nnsim.engine.writers import WRITERS
+    from nnsim.formatting import RecordTable
 
     if args.resume:
         if args.config or args.seed is not None:
@@ -513,7 +530,7 @@ def cmd_run(args) -> int:
         sim, kept = None, []
     if steps < 0:
         raise UsageError(f"nnsim run: --steps must be 0 or more, got {steps}")
-    if args.every < 1:
+    if args.every is not None and args.every < 1:
         raise UsageError(f"nnsim run: --every must be 1 or more, got {args.every}")
     if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint):
         raise UsageError("nnsim run: --checkpoint-every N needs N >= 1 and --checkpoint DIR")
@@ -549,7 +566,9 @@ def cmd_run(args) -> int:
         out = sys.stdout
     where = args.out or "stdout"
     fmt = args.format or ("table" if out is sys.stdout and sys.stdout.isatty() else "jsonl")
-    writer: Any = WRITERS[fmt](out)
+    if args.every is None:
+        args.every = table_every(steps) if fmt == "table" else 1
+    writer: Any = {**WRITERS, "table": RecordTable}[fmt](out)
     last_step = sim.step_count + steps
     progress = Progress(last_step, sys.stderr) if sys.stderr.isatty() else None
     record = None
@@ -815,10 +834,12 @@ def cmd_lesson(args) -> int:
         _err(f"nnsim: control: {lesson.control_note}")
     results, verdict = run_lesson(lesson, registry, seed=args.seed, overrides=args.sets,
                                   control=args.control)
+    from nnsim.formatting import human
+
     for label, result in results.items():
         last = result.last
         acc = "" if last.accuracy is None else f"  accuracy {last.accuracy:.3f}"
-        print(f"{label:<20} step {last.step:>5}  loss {last.loss:.4g}{acc}"
+        print(f"{label:<20} step {human(last.step):>6}  loss {human(last.loss)}{acc}"
               + (f"  (diverged: {last.nonfinite})" if last.nonfinite else ""))
     from nnsim.lessons import format_margin
 
@@ -874,11 +895,11 @@ def cmd_sweep(args) -> int:
     if steps < 1:
         raise UsageError(f"nnsim sweep: --steps must be 1 or more, got {steps}")
 
-    from nnsim.formatting import fmt
+    from nnsim.formatting import human
 
     def progress(done: int, total: int, summary) -> None:
         how = "done earlier" if summary.skipped else f"{summary.seconds:.1f} s"
-        _err(f"[{done}/{total}] {summary.run}: loss {fmt(summary.loss)}, {summary.outcome} "
+        _err(f"[{done}/{total}] {summary.run}: loss {human(summary.loss)}, {summary.outcome} "
              f"({how})")
 
     client = sw.dask_client(args.scheduler) if args.scheduler else None

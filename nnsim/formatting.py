@@ -72,3 +72,30 @@ def interval(low: float | None, high: float | None, low_open: bool = False,
     lo = "-inf" if low is None else human(low)
     hi = "inf" if high is None else human(high)
     return f"{left}{lo}, {hi}{right}"
+
+
+class RecordTable:
+    """`nnsim run --format table`: aligned columns of a run's records, for people (numbers
+    by `human`; nan where a value went non-finite)."""
+
+    COLUMNS = (("step", 9), ("epoch", 8), ("loss", 10), ("acc", 6), ("val_loss", 10),
+               ("val_acc", 7), ("grad_norm", 10))
+
+    def __init__(self, out) -> None:
+        self.out = out
+        self.header = False
+
+    def write(self, record) -> None:
+        if not self.header:
+            self.out.write(" ".join(f"{n:>{w}}" for n, w in self.COLUMNS) + "\n")
+            self.header = True
+        cells = (human(record.step), human(record.epoch), human(record.loss),
+                 fmt(record.accuracy, ".3f"), human(record.val_loss),
+                 fmt(record.val_accuracy, ".3f"), human(record.grad_norm, 3))
+        line = " ".join(f"{cell:>{width}}" for (_, width), cell in zip(self.COLUMNS, cells))
+        if record.nonfinite:
+            line += f"  non-finite {record.nonfinite}"
+        self.out.write(line + "\n")
+
+    def close(self) -> None:
+        self.out.flush()

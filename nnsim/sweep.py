@@ -27,7 +27,7 @@ from typing import Any
 from nnsim.compare import parse_vary, variants
 from nnsim.config import Config, read_toml_text
 from nnsim.errors import NnsimError
-from nnsim.formatting import fmt, number
+from nnsim.formatting import fmt, human, number
 
 SUMMARY_FIELDS = ("run", "id", "steps", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
                   "outcome", "seconds")
@@ -351,8 +351,8 @@ def summary_table(summaries: Sequence[RunSummary]) -> str:
     lines = [f"{'run':<{width}}{'steps':>7}{'lr':>9}{'loss':>10}{'acc':>8}{'val_loss':>10}"
              f"{'val_acc':>9}  outcome"]
     for s in summaries:
-        lines.append(f"{s.run:<{width}}{s.steps:>7}{fmt(s.lr, '.3g'):>9}{fmt(s.loss):>10}"
-                     f"{fmt(s.accuracy, '.3f'):>8}{fmt(s.val_loss):>10}"
+        lines.append(f"{s.run:<{width}}{human(s.steps):>7}{human(s.lr, 3):>9}"
+                     f"{human(s.loss):>10}{fmt(s.accuracy, '.3f'):>8}{human(s.val_loss):>10}"
                      f"{fmt(s.val_accuracy, '.3f'):>9}  {s.outcome}"
                      + ("  (from an earlier sweep)" if s.skipped else ""))
     return "\n".join(lines)
