@@ -5,11 +5,50 @@ Records are named tuples: immutable, cheap to create on every step, and picklabl
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-#: Layer fields that hold one number each, in record order (the CSV and the TUI use these).
-LAYER_SCALARS = ("act_mean", "act_std", "saturated", "dead", "grad_norm", "grad_in_norm",
-                 "weight_norm", "update_ratio", "update_cos", "step_size")
+
+@dataclass(frozen=True)
+class Stat:
+    """One per-layer statistic, declared once: telemetry fills it, `LayerRecord` holds it,
+    the writers, the history's timeline and checkpoints read its name and type from here,
+    and the record reference (docs/records.md) documents every one (a test checks).
+
+    `type` is float (one number) or tuple (the histogram and its range); `aggregate` says
+    how the whole-run history's buckets keep it: "range" (the min, mean and max of the
+    measured steps in the bucket) or "none" (kept only in the newest records);
+    `every_step` marks what is counted on every step, measured or not."""
+
+    name: str
+    type: type
+    meaning: str
+    aggregate: str = "range"
+    every_step: bool = False
+
+
+#: Every per-layer statistic, in `LayerRecord` order. A new statistic is one line here,
+#: its field in `LayerRecord`, where telemetry computes it, and its row in docs/records.md.
+LAYER_STATS: tuple[Stat, ...] = (
+    Stat("act_mean", float, "mean of the activation outputs over the batch (output: logits)"),
+    Stat("act_std", float, "std of the activation outputs over the batch (output: logits)"),
+    Stat("hist", tuple, "activation histogram: counts in 20 fixed bins", "none"),
+    Stat("hist_range", tuple, "the histogram's (low, high), the activation's range", "none"),
+    Stat("saturated", float, "share of entries whose local derivative is under 5 % of the "
+                             "activation's largest"),
+    Stat("dead", float, "share of units saturated on every one of the last >= 1,000 "
+                        "training examples", every_step=True),
+    Stat("grad_norm", float, "norm of the gradient of the layer's weights"),
+    Stat("grad_in_norm", float, "norm of the gradient flowing back into the layer's input"),
+    Stat("weight_norm", float, "norm of the weights before the update"),
+    Stat("update_ratio", float, "norm of the weight change over the weight norm"),
+    Stat("update_cos", float, "cosine between the weight change and minus the gradient"),
+    Stat("step_size", float, "norm of the weight change over the gradient norm"),
+)
+#: the fields that say which layer a record is (constant over a run)
+LAYER_LAYOUT = ("index", "kind", "width")
+#: Layer fields that hold one number each, in record order (CSV, timeline, checkpoints).
+LAYER_SCALARS = tuple(s.name for s in LAYER_STATS if s.type is float)
 
 
 class LayerRecord(NamedTuple):
@@ -69,6 +108,12 @@ class LayerRecord(NamedTuple):
         for name, value in self.learnable:
             d[f"{name}_mean"] = _json_float(value)
         return d
+
+
+_expected = (*LAYER_LAYOUT, *(s.name for s in LAYER_STATS), "state", "learnable")
+if LayerRecord._fields != _expected:
+    raise TypeError(f"LayerRecord fields {LayerRecord._fields} differ from the declared "
+                    f"statistics {_expected}")
 
 
 class StepRecord(NamedTuple):

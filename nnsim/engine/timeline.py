@@ -25,7 +25,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from nnsim.engine.records import LAYER_SCALARS, StepRecord
+from nnsim.engine.records import LAYER_STATS, StepRecord
 
 #: global series of every record, in row order; `loss_smooth` and `accuracy_smooth` are
 #: exponential moving averages of the training loss and accuracy (time constant EMA_STEPS)
@@ -33,7 +33,9 @@ GLOBAL = ("loss", "accuracy", "val_loss", "val_accuracy", "grad_norm", "lr", "re
           "loss_smooth", "accuracy_smooth")
 EMA_STEPS = 25
 _GLOBAL_GET = attrgetter(*GLOBAL[:7])
-_LAYER_GET = attrgetter(*LAYER_SCALARS)
+#: the per-layer statistics the buckets keep (declared with aggregate "range")
+LAYER_SERIES = tuple(s.name for s in LAYER_STATS if s.aggregate == "range")
+_LAYER_GET = attrgetter(*LAYER_SERIES)
 
 Key = str | tuple[str, int]  # "loss", or (field, layer) with layers counted from 1
 
@@ -43,7 +45,7 @@ def layout_of(record: StepRecord) -> tuple[Key, ...]:
     scalar, optimizer state norm and learnable mean."""
     keys: list[Key] = list(GLOBAL)
     for layer in record.layers:
-        keys += [(name, layer.index) for name in LAYER_SCALARS]
+        keys += [(name, layer.index) for name in LAYER_SERIES]
         keys += [(name, layer.index) for name, _ in layer.state]
         keys += [(name, layer.index) for name, _ in layer.learnable]
     return tuple(keys)
