@@ -113,13 +113,3 @@ class PluginError(NnsimError):
                             method=self.method, distribution=source)
         error.__cause__ = self.__cause__
         return error
-
-    def __reduce__(self):  # keeps the fields across processes (sweeps run in workers)
-        return (_plugin_error, (self.detail, self.family, self.component, self.method,
-                                self.distribution))
-
-
-def _plugin_error(detail: str, family: str | None, component: str | None, method: str | None,
-                  distribution: str | None) -> PluginError:
-    return PluginError(detail, family=family, component=component, method=method,
-                       distribution=distribution)

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 #: the methods whose array arguments must come back unchanged, by family: argument names
 #: in order (`training` is a flag, not an array)
 KEEPS_INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "activation": {"forward": ("x",), "backward": ("x", "y", "grad_y")},
+    "activation": {"forward": ("x",), "backward": ("x", "y", "grad_y"),
+                   "saturated": ("x", "y")},
     "normalizer": {"forward": ("x", "training"), "backward": ("grad_y",)},
 }
 
@@ -42,8 +43,9 @@ def first_step(sim: Simulation, measure: bool = True) -> StepRecord:
             for component in (layer.activation, layer.norm):
                 if component is None or any(component is done for done, _ in installed):
                     continue
+                depth = [0]
                 for method, names in KEEPS_INPUTS[component.family].items():
-                    _install(component, method, _keeps_inputs(component, method, names),
+                    _install(component, method, _keeps_inputs(component, method, names, depth),
                              installed)
         _install(sim.optimizer, "update", _updates_in_place(sim.optimizer), installed)
         return sim._step(measure)
@@ -82,12 +84,21 @@ def _install(component: object, method: str,
     installed.append((component, method))
 
 
-def _keeps_inputs(component: Any, method: str, names: tuple[str, ...]
+def _keeps_inputs(component: Any, method: str, names: tuple[str, ...], depth: list[int]
                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Check the arrays the engine hands `method`; calls a component makes to its own
+    methods (the default `saturated` calls `backward` on a scratch array) are its own
+    business: `depth` counts the component's calls in progress."""
     def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         def checked(*args: Any) -> Any:
+            if depth[0]:
+                return original(*args)
             before = [(i, a.copy()) for i, a in enumerate(args) if isinstance(a, np.ndarray)]
-            out = original(*args)
+            depth[0] += 1
+            try:
+                out = original(*args)
+            finally:
+                depth[0] -= 1
             for i, copy in before:
                 if not _same(args[i], copy):
                     name = names[i] if i < len(names) else f"argument {i + 1}"

@@ -1,9 +1,11 @@
 """Plugins that break at run time stop the run with a message naming them; nothing crashes."""
 
+import pickle
+
 import numpy as np
 import pytest
 
-from nnsim.components import Activation, Normalizer, Optimizer
+from nnsim.components import Activation, Dataset, Normalizer, Optimizer
 from nnsim.engine import Simulation
 from nnsim.errors import PluginError
 from nnsim.pluginmanager import Entry, load_registry
@@ -200,3 +202,180 @@ def test_divergence_names_the_layer_and_quantity(family, cls, key, where, teleme
     assert len(records) == 1
     assert records[0].nonfinite == where
     assert str(sim.divergence) == f"diverged at step 1: non-finite {where}"
+
+
+# ---------------------------------------------------------------- the first step's checks
+
+class InPlaceTanh(Activation):
+    """tanh written over its input."""
+    name = "inplace_tanh"
+
+    def forward(self, x):
+        return np.tanh(x, out=x)
+
+    def backward(self, x, y, grad_y):
+        return grad_y * (1 - y * y)
+
+
+class InPlaceBackward(Activation):
+    """tanh whose backward scales the upstream gradient in place."""
+    name = "inplace_backward"
+
+    def forward(self, x):
+        return np.tanh(x)
+
+    def backward(self, x, y, grad_y):
+        grad_y *= 1 - y * y
+        return grad_y
+
+
+class InPlaceNorm(Normalizer):
+    """Centres its input in place."""
+    name = "inplace_norm"
+
+    def forward(self, x, training):
+        x -= x.mean(axis=1, keepdims=True)
+        return x
+
+    def backward(self, grad_y):
+        return grad_y - grad_y.mean(axis=1, keepdims=True), {}
+
+
+class Rebinding(Optimizer):
+    """Gradient descent that makes a new array instead of changing the one it is given."""
+    name = "rebinding"
+    from nnsim.components import Hyper
+    hyperparameters = {"lr": Hyper(0.05, low=0.0, high=1.0, help="learning rate")}
+
+    def update(self, params, grads, state, t):
+        params = params - self.lr * grads  # noqa: F841 — the bug
+
+
+class Tiny(Optimizer):
+    """Correct gradient descent at a learning rate below float32's resolution."""
+    name = "tiny"
+    from nnsim.components import Hyper
+    hyperparameters = {"lr": Hyper(1e-12, low=0.0, high=1.0, help="learning rate")}
+
+    def update(self, params, grads, state, t):
+        params -= self.lr * grads
+
+
+@pytest.mark.parametrize("family,cls,key,message", [
+    ("activation", InPlaceTanh, "model.activation",
+     "activation 'inplace_tanh' (from nnsim-bad 0.1): forward() changed its input x in place; "
+     "leave the arrays it is given as they were and return new ones (the engine reuses them)"),
+    ("activation", InPlaceBackward, "model.activation",
+     "activation 'inplace_backward' (from nnsim-bad 0.1): backward() changed its input grad_y "
+     "in place; leave the arrays it is given as they were and return new ones (the engine "
+     "reuses them)"),
+    ("normalizer", InPlaceNorm, "model.normalizer",
+     "normalizer 'inplace_norm' (from nnsim-bad 0.1): forward() changed its input x in place; "
+     "leave the arrays it is given as they were and return new ones (the engine reuses them)"),
+    ("optimizer", Rebinding, "optimizer.name",
+     "optimizer 'rebinding' (from nnsim-bad 0.1): update() left the parameters it was given "
+     "unchanged; change them in place (params -= step), not by making a new array "
+     "(params = params - step)"),
+])
+def test_the_first_step_checks_each_plugins_contract(family, cls, key, message):
+    sim = simulation(family, cls, key)
+    with pytest.raises(PluginError) as info:
+        sim.step()
+    assert str(info.value) == message
+    assert (info.value.family, info.value.component, info.value.distribution) == \
+        (family, cls.name, "nnsim-bad 0.1")
+    assert sim.step_count == 0 or family == "optimizer"
+
+
+def test_the_first_step_leaves_the_components_as_they_were():
+    sim = Simulation(small_config())
+    first, second = sim.step(), sim.step()
+    assert first.step == 1 and second.step == 2
+    for layer in sim.net.hidden:
+        assert "forward" not in vars(layer.activation)
+        assert "backward" not in vars(layer.activation)
+    assert "update" not in vars(sim.optimizer)
+    same = Simulation(small_config())  # the checks change nothing the run computes
+    assert [r.loss for r in same.run(2)] == [first.loss, second.loss]
+
+
+def test_an_update_below_the_parameters_precision_is_not_an_error():
+    sim = simulation("optimizer", Tiny, "optimizer.name", ("model.dtype", "float32"),
+                     ("model.bias_initializer", {"name": "constant", "value": 0.1}))
+    before = sim.net.params.copy()
+    assert len(sim.run(2)) == 2
+    assert np.array_equal(sim.net.params, before)  # nothing moved, and that is right
+
+
+def test_labels_outside_the_declared_classes_stop_the_first_step():
+    sim = Simulation(small_config())
+    sim.data.train_y[5] = sim.data.outputs + 4  # past the build-time check
+    with pytest.raises(PluginError, match=r"^dataset 'spiral' \(from built-in\): generate\(\) "
+                                          r"returned the label 7, outside \[0, 3\) of its "
+                                          r"declared classes$"):
+        sim.step()
+
+
+# ---------------------------------------------------------------- build time, NumPy's state
+
+class BrokenData(Dataset):
+    name = "broken_data"
+
+    def generate(self, rng):
+        raise OSError("no such file")
+
+
+def test_a_build_time_plugin_error_names_the_distribution():
+    registry = registry_with("dataset", BrokenData)
+    with pytest.raises(PluginError) as info:
+        Simulation(small_config().with_overrides([("data.name", "broken_data")], registry),
+                   registry)
+    assert str(info.value) == ("dataset 'broken_data' (from nnsim-bad 0.1): generate() failed: "
+                               "OSError: no such file")
+    assert info.value.fields() == {"family": "dataset", "component": "broken_data",
+                                   "method": "generate", "distribution": "nnsim-bad 0.1",
+                                   "detail": "failed: OSError: no such file"}
+
+
+class SetsErr(Activation):
+    """tanh whose forward turns every NumPy warning into an exception."""
+    name = "sets_err"
+    seen: list = []
+
+    def forward(self, x):
+        np.seterr(all="raise")
+        return np.tanh(x)
+
+    def backward(self, x, y, grad_y):
+        type(self).seen.append(np.geterr())
+        return grad_y * (1 - y * y)
+
+
+def test_numpy_error_state_is_restored_around_each_plugin_call():
+    SetsErr.seen = []
+    before = np.geterr()
+    sim = simulation("activation", SetsErr, "model.activation")
+    sim.run(3)
+    assert np.geterr() == before
+    assert SetsErr.seen and all(state["under"] != "raise" for state in SetsErr.seen)
+    logits = sim.predict(sim.data.val_x)  # outside a step, too
+    assert np.isfinite(logits).all() and np.geterr() == before
+
+
+# ---------------------------------------------------------------- PluginError's fields
+
+def test_plugin_error_fields_are_given_not_parsed():
+    from nnsim.errors import PluginError as Error
+
+    error = Error("raised ValueError: no", family="lesson", component="tiny_lr",
+                  method="check")
+    assert str(error) == "lesson 'tiny_lr': check() raised ValueError: no"
+    sourced = error.with_source("nnsim-lessons 2.0")
+    assert str(sourced) == "lesson 'tiny_lr' (from nnsim-lessons 2.0): check() raised ValueError: no"
+    assert (sourced.family, sourced.component, sourced.method, sourced.distribution) == \
+        ("lesson", "tiny_lr", "check", "nnsim-lessons 2.0")
+    plain = Error("activation 'x': looks like a prefix")  # a plugin's own message, kept
+    assert plain.family is None and str(plain) == "activation 'x': looks like a prefix"
+    assert plain.with_source("d") is plain
+    again = pickle.loads(pickle.dumps(sourced))  # sweeps run in worker processes
+    assert again.fields() == sourced.fields() and str(again) == str(sourced)
