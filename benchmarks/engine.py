@@ -35,6 +35,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -46,7 +47,7 @@ from nnsim.engine.writers import CsvWriter, JsonlWriter  # noqa: E402
 
 SECTIONS = ("toy", "big-tanh", "big-relu", "tui", "every", "scaling", "records")
 
-_BIG = {"data": {"name": "teacher", "dim": 64, "classes": 10, "samples": 4096,
+_BIG: dict[str, Any] = {"data": {"name": "teacher", "dim": 64, "classes": 10, "samples": 4096,
                  "validation": 0.0},
         "model": {"hidden": [256] * 8, "activation": "tanh", "initializer": "xavier_normal",
                   "dtype": "float32"},
@@ -346,16 +347,15 @@ def records_section(args) -> None:
         for label, make in (("json.dumps(to_dict())", None), ("jsonl", JsonlWriter),
                             ("csv", CsvWriter)):
             out = io.StringIO()
-            if make is None:
-                def write(records=records, out=out):
-                    for r in records:
-                        out.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
-            else:
-                writer = make(out)
+            writer = None if make is None else make(out)
+            if writer is not None:
                 writer.write(records[0])  # the header
 
-                def write(records=records, out=out, writer=writer):
-                    for r in records:
+            def write(records=records, out=out, writer=writer):
+                for r in records:
+                    if writer is None:
+                        out.write(json.dumps(r.to_dict(), separators=(",", ":")) + "\n")
+                    else:
                         writer.write(r)
             times = []
             for _ in range(max(3, args.rounds // 3)):

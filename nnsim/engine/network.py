@@ -9,7 +9,9 @@ of training batches write into preallocated workspaces.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +45,8 @@ class Dense:
         self.fan_in = fan_in
         self.fan_out = fan_out
         self.W = self.b = self.gW = self.gb = np.empty(0)
+        self.h_in = np.empty(0)  # the batch's input, kept for backward
+        self.grad_in_sq = math.nan  # ‖∂L/∂input‖², set by backward(input_grad=True)
 
 
 class HiddenLayer(Dense):
@@ -60,6 +64,8 @@ class HiddenLayer(Dense):
         self.norm_grads: dict[str, np.ndarray] = {}
         self.mask: np.ndarray | None = None
         self.fixed_mask: np.ndarray | None = None  # for gradient checks
+        # the training batch's pre-activations and activations, and their workspaces
+        self.z = self.a = self.z_buf = self.gin_buf = np.empty(0)
 
 
 def _call(component, method: str, *args):
@@ -108,13 +114,16 @@ class Network:
                  rng: np.random.Generator, batch_size: int) -> None:
         self.dtype = np.dtype(cfg.dtype)
         self.batch_size = batch_size
+        #: whose plugin method is running (component, method), to name it in a failure
+        self._where: tuple[Any, str] | None = None
         widths = [input_dim, *cfg.hidden, outputs]
         self.widths = widths
         norm_cls = registry.get("normalizer", cfg.normalizer.name)
         self.hidden: list[HiddenLayer] = []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-2], widths[1:-1])):
             act = cfg.activation.build(registry, "activation")
-            norm = None if norm_cls.passthrough else cfg.normalizer.build(registry, "normalizer")
+            norm = None if getattr(norm_cls, "passthrough", False) else \
+                cfg.normalizer.build(registry, "normalizer")
             self.hidden.append(HiddenLayer(i, fan_in, fan_out, act, norm,
                                            cfg.norm_position == "after", cfg.dropout))
         self.output = Dense(len(self.hidden), widths[-2], widths[-1])
@@ -131,10 +140,10 @@ class Network:
         shapes += [(d.index, "W", (d.fan_in, d.fan_out)) for d in self.dense]
         shapes += [(d.index, "b", (d.fan_out,)) for d in self.dense]
         initial: dict[tuple[int, str], np.ndarray] = {}
-        owners: dict[tuple[int, str], tuple[object, str]] = {}
+        owners: dict[tuple[int, str], tuple[Any, str]] = {}
         for layer in self.hidden:
             w = layer.fan_out
-            parts = []
+            parts: list[tuple[Any, dict]] = []
             if layer.norm is not None:
                 parts.append((layer.norm, _call(layer.norm, "init_params", w, self.dtype)))
                 layer.norm.buffers = {k: np.array(v, dtype=self.dtype) for k, v in
@@ -168,19 +177,20 @@ class Network:
             return flat[seg.start:seg.stop].reshape(seg.shape)
 
         for seg in segments:
-            layer = self.dense[seg.layer]
+            dense = self.dense[seg.layer]
             p, g = view(self.params, seg), view(self.grads, seg)
             if seg.name == "W":
-                layer.W, layer.gW = p, g
-                p[...] = self._draw(weight_init, seg.shape, layer, rng, "model.initializer")
+                dense.W, dense.gW = p, g
+                p[...] = self._draw(weight_init, seg.shape, dense, rng, "model.initializer")
             elif seg.name == "b":
-                layer.b, layer.gb = p, g
-                p[...] = self._draw(bias_init, seg.shape, layer, rng, "model.bias_initializer")
+                dense.b, dense.gb = p, g
+                p[...] = self._draw(bias_init, seg.shape, dense, rng, "model.bias_initializer")
             else:
+                hidden = self.hidden[seg.layer]
                 p[...] = initial[(seg.layer, seg.name)]
-                component, name = owners[(seg.layer, seg.name)]
-                component.params[name] = p
-                grads = layer.norm_grads if component is layer.norm else layer.act_grads
+                owner, name = owners[(seg.layer, seg.name)]
+                owner.params[name] = p
+                grads = hidden.norm_grads if owner is hidden.norm else hidden.act_grads
                 grads[name] = g
 
     def _draw(self, init, shape, layer: Dense, rng, key: str) -> np.ndarray:
@@ -340,6 +350,7 @@ class Network:
 
     def _norm_backward(self, layer: HiddenLayer, g: np.ndarray) -> np.ndarray:
         norm = layer.norm
+        assert norm is not None
         self._where = (norm, "backward")
         result = norm.backward(g)
         self._where = None

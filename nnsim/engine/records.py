@@ -75,7 +75,7 @@ class LayerRecord(NamedTuple):
       the layer's normalizer and activation before the update (e.g. ('gamma', 1.01)).
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index
     kind: str
     width: int
     act_mean: float

@@ -16,7 +16,7 @@ from nnsim.engine.data import DataPipeline
 from nnsim.engine.firstcheck import first_step
 from nnsim.engine.losses import mean_squared_error, softmax_cross_entropy
 from nnsim.engine.network import Network, _call
-from nnsim.engine.records import StepRecord
+from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.telemetry import Telemetry
 from nnsim.errors import ConfigError, HyperError, PluginError
 from nnsim.pluginmanager import Registry, default_registry
@@ -67,7 +67,7 @@ def memory_estimate(cfg: Config, registry: Registry, input_dim: int, outputs: in
     n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])) \
         + 4 * sum(cfg.model.hidden)
     try:
-        n_state = len(registry.get("optimizer", cfg.optimizer.name).state_names)
+        n_state = len(getattr(registry.get("optimizer", cfg.optimizer.name), "state_names"))
     except Exception:  # noqa: BLE001 — the build reports a broken optimizer itself
         n_state = 2
     rows = cfg.train.batch_size * 8 + min(examples, 4096)
@@ -240,6 +240,8 @@ class Simulation:
 
     def _sourced(self, exc: PluginError) -> PluginError:
         try:
+            if exc.family is None or exc.component is None:
+                return exc
             return exc.with_source(self.registry.entry(exc.family, exc.component).source)
         except (LookupError, KeyError, TypeError):
             return exc
@@ -249,14 +251,14 @@ class Simulation:
         tel = self.telemetry
         if tel is not None and not tel.primed:
             tel.prime(self.data.train_x)
-        measured = tel is not None and measure
+        measured = tel if measure else None  # the telemetry, on a measured step
         xb, yb = self.data.next_batch()
-        logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, measured)
+        logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, measured is not None)
         if tel is not None:
-            tel.activity(measured)
+            tel.activity(measured is not None)
         grad_sq = net.square_norms(net.grads)  # per layer, then the rest: one pass
-        if measured:
-            tel.before_update(grad_sq)
+        if measured is not None:
+            measured.before_update(grad_sq)
         grad_norm = math.sqrt(sum(grad_sq))
         grad_scale = 1.0
         if cfg.clip_norm and grad_norm > cfg.clip_norm:
@@ -265,12 +267,13 @@ class Simulation:
 
         self.step_count += 1
         _call(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
-        layers = ()
-        if measured:
-            tel.after_update(grad_scale, self.optimizer.last_step if tel.step_buffer else None)
-            layers = tel.layers(logits)
+        layers: tuple[LayerRecord, ...] = ()
+        if measured is not None:
+            measured.after_update(grad_scale, self.optimizer.last_step
+                                  if measured.step_buffer else None)
+            layers = measured.layers(logits)
 
-        nonfinite = self._check_finite(loss, grad_norm, measured)
+        nonfinite = self._check_finite(loss, grad_norm, measured is not None)
         val_loss = val_acc = None
         if cfg.eval_every and self.step_count % cfg.eval_every == 0 and nonfinite is None:
             val_loss, val_acc = self.evaluate()
@@ -287,7 +290,8 @@ class Simulation:
         The common, finite case costs one dot product; locating is done only on failure."""
         tel = self.telemetry
         where = None
-        if not math.isfinite(loss) or (measured and not math.isfinite(sum(tel.act_mean))):
+        if not math.isfinite(loss) or (measured and tel is not None
+                                        and not math.isfinite(sum(tel.act_mean))):
             where = self._locate_nonfinite_activation() or "loss"
         elif not math.isfinite(grad_norm):  # backward runs from the output down
             where = self._locate(self.net.grads, "gradient of", reverse=True)

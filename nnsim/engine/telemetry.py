@@ -63,12 +63,12 @@ class Telemetry:
         self.hist_high = (base + HIST_BINS - 0.5)[elem_layer].astype(dt)
         self.hist_float = np.empty(int(counts.sum()), dt)
         self.hist_int = np.empty(int(counts.sum()), np.intp)
-        self.hist_ranges = [tuple(map(float, r)) for r in ranges]
+        self.hist_ranges = [(float(r[0]), float(r[1])) for r in ranges]
         # where the sample holds every layer's whole batch (small layers), the activation
         # means and variances of every layer are two reduceats over it
         self.whole_batch = all(r == b for r in rows)
         self.sample_starts = starts
-        self.sample_sq = np.empty(int(counts.sum()), dt) if self.whole_batch else None
+        self.sample_sq = np.empty(int(counts.sum()) if self.whole_batch else 0, dt)
         self.act_size_array = np.array(self.act_sizes)
 
         self.old = np.empty(0 if step_buffer else net.size, dt)

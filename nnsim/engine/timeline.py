@@ -101,6 +101,10 @@ class Timeline:
         self._rows = np.empty((0, 0))
         self._steps = np.zeros(self.n_recent, dtype=np.int64)
         self._ema: list[float] = [math.nan, math.nan]
+        # the buckets: min, max, sum and count of every series, first and last step
+        self._lo = self._hi = self._sum = np.empty((0, 0))
+        self._cnt = np.empty((0, 0), dtype=np.int64)
+        self._first = self._last = np.empty(0, dtype=np.int64)
 
     # ------------------------------------------------------------ writing
 
@@ -198,9 +202,9 @@ class Timeline:
         for arr, op in ((self._lo, np.minimum), (self._hi, np.maximum)):
             arr[:half] = op(arr[0::2], arr[1::2])
             arr[half:] = np.inf if op is np.minimum else -np.inf
-        for arr in (self._sum, self._cnt):
-            arr[:half] = arr[0::2] + arr[1::2]
-            arr[half:] = 0
+        for total in (self._sum, self._cnt):
+            total[:half] = total[0::2] + total[1::2]
+            total[half:] = 0
         self._first[:half] = self._first[0::2]
         self._last[:half] = np.where(self._last[1::2] > 0, self._last[1::2], self._last[0::2])
         self._first[half:] = 0
@@ -224,6 +228,7 @@ class Timeline:
         columns of about equal numbers of steps, oldest first; only the series in `keys`
         when given (the others read as absent)."""
         with self._lock:
+            pick: list[int] | slice
             if keys is not None:
                 pick = [self.index[k] for k in keys if k in self.index]
                 index = {k: j for j, k in enumerate(k for k in keys if k in self.index)}
