@@ -26,6 +26,12 @@ class BatchNorm(Normalizer):
 
     Training uses the batch's mean and variance and updates running estimates with
     `momentum`; inference uses the running estimates.
+
+    In front of it (norm_position "before") the Dense layer's bias changes nothing in
+    training: its true gradient is 0 and what is computed is float32 round-off. nnsim keeps
+    the bias; SGD and momentum leave it in place, while Adam and Adagrad turn the round-off
+    into steps of about lr, which the running mean follows with a lag, so eval-mode results
+    shift a little. PyTorch practice is a layer without bias (bias=False) before batch norm.
     """
 
     name = "batchnorm"

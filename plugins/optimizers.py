@@ -47,7 +47,11 @@ class _Scratch:
 
 
 class SGD(Optimizer, _Scratch):
-    """Plain gradient descent: w ← w − α·∂L/∂w."""
+    """Plain gradient descent: w ← w − α·∂L/∂w.
+
+    ∂L/∂w includes the `train.l1`/`train.l2` penalty's gradient, and `train.clip_norm`
+    clips the sum (PyTorch adds `weight_decay` inside the step, after clipping).
+    """
 
     name = "sgd"
     hyperparameters = {"lr": _lr(0.1)}
@@ -99,7 +103,11 @@ class Nesterov(Optimizer, _Scratch):
 
 
 class Adagrad(Optimizer, _Scratch):
-    """Adagrad: G ← G + g², then w ← w − α·g / (√G + ε): steps shrink where gradients were large."""
+    """Adagrad: G ← G + g², then w ← w − α·g / (√G + ε): steps shrink where gradients were large.
+
+    Where gradients are only round-off (the Dense bias in front of batch norm), g/√G is
+    still of order 1 at first: the parameter drifts by steps of about α (see BatchNorm).
+    """
 
     name = "adagrad"
     state_names = ("sum_sq",)
@@ -148,7 +156,13 @@ class RMSprop(Optimizer, _Scratch):
 
 
 class Adam(Optimizer, _Scratch):
-    """Adam: bias-corrected first (m) and second (v) moment estimates, w ← w − α·m̂/(√v̂ + ε)."""
+    """Adam: bias-corrected first (m) and second (v) moment estimates, w ← w − α·m̂/(√v̂ + ε).
+
+    m̂/√v̂ does not depend on the gradient's scale: a gradient that is only round-off, like
+    that of the Dense bias in front of batch norm (true gradient 0), becomes steps of about
+    α (see BatchNorm). The gradient includes the `train.l1`/`train.l2` penalty, clipped with
+    it.
+    """
 
     name = "adam"
     state_names = ("m", "v")
@@ -187,7 +201,13 @@ class Adam(Optimizer, _Scratch):
 
 
 class AdamW(Adam):
-    """AdamW: Adam with decoupled weight decay, w ← w − α·λ·w before the Adam step."""
+    """AdamW: Adam with decoupled weight decay, w ← w − α·λ·w before the Adam step.
+
+    The decay applies to every parameter: weights, biases, the normalizers' γ and β and
+    PReLU slopes alike, as torch.optim.AdamW does with every parameter it is given (the
+    usual PyTorch practice exempts biases and normalization parameters with a group of
+    weight_decay=0). `train.l2` penalizes the weights only.
+    """
 
     name = "adamw"
     hyperparameters = {
