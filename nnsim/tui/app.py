@@ -403,9 +403,9 @@ class NnsimApp(RunnerControls, App):
         super().action_reset()
         self.notify("Reset: same seed, same run.", timeout=2)
 
-    def action_toggle(self) -> None:
+    def action_play_pause(self) -> None:
         if not self._halted():
-            super().action_toggle()
+            super().action_play_pause()
 
     def action_step(self) -> None:
         if not self._halted():
@@ -638,7 +638,7 @@ class NnsimApp(RunnerControls, App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Play / pause", "Start or stop training", self.action_toggle)
+        yield SystemCommand("Play / pause", "Start or stop training", self.action_play_pause)
         yield SystemCommand("Step", "Take one training step", self.action_step)
         yield SystemCommand("Reset", "Rebuild with the same seed", self.action_reset)
         yield SystemCommand("New seed", "Rebuild with a new random seed", self.action_reseed)

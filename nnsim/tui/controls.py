@@ -8,7 +8,7 @@ from textual.worker import get_current_worker
 
 #: play/pause, one step, speed, reset, quit: the same keys in every nnsim app
 CONTROL_BINDINGS = [
-    Binding("space", "toggle", "Play/pause"),
+    Binding("space", "play_pause", "Play/pause"),
     Binding("n", "step", "Step"),
     Binding("plus,equals_sign", "faster", "Faster", key_display="+", show=False),
     Binding("minus", "slower", "Slower", key_display="-", show=False),
@@ -27,7 +27,7 @@ class RunnerControls:
         worker = get_current_worker()
         self.runner.loop(lambda: worker.is_cancelled)
 
-    def action_toggle(self) -> None:
+    def action_play_pause(self) -> None:
         self.runner.toggle()
 
     def action_step(self) -> None:

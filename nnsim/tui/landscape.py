@@ -167,7 +167,7 @@ class LandscapeApp(App):
             layout=False)
         self.query_one(LandscapeView).show_landscape(land)
 
-    def action_toggle(self) -> None:
+    def action_play_pause(self) -> None:
         self.paused = not self.paused
         self.draw()
 

@@ -7,6 +7,7 @@ import time
 from textual.widgets import ContentSwitcher, Input, Select, Static
 
 from nnsim.config import load
+from nnsim.engine.writers import read_records
 from nnsim.tui.app import StatusBar, make_app
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
 from tests.helpers import small_config, until
@@ -169,7 +170,7 @@ async def test_save_load_and_export(tmp_path):
         await answer_prompt(pilot, "x", str(tmp_path / "run.jsonl"))
         await until(pilot, lambda: (tmp_path / "run.jsonl").exists())
         lines = (tmp_path / "run.jsonl").read_text().splitlines()
-        assert [json.loads(line)["step"] for line in lines] == list(range(1, 8))
+        assert [r["step"] for r in read_records(lines)] == list(range(1, 8))
 
         other = small_config(("model.activation", "relu"), ("seed", 11))
         (tmp_path / "other.toml").write_text(other.to_toml())
