@@ -1,7 +1,6 @@
 """Pilot tests: every key binding, the settings flow, files, the diverged state, quitting."""
 
 import asyncio
-import json
 import time
 
 from textual.widgets import ContentSwitcher, Input, Select, Static
