@@ -123,3 +123,62 @@ def test_check_plugin_command(capsys):
     assert out.strip().endswith("9 checks passed, 0 failed")
     assert main(["check-plugin", "nope"]) == 2
     assert "no plugin or component 'nope'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a whole installed plugin
+
+SLUGGISH = '''
+from nnsim import hookimpl
+from nnsim.components import Hyper, Optimizer
+
+class Sluggish(Optimizer):
+    """Plain gradient descent whose default learning rate is far too small."""
+    name = "sluggish"
+    hyperparameters = {"lr": Hyper(1e-5, low=0.0, high=1.0, help="learning rate")}
+
+    def update(self, params, grads, state, t):
+        params -= self.lr * grads
+
+@hookimpl
+def register_optimizers(register):
+    register(Sluggish)
+'''
+
+
+@pytest.fixture
+def installed(tmp_path, monkeypatch):
+    from tests.plugins.test_loading import BROKEN_IMPORT, GOOD, make_distribution
+
+    make_distribution(tmp_path, "nnsim-cube", "nnsim_cube", GOOD)
+    make_distribution(tmp_path, "nnsim-broken", "nnsim_broken", BROKEN_IMPORT)
+    make_distribution(tmp_path, "nnsim-slow", "nnsim_slow", SLUGGISH)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_assert_plugin_conforms_loads_the_distribution_through_its_entry_point(installed):
+    from nnsim.testing import assert_plugin_conforms, check_plugin
+
+    assert_plugin_conforms("nnsim-cube")
+    assert {c.component for c in check_plugin("nnsim_cube")} == {"activation 'cube'"}
+    with pytest.raises(AssertionError) as info:
+        assert_plugin_conforms("nnsim-broken")
+    assert str(info.value).splitlines()[1] == (
+        "FAIL  plugin 'nnsim_broken' (nnsim-broken 1.2.3)  loads: failed at import: "
+        "RuntimeError: cannot import me (passes when the plugin imports, implements only "
+        "nnsim's hooks (each marked @hookimpl), and registers component classes, each with a "
+        "name no other plugin took)")
+    with pytest.raises(AssertionError, match=r"no installed distribution 'nnsim-cub' has an "
+                                             r"`nnsim` entry point \(did you mean 'nnsim-cube'\?\)"):
+        assert_plugin_conforms("nnsim-cub")
+
+
+def test_assert_plugin_conforms_takes_hyperparameters_per_component(installed):
+    from nnsim.testing import assert_plugin_conforms
+
+    with pytest.raises(AssertionError, match="decreases a convex quadratic"):
+        assert_plugin_conforms("nnsim-slow")
+    assert_plugin_conforms("nnsim-slow", hypers={"sluggish": {"lr": 0.05}})
+    assert_plugin_conforms("nnsim-slow", hypers={"optimizer:sluggish": {"lr": 0.05}})
+    with pytest.raises(ValueError, match="hyperparameters for slugish, which nnsim-slow does "
+                                         "not register"):
+        assert_plugin_conforms("nnsim-slow", hypers={"slugish": {"lr": 0.05}})

@@ -9,14 +9,17 @@ import pytest
 
 from nnsim.config import load
 from nnsim.engine import Simulation
-from nnsim.testing import assert_conforms, check_component
-from nnsim_extras import GroupNorm, Lion, Sparse, Swish
+from nnsim.testing import assert_plugin_conforms, check_plugin
 
 
-@pytest.mark.parametrize("cls", [Swish, Lion, GroupNorm, Sparse])
-def test_component_conforms(cls):
-    assert_conforms(cls)
-    assert len(check_component(cls)) >= 2
+def test_plugin_conforms():
+    assert_plugin_conforms("nnsim-extras")  # as nnsim loads it: every component, every check
+
+
+def test_every_component_is_checked():
+    checked = {c.component for c in check_plugin("nnsim-extras")}
+    assert checked == {"activation 'swish'", "optimizer 'lion'", "normalizer 'groupnorm'",
+                       "initializer 'sparse'"}
 
 
 def test_installed_plugin_is_discovered_with_its_distribution():
