@@ -144,6 +144,8 @@ class Simulation:
         self.stopped: str | None = None
         self.divergence: Divergence | None = None
         self.last: StepRecord | None = None
+        #: set by `steps` on a step whose dead-unit counting cannot change a measured record
+        self._skip_dead = False
 
     def reset(self, seed: int | None = None) -> None:
         """Rebuild from the seed (a new one if given): same seed, same run."""
@@ -254,7 +256,7 @@ class Simulation:
         measured = tel if measure else None  # the telemetry, on a measured step
         xb, yb = self.data.next_batch()
         logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, measured is not None)
-        if tel is not None:
+        if tel is not None and (measured is not None or not self._skip_dead):
             tel.activity(measured is not None)
         grad_sq = net.square_norms(net.grads)  # per layer, then the rest: one pass
         if measured is not None:
@@ -396,16 +398,31 @@ class Simulation:
               ) -> Iterator[StepRecord]:
         """Yield up to n records; stops early on early stopping, or on divergence if asked.
         With `every` K > 1 only the steps whose number is a multiple of K, and the n-th,
-        are measured (see `step`)."""
+        are measured (see `step`).
+
+        A unit is dead at a measured step exactly when it was inactive on each of the last
+        w = ⌈DEAD_WINDOW / batch⌉ batches (one active batch among them leaves it at most
+        (w − 1)·batch < DEAD_WINDOW examples inactive), so the steps more than w before the
+        next measured one skip the dead-unit counters: the measured records are the same
+        as when every step counts. The counters are then not those of every step (a
+        checkpoint saved on such a step keeps them so; continued with another K, `dead`
+        can differ during its first w steps)."""
         last = self.step_count + n
-        for _ in range(n):
-            if self.stopped is not None:
-                return
-            step = self.step_count + 1
-            record = self.step(every <= 1 or step % every == 0 or step == last)
-            yield record
-            if record.nonfinite is not None and stop_on_divergence:
-                return
+        tel = self.telemetry
+        window = tel.dead_batches if tel is not None and every > 1 else 0
+        try:
+            for _ in range(n):
+                if self.stopped is not None:
+                    return
+                step = self.step_count + 1
+                if window:  # the next measured step: a multiple of `every`, or the last
+                    self._skip_dead = min(last, -(-step // every) * every) - step >= window
+                record = self.step(every <= 1 or step % every == 0 or step == last)
+                yield record
+                if record.nonfinite is not None and stop_on_divergence:
+                    return
+        finally:
+            self._skip_dead = False
 
     def run(self, n: int) -> list[StepRecord]:
         """Run up to n steps and return their records."""

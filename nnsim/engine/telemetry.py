@@ -92,6 +92,9 @@ class Telemetry:
         self.unit_widths = np.array(widths, dtype=np.float64)
         self.inactive_views = [self.inactive[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
         self.saturated = [0.0] * n
+        #: batches that make up the window: a unit is dead when inactive on each of the last
+        #: `dead_batches` batches (see `Simulation.steps`)
+        self.dead_batches = -(-DEAD_WINDOW // b)
         self.dead = [0.0] * n
         #: whether the window holds examples yet (`prime` fills it at the first step)
         self.primed = False

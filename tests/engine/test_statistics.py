@@ -104,9 +104,10 @@ def test_priming_leaves_the_run_untouched():
     assert [r.loss for r in sim.run(20)] == [r.loss for r in plain]
 
 
-DYING = small_config(("model.activation", "relu"), ("model.hidden", [16, 16]),
-                     ("optimizer.name", "sgd"), ("optimizer.lr", 3.0), ("train.clip_norm", 0.0),
-                     ("data.samples", 2000))
+DYING_OVERRIDES = (("model.activation", "relu"), ("model.hidden", [16, 16]),
+                   ("optimizer.name", "sgd"), ("optimizer.lr", 3.0), ("train.clip_norm", 0.0),
+                   ("data.samples", 2000))
+DYING = small_config(*DYING_OVERRIDES)
 
 
 def test_dead_units_are_deterministic_and_resume_exactly(tmp_path):
@@ -172,3 +173,27 @@ def test_learnable_means_are_taken_before_the_update():
         learn = dict(sim.step().layers[0].learnable)
         assert learn == pytest.approx(before, rel=1e-12)
         assert learn["gamma"] != layer.norm.params["gamma"].mean()  # the update moved it
+
+
+@pytest.mark.parametrize("every", [3, 100, 150])
+def test_measured_records_are_the_same_when_far_steps_skip_the_dead_counters(every):
+    """Steps more than ⌈DEAD_WINDOW / batch⌉ before the next measured one skip the
+    dead-unit counters; what is measured is what counting every step gives."""
+    config = small_config(*DYING_OVERRIDES)
+    full = {r.step: r for r in Simulation(config).run(300)}
+    sim = Simulation(config)
+    counted = []
+    activity = sim.telemetry.activity
+    sim.telemetry.activity = lambda measured: (counted.append(sim.step_count + 1),
+                                               activity(measured))[1]
+    sampled = [r for r in sim.steps(300, every=every) if r.layers]
+    assert [r.step for r in sampled] == [s for s in range(1, 301) if s % every == 0 or s == 300]
+    assert sampled == [full[r.step] for r in sampled]
+    assert len({lr.dead for r in sampled for lr in r.layers}) > 2  # units die and revive
+    window = sim.telemetry.dead_batches
+
+    def upcoming(s):  # the next measured step
+        return min(300, -(-s // every) * every)
+    assert counted == [s for s in range(1, 301) if upcoming(s) - s < window]
+    assert (len(counted) < 300) == (every > window)
+    assert sim._skip_dead is False
