@@ -21,7 +21,8 @@ class Hyper:
 
     `low`/`high` are inclusive unless `low_open`/`high_open`. The type is the default's type
     (an int default accepts only ints, a float default accepts ints and floats). A `learnable`
-    hyperparameter is the initial value of a parameter the optimizer then trains.
+    hyperparameter is the initial value of a parameter the optimizer then trains: its range
+    bounds that initial value only, not where training takes the parameter.
     """
 
     default: Any
