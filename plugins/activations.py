@@ -57,7 +57,9 @@ class Sigmoid(Activation):
         return _sigmoid(x)
 
     def backward(self, x, y, grad_y):
-        return grad_y * y * (1.0 - y)
+        d = grad_y * y  # (grad_y · y) · (1 − y), the result array reused
+        d *= 1.0 - y
+        return d
 
     def saturated(self, x, y):
         return y * (1.0 - y) < SATURATION_SHARE * self.max_grad
@@ -77,7 +79,10 @@ class Tanh(Activation):
         return np.tanh(x)
 
     def backward(self, x, y, grad_y):
-        return grad_y * (1.0 - y * y)
+        d = np.multiply(y, y)  # one temporary, updated in place
+        np.subtract(1.0, d, out=d)
+        d *= grad_y
+        return d
 
     def saturated(self, x, y):
         return np.abs(y) > self._limit
