@@ -13,6 +13,7 @@ from nnsim.components import Lesson, Verdict
 from nnsim.config import Config, parse_set
 from nnsim.engine.records import StepRecord
 from nnsim.engine.simulation import Simulation
+from nnsim.errors import PluginError
 from nnsim.pluginmanager import Registry, default_registry
 
 
@@ -112,7 +113,13 @@ def run_lesson(lesson: Lesson, registry: Registry | None = None, steps: int | No
         records = sim.run(lesson.steps if steps is None else steps)
         results[label] = RunResult(records, sim)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return results, lesson.check(results)
+        try:
+            return results, lesson.check(results)
+        except Exception as exc:  # the lesson's own failure: one line naming it
+            table = registry.families.get("lesson", {})
+            source = table[lesson.name].source if lesson.name in table else None
+            raise PluginError.at(lesson, "check", f"raised {type(exc).__name__}: {exc}",
+                                 source) from exc
 
 
 # ---------------------------------------------------------------- many seeds

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from nnsim.components import Activation, Dataset, Normalizer, Optimizer
+from nnsim.components import Activation, Dataset, Lesson, Normalizer, Optimizer
 from nnsim.engine import Simulation
 from nnsim.errors import PluginError
 from nnsim.pluginmanager import Entry, load_registry
@@ -379,3 +379,26 @@ def test_plugin_error_fields_are_given_not_parsed():
     assert plain.with_source("d") is plain
     again = pickle.loads(pickle.dumps(sourced))  # sweeps run in worker processes
     assert again.fields() == sourced.fields() and str(again) == str(sourced)
+
+
+class RaisingLesson(Lesson):
+    """A lesson whose check reads a field that does not exist."""
+    name = "raising_lesson"
+    title = "t"
+    runs = {"a": {}}
+    steps = 3
+    base = {"model.hidden": [4], "data.samples": 100}
+
+    def check(self, results):
+        raise KeyError("loss_after")
+
+
+def test_a_lesson_check_that_raises_is_one_line_naming_it():
+    from nnsim.lessons import run_lesson
+
+    registry = registry_with("lesson", RaisingLesson)
+    with pytest.raises(PluginError) as info:
+        run_lesson(RaisingLesson(), registry)
+    assert str(info.value) == ("lesson 'raising_lesson' (from nnsim-bad 0.1): check() raised "
+                               "KeyError: 'loss_after'")
+    assert info.value.family == "lesson" and info.value.method == "check"
