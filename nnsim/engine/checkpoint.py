@@ -16,6 +16,7 @@ import uuid
 import zipfile
 import zlib
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,7 +67,7 @@ def _text(value: Any) -> np.ndarray:
     return np.array(json.dumps(value))
 
 
-def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool = True,
+def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bool = True,
          snapshots=None) -> Path:
     """Write `sim` (and the records in `history`) atomically; returns the file written.
 
@@ -107,7 +108,7 @@ def save(sim, where: str | Path, history: list[StepRecord] = (), durable: bool =
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
             f.flush()
             if durable:
                 os.fsync(f.fileno())
@@ -284,7 +285,8 @@ def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[S
                                           hist_range=(row[r + 2 * j], row[r + 2 * j + 1]),
                                           state=st, learnable=le, **stats))
                 h += nh
-        fields = {name: (None if f[k] else glob[i][k]) for k, name in enumerate(gnames)}
+        fields: dict[str, Any] = {name: (None if f[k] else glob[i][k])
+                                  for k, name in enumerate(gnames)}
         step = int(steps[i])
         records.append(StepRecord(step=step, **fields, nonfinite=nonfinite.get(str(step)),
                                   layers=tuple(layers)))
@@ -312,7 +314,7 @@ def _runs(history: list[StepRecord]) -> list[tuple[list, list[StepRecord]]]:
     return runs
 
 
-def encode_history(sim, history: list[StepRecord]) -> dict[str, np.ndarray]:
+def encode_history(sim, history: Sequence[StepRecord]) -> dict[str, np.ndarray]:
     """The kept records as compressed binary columns, in chunks (about 1 MB for 4,096
     records of the default network measured on every step, much less when steps go
     unmeasured). A chunk written by an earlier save of the same simulation is reused as it
@@ -413,8 +415,8 @@ def _decode_columns(data: dict[str, np.ndarray]) -> list[StepRecord]:
                                       hist_range=(rrow[2 * j], rrow[2 * j + 1]),
                                       state=st, learnable=le, **dict(zip(lnames, values))))
             h += nh
-        g = {name: (None if none_list[i][k] else glob_list[i][k])
-             for k, name in enumerate(gnames)}
+        g: dict[str, Any] = {name: (None if none_list[i][k] else glob_list[i][k])
+                             for k, name in enumerate(gnames)}
         records.append(StepRecord(step=int(steps[i]), **g, nonfinite=nonfinite.get(str(i)),
                                   layers=tuple(layers)))
     return records
@@ -480,7 +482,7 @@ def load(where: str | Path, registry=None):
         raise
     except (KeyError, ValueError, TypeError, IndexError, MemoryError) as exc:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(exc).__name__}: "
-                              f"{cap(exc, 200)})") from None
+                              f"{cap(str(exc), 200)})") from None
     sim.last = history[-1] if history else None
     return sim, history
 
@@ -573,21 +575,22 @@ def _snapshot_bundle(sim, store) -> dict[str, np.ndarray]:
     for step, snap in sorted(kept.items()):
         hit = cache.get(step)
         if hit is None or hit[0] is not snap:
-            parts, index, at = [], {}, 0
+            parts: list[bytes] = []
+            names: dict[str, list] = {}
             for name, value in _snapshot_arrays(snap).items():
-                raw = np.asarray(value, order="C")  # (ascontiguousarray makes 0-d 1-d)
-                index[name] = [at, raw.dtype.str, list(raw.shape)]
-                parts.append(raw.tobytes())
-                at += len(parts[-1])
-            hit = (snap, b"".join(parts), index)
+                array = np.asarray(value, order="C")  # (ascontiguousarray makes 0-d 1-d)
+                names[name] = [sum(map(len, parts)), array.dtype.str, list(array.shape)]
+                parts.append(array.tobytes())
+            hit = (snap, b"".join(parts), names)
         fresh[step] = hit
     try:
         sim._snapshot_bytes = fresh
     except AttributeError:
         pass
-    index, at = {}, 0
-    for step, (_, raw, names) in fresh.items():
-        index[str(step)] = [at, names]
+    index: dict[str, list] = {}
+    at = 0
+    for step, (_, raw, arrays) in fresh.items():
+        index[str(step)] = [at, arrays]
         at += len(raw)
     return {"snapshots/blob": np.frombuffer(b"".join(raw for _, raw, _ in fresh.values()),
                                             np.uint8),
@@ -666,4 +669,4 @@ def load_snapshot(where: str | Path, step: int, registry=None):
         raise
     except (KeyError, ValueError, TypeError, IndexError) as exc:
         raise CheckpointError(f"{path}: damaged snapshot at step {step} ({type(exc).__name__}: "
-                              f"{cap(exc, 200)})") from None
+                              f"{cap(str(exc), 200)})") from None

@@ -2,7 +2,6 @@
 resumed runs. Each ends with one line on stderr, a distinct exit code, and the final
 checkpoint written."""
 
-import json
 import os
 import signal
 import subprocess
@@ -13,13 +12,14 @@ import pytest
 
 from nnsim.cli import main
 from nnsim.engine.checkpoint import load
+from nnsim.engine.writers import read_records
 
 SMALL = ["--set", "data.samples=200", "--set", "model.hidden=[8]"]
 NNSIM = [sys.executable, "-m", "nnsim"]
 
 
 def records(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return read_records(text.splitlines())
 
 
 def test_a_full_disk_is_one_line_and_the_checkpoint_is_still_written(tmp_path, capsys):
@@ -125,7 +125,7 @@ def test_resume_takes_set_for_optimizer_hyperparameters(tmp_path, capsys):
 
 def test_a_run_resumed_twice_with_every_writes_what_one_run_writes(tmp_path):
     def records(name):
-        return [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+        return read_records((tmp_path / name).read_text().splitlines())
 
     ck, every = str(tmp_path / "ck"), ["--every", "10"]
     assert main(["run", *SMALL, "--steps", "25", *every, "--checkpoint", ck,

@@ -14,6 +14,7 @@ from nnsim.engine import Simulation
 from nnsim.engine import checkpoint
 from nnsim.engine.checkpoint import _LAYER_FLOATS as LAYER_FLOATS
 from nnsim.engine.checkpoint import CheckpointError, load, save
+from nnsim.engine.writers import read_records
 from tests.helpers import small_config
 
 RICH = small_config(("model.dropout", 0.2), ("data.augment", 0.1),
@@ -209,7 +210,7 @@ def test_a_run_without_telemetry_resumes_without_it(tmp_path, capsys):
                  str(tmp_path)]) == 0
     capsys.readouterr()
     assert main(["run", "--resume", str(tmp_path), "--steps", "2"]) == 0
-    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out = read_records(capsys.readouterr().out.splitlines())
     assert [len(r["layers"]) for r in out] == [0, 0]
 
 
