@@ -2,7 +2,6 @@
 resumed runs. Each ends with one line on stderr, a distinct exit code, and the final
 checkpoint written."""
 
-import os
 import signal
 import subprocess
 import sys
