@@ -267,19 +267,24 @@ time.sleep(60)
 def test_keyboardinterrupt_raised_by_a_plugin_is_told_apart_from_a_signal():
     from nnsim.pluginmanager import _reraise_interrupt, plugin_code
 
-    with plugin_code() as guard:  # raised by the plugin's own code: a load failure
-        try:
-            raise KeyboardInterrupt
-        except BaseException as exc:  # noqa: BLE001
-            _reraise_interrupt(guard, exc)  # returns: the caller records the failure
-    with pytest.raises(KeyboardInterrupt):
-        with plugin_code() as guard:  # a SIGINT arriving meanwhile
+    # Python's own Ctrl-C handler, even where this process was started ignoring SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with plugin_code() as guard:  # raised by the plugin's own code: a load failure
             try:
-                signal.raise_signal(signal.SIGINT)
-                time.sleep(1)
+                raise KeyboardInterrupt
             except BaseException as exc:  # noqa: BLE001
-                _reraise_interrupt(guard, exc)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                _reraise_interrupt(guard, exc)  # returns: the caller records the failure
+        with pytest.raises(KeyboardInterrupt):
+            with plugin_code() as guard:  # a SIGINT arriving meanwhile
+                try:
+                    signal.raise_signal(signal.SIGINT)
+                    time.sleep(1)
+                except BaseException as exc:  # noqa: BLE001
+                    _reraise_interrupt(guard, exc)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 SETERR = '''
