@@ -71,8 +71,9 @@ def test_a_plugin_that_did_not_load_fails_its_check(plugins, name, line):
     assert "checks passed" in result.stdout and "0 failed" not in result.stdout
 
 
-def test_a_plugin_that_loaded_passes(plugins):
-    result = check_plugin(plugins, "nnsim_cube")
+@pytest.mark.parametrize("name", ["nnsim_cube", "nnsim-cube", "activation:cube"])
+def test_a_plugin_that_loaded_passes(plugins, name):
+    result = check_plugin(plugins, name)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.rstrip().endswith("3 checks passed, 0 failed")
 
