@@ -227,6 +227,7 @@ class Network:
         #: ones: one BLAS dot product per part (one read of the vector, nothing written)
         self._square = np.empty(self.size, self.dtype) if self.size <= SMALL_VECTOR else None
         self._part_starts = np.array(starts, dtype=np.intp)
+        self._rows: dict[int, np.ndarray] = {}  # scratch rows of `dot_parts`, by count
 
     def square_norms(self, flat: np.ndarray) -> list[float]:
         """Sums of squares of `flat` (params, grads or an optimizer state, laid out like
@@ -239,13 +240,18 @@ class Network:
             return np.add.reduceat(sq, self._part_starts).tolist()
         return [float(np.vdot(v, v)) for v in (flat[a:z] for a, z in self.part_bounds)]
 
-    def dot_norms(self, a: np.ndarray, b: np.ndarray) -> list[float]:
-        """Dot products of two flat vectors part by part (see `square_norms`)."""
-        sq = self._square
-        if sq is not None:
-            np.multiply(a, b, out=sq)
-            return np.add.reduceat(sq, self._part_starts).tolist()
-        return [float(np.vdot(a[i:j], b[i:j])) for i, j in self.part_bounds]
+    def dot_parts(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[list[float]]:
+        """Dot products of pairs of flat vectors part by part (see `square_norms`); for
+        small vectors one reduceat serves every pair."""
+        if self._square is None:
+            return [[float(np.vdot(a[i:j], b[i:j])) for i, j in self.part_bounds]
+                    for a, b in pairs]
+        rows = self._rows.get(len(pairs))
+        if rows is None:
+            rows = self._rows[len(pairs)] = np.empty((len(pairs), self.size), self.dtype)
+        for row, (a, b) in zip(rows, pairs):
+            np.multiply(a, b, out=row)
+        return np.add.reduceat(rows, self._part_starts, axis=1).tolist()
 
     # ------------------------------------------------------------ workspaces
 

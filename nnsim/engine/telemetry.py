@@ -70,6 +70,11 @@ class Telemetry:
         self.sample_starts = starts
         self.sample_sq = np.empty(int(counts.sum()) if self.whole_batch else 0, dt)
         self.act_size_array = np.array(self.act_sizes)
+        # layers of one size (the common case): the sample as a matrix, one row a layer, so
+        # that the sums and sums of squares of every layer are two small matrix products
+        same = self.whole_batch and len(set(sizes)) == 1
+        self.sample_matrix = self.sample.reshape(n, sizes[0]) if same else None
+        self.sample_ones = np.ones(sizes[0] if same else 0, dt)
 
         self.old = np.empty(0 if step_buffer else net.size, dt)
         extra = [s for s in net.segments if s.name not in ("W", "b")]
@@ -156,7 +161,14 @@ class Telemetry:
         net = self.net
         for view, layer, rows in zip(self.sample_views, net.hidden, self.sample_rows):
             np.copyto(view, layer.a[:rows])
-        if self.whole_batch:  # the sample is every layer's whole batch: one reduceat each
+        if self.sample_matrix is not None:
+            matrix = self.sample_matrix
+            sums = np.matmul(matrix, self.sample_ones).astype(np.float64)
+            squares = np.matmul(matrix, matrix.T).diagonal().astype(np.float64)
+            mean_array = sums / self.act_size_array
+            variances = (squares / self.act_size_array - mean_array * mean_array).tolist()
+            means = mean_array.tolist()
+        elif self.whole_batch:  # the sample is every layer's whole batch: one reduceat each
             sq = self.sample_sq
             np.multiply(self.sample, self.sample, out=sq)
             means = (np.add.reduceat(self.sample, self.sample_starts, dtype=np.float64)
@@ -236,17 +248,16 @@ class Telemetry:
         params −= step), else the change is the difference from the copy."""
         net = self.net
         self.grad_scale = grad_scale
-        if step is None:
-            delta = np.subtract(net.params, self.old, out=self.old)
-            self.delta_dot_grad = net.dot_norms(delta, net.grads)
-        else:  # ΔW = −step
-            delta = step
-            self.delta_dot_grad = [-x for x in net.dot_norms(delta, net.grads)]
-        self.delta_sq = net.square_norms(delta)
+        delta = np.subtract(net.params, self.old, out=self.old) if step is None else step
+        # ‖ΔW‖², ΔW·g and every state's squares, per layer, in one pass over them
+        sums = net.dot_parts([(delta, delta), (delta, net.grads),
+                              *((v, v) for v in self.state.values())])
+        self.delta_sq = sums[0]
+        # with the step buffer, ΔW = −step
+        self.delta_dot_grad = sums[1] if step is None else [-x for x in sums[1]]
         sqrt = math.sqrt
-        self.state_norm = {name: [sqrt(x) if x >= 0 else math.nan
-                                  for x in net.square_norms(vec)]
-                           for name, vec in self.state.items()}
+        self.state_norm = {name: [sqrt(x) if x >= 0 else math.nan for x in values]
+                           for name, values in zip(self.state, sums[2:])}
 
     def layers(self, logits: np.ndarray) -> tuple[LayerRecord, ...]:
         """Assemble the LayerRecords of this step."""
