@@ -179,8 +179,8 @@ def tuned_lr(surface: str, spec: dict[str, Any], params: dict[str, float], seed:
     if key not in _TUNED:
         best, best_score = LR_GRID[0], (math.inf, math.inf)
         for lr in LR_GRID:
-            land = Landscape(surface, [{**spec, "lr": lr}], seed=seed, registry=registry,
-                             **params)
+            land = Landscape(surface, [{**spec, "lr": lr}], start=None, seed=seed,
+                             registry=registry, **params)
             land.run(steps)
             score = _score(land.paths[0], land.surface.measure, steps)
             if score <= best_score:

@@ -159,11 +159,18 @@ class Margins:
         return sum(v.passed for v in self.verdicts.values())
 
 
+def lesson_class(registry: Registry, name: str) -> type[Lesson]:
+    """The lesson registered as `name`."""
+    cls = registry.get("lesson", name)
+    assert issubclass(cls, Lesson)  # the registry takes only Lesson subclasses as lessons
+    return cls
+
+
 def verify_one(name: str, seeds: Sequence[int], control: bool,
                registry: Registry | None = None) -> Margins:
     """Run one lesson (or its control) at every seed."""
     registry = registry or default_registry()
-    lesson = registry.get("lesson", name)()
+    lesson = lesson_class(registry, name)()
     return Margins(name, control, {s: run_lesson(lesson, registry, seed=s, control=control)[1]
                                    for s in seeds})
 
@@ -209,7 +216,7 @@ def margin_table(rows: Sequence[tuple[Margins, Margins]], registry: Registry | N
             "tightest condition")
     table: list[tuple[str, ...]] = []
     for lesson, control in rows:
-        cls = registry.get("lesson", lesson.name)
+        cls = lesson_class(registry, lesson.name)
         lo_seed = min(lesson.verdicts, key=lambda s: lesson.verdicts[s].margin)
         hi_seed = max(control.verdicts, key=lambda s: control.verdicts[s].margin)
         weakest = lesson.verdicts[lo_seed].weakest

@@ -26,6 +26,7 @@ class Lockstep(Runner):
                           for label, config in runs[1:]})
         self.histories = {label: History(capacity) for label in self.labels}
         self.history = self.histories[self.labels[0]]
+        self.start = 0  # the step the runs set out from (`of`: the step they were at)
 
     @classmethod
     def of(cls, runs: Sequence[tuple[str, Simulation]], paused: bool = True,

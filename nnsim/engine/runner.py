@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from nnsim.engine.history import History
 from nnsim.engine.records import StepRecord
 from nnsim.engine.rewind import SnapshotStore, restore
 from nnsim.engine.simulation import Simulation
-from nnsim.engine.writers import WRITERS
+from nnsim.engine.writers import CsvWriter, JsonlWriter
 from nnsim.errors import NnsimError
 from nnsim.pluginmanager import Registry
 
@@ -40,6 +40,8 @@ MEASURED_PER_FRAME = 10
 #: the doctor looks at the run every this many steps (and at a divergence), at most every
 #: DOCTOR_SECONDS of wall time, over the newest DOCTOR_RECORDS records
 DOCTOR_EVERY, DOCTOR_SECONDS, DOCTOR_RECORDS = 50, 1.0, 600
+#: how a notice is shown (Textual's notification severities)
+NoticeLevel = Literal["information", "warning", "error"]
 
 
 class Runner:
@@ -66,7 +68,8 @@ class Runner:
         self._rate_window: list[tuple[float, int]] = []
         self.grid: dict | None = None  # the newest decision-boundary grid
         self.grid_version = 0  # counts grids made
-        self.notices: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()  # (level, text)
+        #: (level, text) for the front end to show
+        self.notices: queue.SimpleQueue[tuple[NoticeLevel, str]] = queue.SimpleQueue()
         self._every = 1  # measure every k-th step's layer statistics (see MEASURED_PER_FRAME)
         self.findings: list = []  # the doctor's newest findings (nnsim.doctor)
         self._diagnosed = 0.0  # when the doctor last looked (time.monotonic)
@@ -116,7 +119,10 @@ class Runner:
         self.submit(lambda: self._set_paused(True))
 
     def step_once(self) -> None:
-        self.submit(lambda: (self._set_paused(True), self._advance(1)))
+        def step() -> None:
+            self._set_paused(True)
+            self._advance(1)
+        self.submit(step)
 
     def advance(self, n: int) -> None:
         """Take n steps on the training thread, whether paused or not."""
@@ -370,7 +376,7 @@ class Runner:
         path = Path(path)
         fmt = "csv" if path.suffix.lower() == ".csv" else "jsonl"
         buffer = io.StringIO()
-        writer = WRITERS[fmt](buffer)
+        writer = CsvWriter(buffer) if fmt == "csv" else JsonlWriter(buffer)
         for record in self.history.snapshot():
             writer.write(record)
         return _write_atomic(path, buffer.getvalue())
