@@ -379,8 +379,10 @@ class NnsimApp(RunnerControls, App):
     def check_lesson(self) -> None:
         from nnsim.lessons import run_lesson
 
+        lesson = self.lesson
+        assert lesson is not None  # started by action_check_lesson, in a lesson only
         try:
-            _, verdict = run_lesson(self.lesson, self.registry,
+            _, verdict = run_lesson(lesson, self.registry,
                                     seed=self.runner.sim.config.seed,
                                     overrides=self.lesson_overrides, control=self.control)
             text = f"{'PASS' if verdict.passed else 'FAIL'}: {verdict.numbers}"
@@ -559,6 +561,7 @@ class NnsimApp(RunnerControls, App):
         self.action_view(names[(names.index(self.view_name) + 1) % len(names)])
 
     def on_tabs_tab_activated(self, event: Tabs.TabActivated) -> None:
+        assert event.tab.id is not None  # every tab is made with an id (compose)
         name = event.tab.id.removeprefix("tab-")
         self.view_name = name
         self.query_one("#views", ContentSwitcher).current = name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -14,6 +15,14 @@ from nnsim.engine.lockstep import Lockstep
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
 from nnsim.tui.render import fmt, palette_colour, sparkline
 from nnsim.tui.views import VALUE_WIDTH, View, _layer_series, crop_lines
+
+if TYPE_CHECKING:
+    from textual.dom import DOMNode
+
+    class _PanelHost(RunnerControls, DOMNode):
+        """What LockstepPanel is mixed into: RunnerControls and an App or a Screen."""
+else:
+    _PanelHost = object
 
 LABEL_WIDTH = 9  # "accuracy" and "L6 out" fit
 
@@ -31,7 +40,7 @@ class CompareView(View):
 
     def show_runs(self, runner: Lockstep) -> None:
         self.runner = runner
-        self.frame = (runner.version, self.metric)
+        self._drawn = ()  # the strips are built anew at the next paint
         self.refresh()
 
     def lines(self, width: int, height: int) -> list[Text]:
@@ -91,7 +100,7 @@ class CompareView(View):
         return crop_lines(lines)
 
 
-class LockstepPanel:
+class LockstepPanel(_PanelHost):
     """What the compare app and the branch screen share: a status line over a CompareView
     of a Lockstep runner, trained on a worker, redrawn 30 times a second."""
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import work
 from textual.binding import Binding
 from textual.worker import get_current_worker
+
+if TYPE_CHECKING:
+    from nnsim.engine.runner import Runner
 
 #: play/pause, one step, speed, reset, quit: the same keys in every nnsim app
 CONTROL_BINDINGS = [
@@ -20,7 +25,7 @@ class RunnerControls:
     """Mixin for an App with a `runner` (a Runner): trains it on a thread worker and maps
     the control keys to it."""
 
-    runner = None
+    runner: Runner  # set by the App's __init__
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def train(self) -> None:

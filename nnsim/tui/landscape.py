@@ -39,7 +39,7 @@ class LandscapeView(View):
 
     def show_landscape(self, landscape: Landscape) -> None:
         self.landscape = landscape
-        self.frame = object()  # a new frame for the strip cache
+        self._drawn = ()  # the strips are built anew at the next paint
         self.refresh()
 
     def lines(self, width: int, height: int) -> list[Text]:
@@ -92,7 +92,8 @@ class LandscapeView(View):
         for r in range(rows):
             text = Text()
             top, bottom = band[2 * r].tolist(), band[2 * r + 1].tolist()
-            run_style, run = None, []
+            run_style: str | None = None
+            run: list[str] = []
             for c in range(cols):
                 mark = marks.get((r, c))
                 if mark:

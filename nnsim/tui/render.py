@@ -139,7 +139,7 @@ BRAILLE_BASE = 0x2800
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] within a cell
 
 
-def plot(series: Sequence[tuple[Sequence[float], str]], width: int, height: int,
+def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int, height: int,
          lo: float | None = None, hi: float | None = None, log: bool = False
          ) -> tuple[list[Text], float, float]:
     """Line plot of several series on one braille canvas (2×4 dots per cell).
@@ -267,7 +267,8 @@ def heatmap(label, confidence, classes: int, points=(), dark: bool = True) -> li
     for cell_row in range(rows // 2):
         top, bottom = code[2 * cell_row].tolist(), code[2 * cell_row + 1].tolist()
         text = Text()
-        run_style, run = None, []
+        run_style: str | None = None
+        run: list[str] = []
         for c in range(cols):
             mark = marks.get((cell_row, c))
             key = (top[c], bottom[c], mark)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.text import Text
 from textual import on
@@ -19,6 +19,9 @@ from nnsim.config import (COMPONENT_KEYS, DTYPES, NORM_POSITIONS, PREPROCESS, SC
 from nnsim.engine.simulation import Simulation
 from nnsim.errors import ConfigError, NnsimError
 from nnsim.pluginmanager import Registry
+
+if TYPE_CHECKING:
+    from nnsim.engine.runner import Runner
 
 PANELS = {
     "Layers (1)": "One block per layer; every sparkline covers the whole run (t: the last "
@@ -116,8 +119,12 @@ class TypingPausesTraining(ModalScreen[ScreenResultType]):
 
     holding = False  # True while this screen paused a run that was going
 
+    def _app_runner(self) -> Runner | None:
+        """The app's run, if it has one."""
+        return getattr(self.app, "runner", None)
+
     def watch_focused(self, focused: Widget | None) -> None:
-        runner = getattr(self.app, "runner", None)
+        runner = self._app_runner()
         if runner is None:
             return
         typing = isinstance(focused, Input)
@@ -131,7 +138,9 @@ class TypingPausesTraining(ModalScreen[ScreenResultType]):
     def on_unmount(self) -> None:
         if self.holding:
             self.holding = False
-            self.app.runner.play()
+            runner = self._app_runner()
+            assert runner is not None  # holding: this screen paused it
+            runner.play()
 
 
 class PathPrompt(TypingPausesTraining[str | None]):
@@ -379,7 +388,7 @@ class SettingsScreen(TypingPausesTraining[None]):
 
     def on_mount(self) -> None:
         """Focus the first field of the first tab."""
-        first = self.query_one(f"#section-{TABS[0]} .field").widget
+        first = self.query_one(f"#section-{TABS[0]} .field", Field).widget
         self.call_after_refresh(first.focus)
 
     # ------------------------------------------------------------ reacting
@@ -417,12 +426,15 @@ class SettingsScreen(TypingPausesTraining[None]):
     def forget_typing(self, field: Input) -> None:
         """A text field left without Enter shows the value in force again, not a value that
         looks applied but is not."""
-        applied = _text(self.current(field.name))
+        key = field.name
+        if key is None:
+            return  # not a config field
+        applied = _text(self.current(key))
         if field.value != applied:
             field.value = applied
-            self.show_error(field.name, "")
+            self.show_error(key, "")
             self.query_one("#status", Static).update(
-                f"{field.name} is still {applied}: a value applies with Enter.")
+                f"{key} is still {applied}: a value applies with Enter.")
 
     @on(Input.Changed)
     def input_changed(self, event: Input.Changed) -> None:

@@ -245,7 +245,8 @@ def decade_range(values, floor_decades: float = 1.0) -> tuple[float, float]:
     finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
     if not finite:
         return -1.0, 0.0
-    low, high = math.floor(math.log10(min(finite))), math.ceil(math.log10(max(finite)))
+    low = math.floor(math.log10(min(finite)))
+    high: float = math.ceil(math.log10(max(finite)))
     if high - low < floor_decades:
         high = low + floor_decades
     return float(low), float(high)
@@ -316,7 +317,9 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 label_of, extra=None, extra_width: int = 0) -> list[Text]:
     """Rows of sparklines, one block of rows per layer, sized to fill width and height; the
     last line says which steps the sparklines cover."""
-    layers = frame.last.layers
+    last = frame.last
+    assert last is not None  # panels draw only frames with records (View.lines)
+    layers = last.layers
     label_w = WIDE_LABEL if width >= 120 else LABEL_WIDTH
     room = width - label_w - extra_width
     min_cell = MIN_SPARK + VALUE_WIDTH + 2
@@ -412,7 +415,9 @@ class LayersView(View):
     optimizer state, over the run."""
 
     def columns(self, frame: Frame) -> list[Column]:
-        state_names = [name for name, _ in frame.last.layers[0].state]
+        last = frame.last
+        assert last is not None  # panels draw only frames with records (View.lines)
+        state_names = [name for name, _ in last.layers[0].state]
         # in order of importance: on narrow screens the last ones give way
         cols = [
             Column("‖∂L/∂W‖", "grad_norm", "grad", log=True),
@@ -431,6 +436,7 @@ class LayersView(View):
 
     def draw(self, frame: Frame, width: int, height: int):
         last = frame.last
+        assert last is not None  # panels draw only frames with records (View.lines)
         if not last.layers:
             return Text("Telemetry is off: no per-layer statistics.", style=self.roles["muted"])
         learn = 18 if any(layer.learnable for layer in last.layers) and width >= 110 else 0
@@ -447,6 +453,7 @@ class OptimizerView(View):
 
     def draw(self, frame: Frame, width: int, height: int):
         last = frame.last
+        assert last is not None  # panels draw only frames with records (View.lines)
         roles = self.roles
         if not last.layers:
             return Text("Telemetry is off: no per-layer statistics.", style=roles["muted"])
@@ -588,6 +595,7 @@ class DepthView(View):
     def draw(self, frame: Frame, width: int, height: int):
         roles = self.roles
         last, first = frame.last, frame.first or frame.last
+        assert last is not None and first is not None  # panels draw only frames with records
         if not last.layers:
             return Text("Telemetry is off: no per-layer statistics.", style=roles["muted"])
         layers = last.layers
@@ -682,7 +690,9 @@ class DistributionsView(View):
 
     def draw(self, frame: Frame, width: int, height: int):
         roles = self.roles
-        hidden = [layer for layer in frame.last.layers if layer.kind == "hidden"]
+        last = frame.last
+        assert last is not None  # panels draw only frames with records (View.lines)
+        hidden = [layer for layer in last.layers if layer.kind == "hidden"]
         if not hidden:
             return Text("Telemetry is off: no histograms.", style=roles["muted"])
         panel_w = len(hidden[0].hist) + 4
