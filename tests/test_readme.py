@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nnsim.config import SCHEMA, load
+from nnsim.config import KEYS, SEED, _toml_value, load
 from nnsim.engine import Simulation
 from nnsim.engine.records import LAYER_SCALARS
 from nnsim.engine.writers import GLOBAL_FIELDS
@@ -42,15 +42,29 @@ def test_the_api_example_runs(tmp_path, monkeypatch):
 
 
 def undocumented_config_keys(doc: str) -> list[str]:
-    return [f"{section}.{key}" for section, table in SCHEMA.items() for key in table
-            if f"| `{section}.{key}` |" not in doc] + ([] if "| `seed` |" in doc else ["seed"])
+    """Keys without a row `| `KEY` | `DEFAULT` |` in the reference, with the default that
+    the declaration (`KEYS`, `SEED`) gives."""
+    rows = [("seed", SEED)] + [(f"{section}.{key}", spec) for section, keys in KEYS.items()
+                               for key, spec in keys.items()]
+    return [key for key, spec in rows
+            if f"| `{key}` | `{_toml_value(spec.default)}` |" not in doc]
 
 
-def test_every_config_key_is_in_the_config_reference():
-    assert undocumented_config_keys(DOCS["config.md"]) == []
-    # a key left out is caught
-    assert undocumented_config_keys(DOCS["config.md"].replace("| `train.l2` |", "|")) == \
-        ["train.l2"]
+def test_every_config_key_is_in_the_config_reference_with_its_default():
+    doc = DOCS["config.md"]
+    assert undocumented_config_keys(doc) == []
+    # a key left out, or a default that is not the declared one, is caught
+    assert undocumented_config_keys(doc.replace("| `train.l2` |", "|")) == ["train.l2"]
+    assert undocumented_config_keys(doc.replace("| `train.steps` | `3000` |",
+                                                "| `train.steps` | `2000` |")) == ["train.steps"]
+
+
+def test_every_command_is_in_the_cli_reference():
+    from nnsim.cli import COMMANDS
+
+    doc = DOCS["cli.md"]
+    assert [c.name for c in COMMANDS if f"| `nnsim {c.name}" not in doc] == []
+    assert "`nnsim --version`" in doc
 
 
 def undocumented_record_fields(doc: str) -> set[str]:
