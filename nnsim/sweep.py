@@ -80,7 +80,7 @@ def run_id(config_toml: str, steps: int) -> str:
     return hashlib.sha256(f"{config_toml}\n# steps = {steps}\n".encode()).hexdigest()[:16]
 
 
-def one_line(text: str, limit: int = 300) -> str:
+def one_line(text: object, limit: int = 300) -> str:
     """A message as one line of at most `limit` characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
@@ -303,7 +303,7 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     todo = [label for label, _ in runs if label not in summaries]
     threads = threads_per_worker(jobs) if executor is None else 0
     own = executor is None and bool(todo)
-    pool = executor or (_local_pool(jobs) if todo else None)
+    pool: Any = executor or (_local_pool(jobs) if todo else None)  # None only if no todo
 
     def finish() -> list[RunSummary]:
         ordered = [summaries[label] for label, _ in runs if label in summaries]
