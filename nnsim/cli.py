@@ -829,7 +829,7 @@ def cmd_lesson(args) -> int:
     from nnsim.lessons import run_lesson
 
     what = "control" if args.control else "lesson"
-    _err(f"nnsim: {lesson.title} ({what}): {len(lesson.runs)} runs of {lesson.steps} steps")
+    _err(f"nnsim: {lesson.title} ({what}): {len(lesson.runs)} runs of {lesson.steps:,} steps")
     if args.control:
         _err(f"nnsim: control: {lesson.control_note}")
     results, verdict = run_lesson(lesson, registry, seed=args.seed, overrides=args.sets,
@@ -870,7 +870,7 @@ def cmd_compare(args) -> int:
     steps = config.train.steps if args.steps is None else args.steps
     if steps < 1:
         raise UsageError(f"nnsim compare: --steps must be 1 or more, got {steps}")
-    _err(f"nnsim: {len(runs)} runs in lockstep, {steps} steps each")
+    _err(f"nnsim: {len(runs)} runs in lockstep, {steps:,} steps each")
     result = cmp.compare(runs, steps)
     if args.json:
         print(json.dumps({label: recs[-1].to_dict() if recs else None
