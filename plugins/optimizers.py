@@ -32,11 +32,6 @@ def reports_step(update: Callable) -> Callable:
     return update
 
 
-#: entries per block of a blocked update (see `_Scratch.blocks`): 4 float32 vectors of
-#: this many entries fit in a core's L2 cache
-BLOCK = 1 << 15
-
-
 class _Scratch:
     """A reusable temporary the size of the parameters (no allocation on the hot path)."""
 
@@ -49,16 +44,6 @@ class _Scratch:
         if tmp is None or tmp.shape != like.shape or tmp.dtype != like.dtype:
             tmp = self._tmp = np.empty_like(like)
         return tmp
-
-    @staticmethod
-    def blocks(like: np.ndarray) -> list[slice]:
-        """The flat vector in blocks of BLOCK entries: an update runs all its operations on
-        one block while it is in cache, then the next (every operation is elementwise, so
-        the values are those of whole-vector operations, bit for bit)."""
-        n = like.shape[0]
-        if n <= BLOCK:
-            return [slice(None)]
-        return [slice(i, i + BLOCK) for i in range(0, n, BLOCK)]
 
 
 class SGD(Optimizer, _Scratch):
@@ -90,16 +75,12 @@ class Momentum(Optimizer, _Scratch):
 
     @reports_step
     def update(self, params, grads, state, t):
-        velocity = state["velocity"]
-        step = self.last_step = self.scratch(params)
-        beta, lr = self.beta, self.lr
-        for b in self.blocks(params):
-            v, tmp = velocity[b], step[b]
-            v *= beta
-            v += grads[b]
-            np.multiply(v, lr, out=tmp)
-            p = params[b]
-            p -= tmp
+        v = state["velocity"]
+        v *= self.beta
+        v += grads
+        tmp = self.last_step = self.scratch(params)
+        np.multiply(v, self.lr, out=tmp)
+        params -= tmp
 
 
 class Nesterov(Optimizer, _Scratch):
@@ -111,18 +92,14 @@ class Nesterov(Optimizer, _Scratch):
 
     @reports_step
     def update(self, params, grads, state, t):
-        velocity = state["velocity"]
-        step = self.last_step = self.scratch(params)
-        beta, lr = self.beta, self.lr
-        for b in self.blocks(params):
-            v, tmp, g = velocity[b], step[b], grads[b]
-            v *= beta
-            v += g
-            np.multiply(v, beta, out=tmp)
-            tmp += g
-            tmp *= lr
-            p = params[b]
-            p -= tmp
+        v = state["velocity"]
+        v *= self.beta
+        v += grads
+        tmp = self.last_step = self.scratch(params)
+        np.multiply(v, self.beta, out=tmp)
+        tmp += grads
+        tmp *= self.lr
+        params -= tmp
 
 
 class Adagrad(Optimizer, _Scratch):
@@ -208,22 +185,19 @@ class Adam(Optimizer, _Scratch):
         c2 = 1.0 - b2**t
         # α·m̂/(√v̂ + ε) = (α·√c2/c1)·m / (√v + ε·√c2): one pass fewer than scaling √v
         root_c2 = math.sqrt(c2)
-        eps, scale = self.eps * root_c2, self.lr * root_c2 / c1
-        for blk in self.blocks(params):
-            m, v, g, tmp = state["m"][blk], state["v"][blk], grads[blk], step[blk]
-            m *= b1
-            np.multiply(g, 1.0 - b1, out=tmp)
-            m += tmp
-            v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1.0 - b2
-            v += tmp
-            np.sqrt(v, out=tmp)
-            tmp += eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= scale
-            p = params[blk]
-            p -= tmp
+        m, v, tmp = state["m"], state["v"], step
+        m *= b1
+        np.multiply(grads, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        np.multiply(grads, grads, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += self.eps * root_c2
+        np.divide(m, tmp, out=tmp)
+        tmp *= self.lr * root_c2 / c1
+        params -= tmp
 
 
 class AdamW(Adam):

@@ -289,14 +289,19 @@ class Simulation:
                       ) -> str | None:
         """Name the first non-finite quantity of this step in the order the step computed
         them: activations layer by layer, the loss, gradients, then the updated parameters.
-        The common, finite case costs one dot product; locating is done only on failure."""
-        tel = self.telemetry
+        The common, finite case costs one dot product, and none on a measured step whose
+        weights before the update and whose change both have finite sums of squares (each
+        entry then under √(largest float), so their sum is finite too); locating is done
+        only on failure."""
+        tel = self.telemetry if measured else None
         where = None
-        if not math.isfinite(loss) or (measured and tel is not None
-                                        and not math.isfinite(sum(tel.act_mean))):
+        if not math.isfinite(loss) or (tel is not None and not math.isfinite(sum(tel.act_mean))):
             where = self._locate_nonfinite_activation() or "loss"
         elif not math.isfinite(grad_norm):  # backward runs from the output down
             where = self._locate(self.net.grads, "gradient of", reverse=True)
+        elif tel is not None and math.isfinite(sum(tel.weight_sq)) and \
+                math.isfinite(sum(tel.delta_sq)):
+            pass  # the updated parameters are finite
         elif not math.isfinite(float(np.vdot(self.net.params, self.net.params))):
             where = self._locate(self.net.params, "parameter")
         if where is not None and self.divergence is None:

@@ -163,11 +163,10 @@ class Telemetry:
             np.copyto(view, layer.a[:rows])
         if self.sample_matrix is not None:
             matrix = self.sample_matrix
-            sums = np.matmul(matrix, self.sample_ones).astype(np.float64)
-            squares = np.matmul(matrix, matrix.T).diagonal().astype(np.float64)
-            mean_array = sums / self.act_size_array
-            variances = (squares / self.act_size_array - mean_array * mean_array).tolist()
-            means = mean_array.tolist()
+            size = self.act_sizes[0]
+            means = [x / size for x in np.matmul(matrix, self.sample_ones).tolist()]
+            variances = [q / size - m * m for q, m in
+                         zip(np.einsum("ij,ij->i", matrix, matrix).tolist(), means)]
         elif self.whole_batch:  # the sample is every layer's whole batch: one reduceat each
             sq = self.sample_sq
             np.multiply(self.sample, self.sample, out=sq)

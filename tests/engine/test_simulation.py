@@ -264,3 +264,24 @@ def test_a_gradient_too_large_to_square_is_named_as_such():
     with np.errstate(over="ignore"):
         where = sim._check_finite(1.0, float(np.vdot(sim.net.grads, sim.net.grads)))
     assert where == "gradient norm (beyond the float32 range)"
+
+
+
+@pytest.mark.parametrize("measure", [True, False])
+def test_parameters_an_update_made_infinite_are_named_measured_or_not(measure):
+    """A measured step skips the parameters' own finite check only when the weights before
+    the update and the change both have finite sums of squares."""
+    from plugins.optimizers import Momentum
+
+    class Overflowing(Momentum):  # measured by difference: it overrides update
+        def update(self, params, grads, state, t):
+            super().update(params, grads, state, t)
+            params[3] = np.inf
+
+    sim = Simulation(small_config(("model.dtype", "float32")))
+    sim.step()
+    sim.optimizer.__class__ = Overflowing
+    sim.telemetry.step_buffer = False
+    sim.telemetry.old = np.empty_like(sim.net.params)
+    record = sim.step(measure)
+    assert record.nonfinite == "layer 1 parameter W"

@@ -103,27 +103,3 @@ def test_optimizer_keeps_float32_parameters_float32(name):
     assert params.dtype == np.float32
     assert all(v.dtype == np.float32 for v in state.values())
 
-
-@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam", "adamw"])
-def test_a_long_vector_is_updated_in_blocks_with_the_values_of_one_pass(name, monkeypatch):
-    import plugins.optimizers as module
-
-    rng = np.random.default_rng(3)
-    n = 3 * module.BLOCK + 123
-    w0 = rng.normal(size=n).astype(np.float32)
-    grads = [rng.normal(size=n).astype(np.float32) for _ in range(3)]
-    assert len(module._Scratch.blocks(w0)) == 4
-
-    def run(block):
-        monkeypatch.setattr(module, "BLOCK", block)
-        opt = REG.get("optimizer", name)(**CASES[name])
-        params = w0.copy()
-        state = opt.init_state(params)
-        for t, g in enumerate(grads, start=1):
-            opt.update(params, g.copy(), state, t)
-        return params, state
-
-    blocked, blocked_state = run(module.BLOCK)
-    whole, whole_state = run(n)
-    assert np.array_equal(blocked, whole) and not np.array_equal(blocked, w0)
-    assert all(np.array_equal(blocked_state[k], whole_state[k]) for k in whole_state)
