@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nnsim.errors import HyperError
+from nnsim.formatting import interval
 
 #: A unit is "saturated" where its local derivative is below this share of the largest
 #: derivative the activation can have (tanh: |y| > 0.975, as in makemore's |tanh| > 0.97).
@@ -46,44 +47,44 @@ class Hyper:
                 str: "a string"}.get(self.kind, self.kind.__name__)
         if self.low is None and self.high is None:
             return what
-        lo = "-inf" if self.low is None else _fmt(self.low)
-        hi = "inf" if self.high is None else _fmt(self.high)
-        left = "(" if self.low_open or self.low is None else "["
-        right = ")" if self.high_open or self.high is None else "]"
-        return f"{what} in {left}{lo}, {hi}{right}"
+        return f"{what} in {interval(self.low, self.high, self.low_open, self.high_open)}"
 
     def validate(self, value: Any) -> Any:
-        """Return `value` coerced to this hyperparameter's type, or raise ValueError."""
+        """`value` as the declared type, or ValueError 'expected WHAT, got VALUE'. The one
+        rule for every value of a config (nnsim's own keys and every component's
+        hyperparameters, at load time and live): a bool is never a number; an integer takes
+        a whole float (32.0 is 32); a number takes an integer and must be finite."""
+        try:
+            return self._coerce(value)
+        except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
+            raise ValueError(f"expected {self.range_text()}, got {value!r}") from None
+
+    def _coerce(self, value: Any) -> Any:
         kind = self.kind
-        if kind is bool:
-            if not isinstance(value, bool):
-                raise ValueError(f"expected true or false, got {value!r}")
-        elif kind is int:
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError
+        if kind is int:
+            if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+                value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                else:
-                    raise ValueError(f"expected an integer, got {value!r}")
-        elif kind is float:
+                raise ValueError
+        if kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"expected a number, got {value!r}")
-            value = float(value)
+                raise ValueError
+            value = float(value)  # OverflowError for an integer beyond any float
             if not math.isfinite(value):
-                raise ValueError(f"expected a finite number, got {value!r}")
-        elif kind is str:
+                raise ValueError
+        if kind is str:
             if not isinstance(value, str):
-                raise ValueError(f"expected a string, got {value!r}")
+                raise ValueError
+            value.encode("utf-8")  # a lone surrogate (from undecodable bytes) is no text
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"expected {self.range_text()}, got {value!r}")
+            raise ValueError
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            raise ValueError(f"expected {self.range_text()}, got {value!r}")
+            raise ValueError
         if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
-            raise ValueError(f"expected {self.range_text()}, got {value!r}")
+            raise ValueError
         return value
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
 
 
 class Component:

@@ -13,7 +13,6 @@ from typing import Any
 
 from nnsim.components import Hyper
 from nnsim.errors import ConfigError, HyperError, did_you_mean
-from nnsim.formatting import human, interval
 from nnsim.pluginmanager import Registry, UnknownComponent, default_registry
 
 PREPROCESS = ("none", "standardize", "whiten")
@@ -360,41 +359,12 @@ def expected(spec: Hyper) -> str:
                               high_open=spec.high_open))
         what = item.replace("an integer", "integers").replace("a number", "numbers")
         return f"a list of {spec.length[0]} to {spec.length[1]} {what}"
-    what = {bool: "true or false", int: "an integer", float: "a number",
-            str: "a string"}.get(spec.kind, spec.kind.__name__)
-    if spec.low is None and spec.high is None:
-        return what
-    return f"{what} in {interval(spec.low, spec.high, spec.low_open, spec.high_open)}"
+    return spec.range_text()
 
 
 def _coerce(spec: Hyper, value: Any) -> Any:
-    """`value` as the declared type, or ValueError: a bool is never a number; an integer
-    takes a whole float (32.0 is 32); a number takes an integer; a number is finite."""
-    kind = spec.kind
-    if kind is bool and not isinstance(value, bool):
-        raise ValueError
-    if kind is int:
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError
-        value = float(value)  # OverflowError (a ValueError's sibling) for a huge integer
-        if not math.isfinite(value):
-            raise ValueError
-    if kind is str:
-        if not isinstance(value, str):
-            raise ValueError
-        value.encode("utf-8")  # a lone surrogate (from undecodable bytes) is no text
-    if spec.choices is not None and value not in spec.choices:
-        raise ValueError
-    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
-        raise ValueError
-    if spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)):
-        raise ValueError
-    return value
+    """`value` as the declared type, or ValueError (Hyper's one rule)."""
+    return spec._coerce(value)
 
 
 def check(key: str, spec: Hyper, value: Any) -> Any:

@@ -236,3 +236,22 @@ def test_ranges_read_as_numbers_for_people():
     assert expected(KEYS["model"]["dropout"]) == "a number in [0, 1)"
     assert expected(KEYS["model"]["hidden"]) == "a list of 1 to 64 integers in [1, 8,192]"
     assert expected(KEYS["data"]["preprocess"]) == "one of none, standardize, whiten"
+
+
+@pytest.mark.parametrize("value, text", [(-1, "-1"), (True, "true"), ("fast", '"fast"'),
+                                         (1e9, "1e9"), (float("nan"), "nan")])
+def test_a_live_change_is_refused_in_the_words_of_a_config(value, text):
+    from nnsim.engine import Simulation
+    from nnsim.errors import NnsimError
+
+    with pytest.raises(NnsimError) as at_load:
+        load(sets=[f"optimizer.lr={text}"])
+    with pytest.raises(NnsimError) as live:
+        Simulation(load()).set_hyper("lr", value)
+    assert str(live.value) == str(at_load.value)
+
+
+def test_ranges_read_with_thousands_in_every_message():
+    from nnsim.components import Hyper
+
+    assert Hyper(1, 1, 1_000_000).range_text() == "an integer in [1, 1,000,000]"
