@@ -160,62 +160,65 @@ class NnsimApp(RunnerControls, App):
 
     TITLE = "nnsim"
     CSS_PATH = "app.tcss"
-    BINDINGS = [
-        *CONTROL_BINDINGS,
-        Binding("e", "reseed", "New seed", show=False),
-        Binding("s", "settings", "Settings"),
-        Binding("t", "window", "Window"),
-        Binding("p", "plugins", "Plugins", show=False),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
-        # a panel's number from its tab label ("6 Depth" → 6), plus any extra key
-        *(Binding(label.split()[0] + {"depth": ",d"}.get(name, ""), f"view('{name}')",
-                  label.split(maxsplit=1)[1], show=False) for name, label, _ in VIEWS),
-        Binding("f", "fix", "Apply the doctor's fix", show=False),
-        Binding("comma", "cursor(-1)", "Timeline: back", show=False, key_display=","),
-        Binding("full_stop", "cursor(1)", "Timeline: forward", show=False, key_display="."),
-        Binding("g", "rewind", "Go back to the timeline's step", show=False),
-        Binding("B", "branch", "Branch at the timeline's step", show=False),
-        Binding("v", "next_view", "Next view", show=False),
-        Binding("m", "smooth", "Raw / smoothed curves", show=False),
-        Binding("right_square_bracket", "lr(2.0)", "lr ×2", show=False, key_display="]"),
-        Binding("left_square_bracket", "lr(0.5)", "lr ÷2", show=False, key_display="["),
-        Binding("a", "cycle('activation')", "Next activation", show=False),
-        Binding("w", "cycle('initializer')", "Next initializer", show=False),
-        Binding("b", "batchnorm", "Batch norm on/off", show=False),
-        Binding("ctrl+s", "save_config", "Save config", show=False),
-        Binding("ctrl+o", "load_config", "Load config", show=False),
-        Binding("x", "export", "Export history", show=False),
-        Binding("c", "save_checkpoint", "Save checkpoint", show=False),
-        Binding("l", "load_checkpoint", "Load checkpoint", show=False),
-        Binding("o", "next_run", "Lesson: next run", show=False),
-        Binding("k", "check_lesson", "Lesson: check", show=False),
-        Binding("i", "toggle_lesson", "Lesson: hide/show", show=False),
+    #: every key of the app, once: its line in the help screen and the bindings it stands for
+    KEYMAP: list[tuple[str, str, list[Binding]]] = [
+        ("space", "play / pause", [CONTROL_BINDINGS[0]]),
+        ("n", "one step (pauses)", [CONTROL_BINDINGS[1]]),
+        ("+ / -", "faster / slower (steps per frame); training starts slowly and speeds up "
+                  "until you choose", CONTROL_BINDINGS[2:4]),
+        ("r", "reset with the same seed", [CONTROL_BINDINGS[4]]),
+        ("e", "reset with a new seed", [Binding("e", "reseed", "New seed", show=False)]),
+        ("1 … 7, d, v", "switch panel: " + ", ".join(
+            label.split(maxsplit=1)[1].lower() + (" (also d)" if name == "depth" else "")
+            for name, label, _ in VIEWS),
+         # a panel's number from its tab label ("6 Depth" → 6), plus any extra key
+         [*(Binding(label.split()[0] + {"depth": ",d"}.get(name, ""), f"view('{name}')",
+                    label.split(maxsplit=1)[1], show=False) for name, label, _ in VIEWS),
+          Binding("v", "next_view", "Next view", show=False)]),
+        ("f", "apply the doctor's first fix (shown in the status line)",
+         [Binding("f", "fix", "Apply the doctor's fix", show=False)]),
+        (", / .", "timeline: move back / forward through the kept steps (pauses)",
+         [Binding("comma", "cursor(-1)", "Timeline: back", show=False, key_display=","),
+          Binding("full_stop", "cursor(1)", "Timeline: forward", show=False,
+                  key_display=".")]),
+        ("g", "go back to the timeline's step: the run replays exactly from there",
+         [Binding("g", "rewind", "Go back to the timeline's step", show=False)]),
+        ("B", "branch at the timeline's step: change one setting and watch the run and its "
+              "branch side by side",
+         [Binding("B", "branch", "Branch at the timeline's step", show=False)]),
+        ("m", "curves: moving average / raw (mean with min–max band)",
+         [Binding("m", "smooth", "Raw / smoothed curves", show=False)]),
+        ("[ / ]", "learning rate ÷2 / ×2 (live)",
+         [Binding("left_square_bracket", "lr(0.5)", "lr ÷2", show=False, key_display="["),
+          Binding("right_square_bracket", "lr(2.0)", "lr ×2", show=False, key_display="]")]),
+        ("a / w", "next activation / next initializer (rebuilds from the seed)",
+         [Binding("a", "cycle('activation')", "Next activation", show=False),
+          Binding("w", "cycle('initializer')", "Next initializer", show=False)]),
+        ("b", "batch norm on / off (rebuilds from the seed)",
+         [Binding("b", "batchnorm", "Batch norm on/off", show=False)]),
+        ("s", "settings: every config key", [Binding("s", "settings", "Settings")]),
+        ("p", "plugins and failures", [Binding("p", "plugins", "Plugins", show=False)]),
+        ("t", "history window: whole run / last 1,000 / last 100 steps",
+         [Binding("t", "window", "Window")]),
+        ("ctrl+s / ctrl+o", "save the config as TOML / load a config",
+         [Binding("ctrl+s", "save_config", "Save config", show=False),
+          Binding("ctrl+o", "load_config", "Load config", show=False)]),
+        ("x", "export the metrics history (JSONL, or CSV for .csv)",
+         [Binding("x", "export", "Export history", show=False)]),
+        ("c / l", "save / load a checkpoint (weights, optimizer, random streams, history)",
+         [Binding("c", "save_checkpoint", "Save checkpoint", show=False),
+          Binding("l", "load_checkpoint", "Load checkpoint", show=False)]),
+        ("o / k / i", "in a lesson: next configuration / run the check / hide the lesson "
+                      "panel",
+         [Binding("o", "next_run", "Lesson: next run", show=False),
+          Binding("k", "check_lesson", "Lesson: check", show=False),
+          Binding("i", "toggle_lesson", "Lesson: hide/show", show=False)]),
+        ("ctrl+p", "command palette", []),  # Textual's own
+        ("?", "this help", [Binding("question_mark", "help", "Help", key_display="?")]),
+        ("q", "quit", [Binding("q", "quit", "Quit")]),
     ]
-    HELP_KEYS = [("space", "play / pause"), ("n", "one step (pauses)"),
-                 ("+ / -", "faster / slower (steps per frame); training starts slowly and "
-                           "speeds up until you choose"),
-                 ("r", "reset with the same seed"), ("e", "reset with a new seed"),
-                 ("1 … 7, v", "switch panel: layers, curves, distributions, boundary, "
-                                "optimizer, depth profile (also d), doctor"),
-                 ("f", "apply the doctor's first fix (shown in the status line)"),
-                 (", / .", "timeline: move back / forward through the kept steps (pauses)"),
-                 ("g", "go back to the timeline's step: the run replays exactly from there"),
-                 ("B", "branch at the timeline's step: change one setting and watch the run "
-                       "and its branch side by side"),
-                 ("t", "history window: whole run / last 1,000 / last 100 steps"),
-                 ("m", "curves: moving average / raw (mean with min–max band)"),
-                 ("[ / ]", "learning rate ÷2 / ×2 (live)"),
-                 ("a / w", "next activation / next initializer (rebuilds from the seed)"),
-                 ("b", "batch norm on / off (rebuilds from the seed)"),
-                 ("s", "settings: every config key"), ("p", "plugins and failures"),
-                 ("ctrl+s", "save the config as TOML"), ("ctrl+o", "load a config"),
-                 ("x", "export the metrics history (JSONL, or CSV for .csv)"),
-                 ("c / l", "save / load a checkpoint (weights, optimizer, random streams, "
-                           "history)"),
-                 ("o / k / i", "in a lesson: next configuration / run the check / hide the "
-                               "lesson panel"),
-                 ("ctrl+p", "command palette"), ("?", "this help"), ("q", "quit")]
+    BINDINGS = [binding for _, _, bindings in KEYMAP for binding in bindings]
+    HELP_KEYS = [(keys, what) for keys, what, _ in KEYMAP]
 
     def __init__(self, config: Config, registry: Registry | None = None,
                  paused: bool = False, lesson: Lesson | None = None,

@@ -479,3 +479,25 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         assert app.runner.sim.step_count == 100  # the run itself is where it was
         await pilot.press("space")  # and its training thread is still there
         await until(pilot, lambda: app.runner.sim.step_count > 100)
+
+
+def test_every_key_is_bound_where_its_help_line_says():
+    from nnsim.tui.app import NnsimApp
+
+    def mentioned(key: str, keys: str) -> bool:
+        words = [w if w == "," else w.rstrip(",") for w in keys.split() if w != "/"]
+        if "…" in words:  # "1 … 7": every key from 1 to 7
+            i = words.index("…")
+            words += [str(n) for n in range(int(words[i - 1]), int(words[i + 1]) + 1)]
+        return key in words
+
+    bound = []
+    for keys, what, bindings in NnsimApp.KEYMAP:
+        assert what
+        for binding in bindings:
+            for key in ([binding.key_display] if binding.key_display
+                        else binding.key.split(",")):
+                assert mentioned(key, keys), f"{key} ({binding.action}) is not in {keys!r}"
+                bound.append(key)
+    assert len(bound) == len(set(bound))  # no key bound twice
+    assert NnsimApp.BINDINGS == [b for _, _, bs in NnsimApp.KEYMAP for b in bs]
