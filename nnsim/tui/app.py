@@ -571,7 +571,9 @@ class NnsimApp(RunnerControls, App):
         self.redraw()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.HELP_KEYS))
+        self.push_screen(HelpScreen(self.HELP_KEYS, [
+            (f"{label.split(maxsplit=1)[1]} ({label.split()[0]})", cls.HELP)
+            for _, label, cls in VIEWS]))
 
     def action_plugins(self) -> None:
         self.push_screen(PluginsScreen(self.registry))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.text import Text
@@ -23,39 +24,6 @@ from nnsim.pluginmanager import Registry
 if TYPE_CHECKING:
     from nnsim.engine.runner import Runner
 
-PANELS = {
-    "Layers (1)": "One block per layer; every sparkline covers the whole run (t: the last "
-                  "1,000 or 100 steps), and the line under the table says which steps. A "
-                  "column's axis is shared by every layer and printed under its heading, in "
-                  "whole decades, so heights compare across depth. ‖∂L/∂W‖: gradient norm of "
-                  "the weights; shrinking towards the first layers is vanishing gradients. act "
-                  "std: spread of the activations. ‖ΔW‖/‖W‖: size of the update relative to "
-                  "the weights, coloured by its distance from the 1e-3 rule of thumb. "
-                  "saturated: units whose local derivative is under 5% of its maximum. dead: "
-                  "units saturated for every example of the last ≥ 1,000 (dead ReLUs). "
-                  "‖velocity‖: the optimizer's state.",
-    "Curves (2)": "Training loss (log scale) and accuracy over the run, validation at each "
-                  "evaluation, the dashed chance level (ln C for the loss, 1/C for accuracy). "
-                  "m switches between a moving average and the raw values (each column's mean "
-                  "with its min–max band).",
-    "Distributions (3)": "Each layer's activation histogram at the newest step, over the "
-                         "activation's fixed range, all on one height scale: with a good "
-                         "initialization the shapes stay alike through depth; N(0, 0.01) "
-                         "squeezes them into the middle bin.",
-    "Boundary (4)": "For 2-D datasets: the predicted class over the input plane (square, with "
-                    "axes) and the training (●) and validation (○) points in their class's "
-                    "colour.",
-    "Optimizer (5)": "Optimizer state norms per layer, the cosine between the update and the "
-                     "negative gradient, and the effective step ‖ΔW‖/‖∂L/∂W‖: with momentum it "
-                     "grows towards lr/(1−β) only while successive gradients agree (cos near "
-                     "1).",
-    "Doctor (7)": "What the doctor finds wrong with the run, surest first: the evidence and "
-                  "where, the lecture's remedy and section. f applies the first finding's fix "
-                  "so you can watch it work; the status line shows the first finding.",
-    "Depth (6)": "The lecture's initialization figure, live: per layer, bars for act std, "
-                 "‖∂L/∂W‖, saturated and dead on axes shared by every layer, now (the bar) "
-                 "and at step 1 (the ┃ mark).",
-}
 
 
 class Dismissable(ModalScreen):
@@ -69,9 +37,11 @@ class Dismissable(ModalScreen):
 
 
 class HelpScreen(Dismissable):
-    def __init__(self, bindings: list[tuple[str, str]]) -> None:
+    def __init__(self, bindings: list[tuple[str, str]],
+                 panels: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__()
         self.keys = bindings
+        self.panels = list(panels)  # (title, what it shows)
 
     def compose(self) -> ComposeResult:
         text = Text()
@@ -80,7 +50,7 @@ class HelpScreen(Dismissable):
             text.append(f"  {key:<12}", "bold cyan")
             text.append(f"{what}\n")
         text.append("\nPanels\n", "bold")
-        for name, what in PANELS.items():
+        for name, what in self.panels:
             text.append(f"  {name}\n", "bold cyan")
             text.append(f"    {what}\n")
         text.append("\nThe status line shows the step, epoch, training and validation loss and "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from rich.console import Group
@@ -138,6 +139,8 @@ class View(Widget):
     DEFAULT_CSS = """
     View { height: 1fr; width: 1fr; padding: 0 1; }
     """
+    #: what the panel shows, for the help screen
+    HELP: ClassVar[str] = ""
     frame: Frame | None = None
     _drawn: tuple = ()
     _strips: list[Strip] = []
@@ -413,6 +416,16 @@ def _label(frame: Frame):
 class LayersView(View):
     """Per layer: gradient norm, activation spread, update/weight, saturated and dead share,
     optimizer state, over the run."""
+    HELP = ("One block per layer; every sparkline covers the whole run (t: the last 1,000 "
+            "or 100 steps), and the line under the table says which steps. A column's "
+            "axis is shared by every layer and printed under its heading, in whole "
+            "decades, so heights compare across depth. ‖∂L/∂W‖: gradient norm of the "
+            "weights; shrinking towards the first layers is vanishing gradients. act std: "
+            "spread of the activations. ‖ΔW‖/‖W‖: size of the update relative to the "
+            "weights, coloured by its distance from the 1e-3 rule of thumb. saturated: "
+            "units whose local derivative is under 5% of its maximum. dead: units "
+            "saturated for every example of the last ≥ 1,000 (dead ReLUs). ‖velocity‖: "
+            "the optimizer's state.")
 
     def columns(self, frame: Frame) -> list[Column]:
         last = frame.last
@@ -450,6 +463,9 @@ class LayersView(View):
 
 class OptimizerView(View):
     """Per layer: optimizer state norms, cos(update, gradient), effective step size."""
+    HELP = ("Optimizer state norms per layer, the cosine between the update and the "
+            "negative gradient, and the effective step ‖ΔW‖/‖∂L/∂W‖: with momentum it "
+            "grows towards lr/(1−β) only while successive gradients agree (cos near 1).")
 
     def draw(self, frame: Frame, width: int, height: int):
         last = frame.last
@@ -506,6 +522,10 @@ def _held(values: np.ndarray) -> np.ndarray:
 class CurvesView(View):
     """Train and validation loss (log scale) and accuracy over the run, raw (mean with its
     min–max band) or smoothed, against the chance level."""
+    HELP = ("Training loss (log scale) and accuracy over the run, validation at each "
+            "evaluation, the dashed chance level (ln C for the loss, 1/C for accuracy). m "
+            "switches between a moving average and the raw values (each column's mean "
+            "with its min–max band).")
 
     def draw(self, frame: Frame, width: int, height: int):
         roles = self.roles
@@ -591,6 +611,9 @@ DEPTH_METRICS = (("act std", "act_std", "act", True, False),
 class DepthView(View):
     """The lecture's initialization figure, live: per layer a bar for each statistic on an
     axis shared by every layer, now (the bar) and at the start (the ┃ mark)."""
+    HELP = ("The lecture's initialization figure, live: per layer, bars for act std, "
+            "‖∂L/∂W‖, saturated and dead on axes shared by every layer, now (the bar) and "
+            "at step 1 (the ┃ mark).")
 
     def draw(self, frame: Frame, width: int, height: int):
         roles = self.roles
@@ -687,6 +710,9 @@ def _hbar(now: float, then: float | None, lo: float, hi: float, log: bool, width
 class DistributionsView(View):
     """Per-layer activation histograms of the newest step over each activation's fixed
     range, heights on one scale for every layer (share of the layer's units per bin)."""
+    HELP = ("Each layer's activation histogram at the newest step, over the activation's "
+            "fixed range, all on one height scale: with a good initialization the shapes "
+            "stay alike through depth; N(0, 0.01) squeezes them into the middle bin.")
 
     def draw(self, frame: Frame, width: int, height: int):
         roles = self.roles
@@ -734,6 +760,9 @@ class DistributionsView(View):
 class BoundaryView(View):
     """The network's predicted class over the input plane, with the training points, at
     true aspect ratio (a grid cell is half a text row tall, about as tall as it is wide)."""
+    HELP = ("For 2-D datasets: the predicted class over the input plane (square, with "
+            "axes) and the training (●) and validation (○) points in their class's "
+            "colour.")
 
     AXIS = 7  # columns of y labels
 
@@ -808,6 +837,9 @@ def _is_dark(colour: str) -> bool:
 class DoctorView(View):
     """The doctor's findings, surest first: what, the evidence and where, the lecture's
     remedy and section, and the fix `f` applies."""
+    HELP = ("What the doctor finds wrong with the run, surest first: the evidence and "
+            "where, the lecture's remedy and section. f applies the first finding's fix "
+            "so you can watch it work; the status line shows the first finding.")
 
     def lines(self, width: int, height: int) -> list[Text]:
         roles = self.roles

@@ -501,3 +501,16 @@ def test_every_key_is_bound_where_its_help_line_says():
                 bound.append(key)
     assert len(bound) == len(set(bound))  # no key bound twice
     assert NnsimApp.BINDINGS == [b for _, _, bs in NnsimApp.KEYMAP for b in bs]
+
+
+async def test_the_help_screen_describes_every_panel():
+    from nnsim.tui.app import VIEWS
+
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = str(app.screen.query_one(Static).content)
+        for _, label, cls in VIEWS:
+            number, title = label.split(maxsplit=1)
+            assert cls.HELP and f"{title} ({number})" in text and cls.HELP[:40] in text
