@@ -225,7 +225,8 @@ class Network:
         self.part_bounds = list(zip(starts, stops))
         #: small vectors: one square and one reduceat (two calls, whatever the depth); large
         #: ones: one BLAS dot product per part (one read of the vector, nothing written)
-        self._square = np.empty(self.size, self.dtype) if self.size <= SMALL_VECTOR else None
+        self.small = self.size <= SMALL_VECTOR
+        self._square = np.empty(self.size, self.dtype) if self.small else None
         self._part_starts = np.array(starts, dtype=np.intp)
         self._rows: dict[int, np.ndarray] = {}  # scratch rows of `dot_parts`, by count
 

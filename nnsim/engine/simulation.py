@@ -258,10 +258,15 @@ class Simulation:
         logits, loss, accuracy, reg_loss = self.compute_gradients(xb, yb, measured is not None)
         if tel is not None and (measured is not None or not self._skip_dead):
             tel.activity(measured is not None)
-        grad_sq = net.square_norms(net.grads)  # per layer, then the rest: one pass
-        if measured is not None:
-            measured.before_update(grad_sq)
-        grad_norm = math.sqrt(sum(grad_sq))
+        if net.small:  # a few thousand parameters: NumPy calls cost, not passes
+            grad_norm = math.sqrt(float(np.vdot(net.grads, net.grads)))
+            if measured is not None:
+                measured.before_update(net.square_norms(net.grads))
+        else:  # per layer, then the rest: the norm and the layers' norms in one pass
+            grad_sq = net.square_norms(net.grads)
+            if measured is not None:
+                measured.before_update(grad_sq)
+            grad_norm = math.sqrt(sum(grad_sq))
         grad_scale = 1.0
         if cfg.clip_norm and grad_norm > cfg.clip_norm:
             grad_scale = cfg.clip_norm / grad_norm

@@ -222,3 +222,20 @@ def test_gradient_norm_and_per_layer_norms_come_from_one_pass():
     for lr, dense, part in zip(record.layers, net.dense, parts):
         assert lr.grad_norm == pytest.approx(float(np.linalg.norm(dense.gW)), rel=1e-12)
         assert part == pytest.approx(float(np.sum(dense.gW ** 2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("hidden", [[8, 8], [300, 300]])
+def test_the_gradient_norm_is_the_same_whether_the_step_is_measured(hidden):
+    """Small networks take the norm in one dot product, large ones from the per-layer sums
+    of one pass; either way a measured and an unmeasured step agree bit for bit."""
+    config = small_config(("model.hidden", hidden), ("model.dtype", "float32"))
+    a, b = Simulation(config), Simulation(config)
+    assert a.net.small == (hidden == [8, 8])
+    measured = a.run(4)
+    unmeasured = [b.step(measure=False) for _ in range(4)]
+    assert [r.grad_norm for r in measured] == [r.grad_norm for r in unmeasured]
+    assert [r.loss for r in measured] == [r.loss for r in unmeasured]
+    net = a.net
+    parts = net.square_norms(net.grads)
+    assert sum(parts) == pytest.approx(float(np.vdot(net.grads.astype(np.float64),
+                                                     net.grads.astype(np.float64))), rel=1e-5)
