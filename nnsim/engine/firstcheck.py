@@ -131,16 +131,17 @@ def _updates_in_place(optimizer: Any) -> Callable[[Callable[..., Any]], Callable
 
 def _moves_a_copy(optimizer: Any, params: np.ndarray, grads: np.ndarray,
                   state: dict[str, np.ndarray], t: int) -> bool:
-    """Whether a fresh optimizer with the same hyperparameters moves a float64 copy of the
-    parameters: an update too small for the parameters' precision is not a broken one."""
+    """Whether a fresh optimizer with the same hyperparameters moves a float64 vector of
+    zeros: an update too small for the parameters' precision (a tiny learning rate) is not a
+    broken one, and from zero even a step of 1e-300 shows."""
     try:
         fresh = type(optimizer)(**optimizer.hyper_values())
-        p = params.astype(np.float64)
+        p = np.zeros(params.shape, np.float64)
         fresh.update(p, grads.astype(np.float64),
                      {k: v.astype(np.float64) for k, v in state.items()}, t)
     except Exception:  # noqa: BLE001 — no evidence either way
         return True
-    return not np.array_equal(p, params.astype(np.float64))
+    return bool(np.any(p))
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

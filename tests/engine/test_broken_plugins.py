@@ -307,6 +307,17 @@ def test_an_update_below_the_parameters_precision_is_not_an_error():
     assert np.array_equal(sim.net.params, before)  # nothing moved, and that is right
 
 
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "adam"])
+def test_a_learning_rate_below_float64_precision_is_not_an_error(name):
+    """An update too small to move even a float64 copy of the parameters (lr 1e-300) is a
+    tiny step, not a plugin that rebinds its parameters instead of changing them."""
+    sim = Simulation(small_config(("optimizer.name", name), ("optimizer.lr", 1e-300), (
+        "model.bias_initializer", {"name": "constant", "value": 0.1})))
+    before = sim.net.params.copy()
+    assert len(sim.run(2)) == 2
+    assert np.array_equal(sim.net.params, before)
+
+
 def test_labels_outside_the_declared_classes_stop_the_first_step():
     sim = Simulation(small_config())
     sim.data.train_y[5] = sim.data.outputs + 4  # past the build-time check
