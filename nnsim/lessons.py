@@ -218,7 +218,6 @@ def margin_table(rows: Sequence[tuple[Margins, Margins]], registry: Registry | N
     for lesson, control in rows:
         cls = lesson_class(registry, lesson.name)
         lo_seed = min(lesson.verdicts, key=lambda s: lesson.verdicts[s].margin)
-        hi_seed = max(control.verdicts, key=lambda s: control.verdicts[s].margin)
         weakest = lesson.verdicts[lo_seed].weakest
         n = len(lesson.verdicts)
         table.append((lesson.name, cls.title, f"{lesson.passes}/{n}",

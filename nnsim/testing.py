@@ -525,7 +525,7 @@ def check_component(cls: type[Component], **hypers: Any) -> list[Check]:
     family = getattr(cls, "family", None)
     if family not in CHECKS:
         return [Check(repr(cls), "is a component", False, f"family {family!r} is none of "
-                      f"nnsim's", f"it subclasses one of nnsim.components' base classes")]
+                      "nnsim's", "it subclasses one of nnsim.components' base classes")]
     return CHECKS[family](cls, **hypers)
 
 

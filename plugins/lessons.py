@@ -223,7 +223,7 @@ class DeadRelu(Lesson):
     steps = 300
 
     def check(self, results):
-        relu, leaky = results["relu"], results["leaky_relu"]
+        relu = results["relu"]
         start = statistics.fmean(_layer_means(relu, "dead", slice(0, 1)))
         end = statistics.fmean(_layer_means(relu, "dead", slice(-1, None)))
         neg = {k: _negative_everywhere(r) for k, r in results.items()}
