@@ -27,6 +27,7 @@ from typing import Any
 from nnsim.compare import parse_vary, variants
 from nnsim.config import Config, read_toml_text
 from nnsim.errors import NnsimError
+from nnsim.engine.writers import restore_nonfinite
 from nnsim.formatting import fmt, human, number
 
 SUMMARY_FIELDS = ("run", "id", "steps", "lr", "loss", "accuracy", "val_loss", "val_accuracy",
@@ -92,7 +93,7 @@ def _summary(label: str, lines: Sequence[str], seconds: float, outcome: str | No
     for line in lines:
         if line.strip():
             try:
-                records.append(json.loads(line))
+                records.append(restore_nonfinite(json.loads(line)))
             except ValueError:
                 break  # a torn last line: keep what was whole
     last = records[-1] if records else {}

@@ -23,6 +23,7 @@ import numpy as np
 
 from nnsim.config import Config, read_toml_text
 from nnsim.engine.records import LAYER_SCALARS, LayerRecord, StepRecord
+from nnsim.engine.writers import restore_nonfinite
 from nnsim.errors import NnsimError, cap
 
 FORMAT = "nnsim-checkpoint"
@@ -526,7 +527,9 @@ def _value(x: Any) -> Any:
 
 
 def record_from_dict(d: dict[str, Any]) -> StepRecord:
-    """The inverse of StepRecord.to_dict."""
+    """The inverse of StepRecord.to_dict (older files hold "nan" strings instead)."""
+    if "nonfinite_values" in d:
+        d = restore_nonfinite({**d, "layers": [dict(layer) for layer in d["layers"]]})
     layers = []
     for ld in d["layers"]:
         fixed = {name: ld[name] for name in LayerRecord._fields if name in ld}

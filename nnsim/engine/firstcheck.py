@@ -131,17 +131,21 @@ def _updates_in_place(optimizer: Any) -> Callable[[Callable[..., Any]], Callable
 
 def _moves_a_copy(optimizer: Any, params: np.ndarray, grads: np.ndarray,
                   state: dict[str, np.ndarray], t: int) -> bool:
-    """Whether a fresh optimizer with the same hyperparameters moves a float64 vector of
-    zeros: an update too small for the parameters' precision (a tiny learning rate) is not a
-    broken one, and from zero even a step of 1e-300 shows."""
-    try:
-        fresh = type(optimizer)(**optimizer.hyper_values())
-        p = np.zeros(params.shape, np.float64)
-        fresh.update(p, grads.astype(np.float64),
-                     {k: v.astype(np.float64) for k, v in state.items()}, t)
-    except Exception:  # noqa: BLE001 — no evidence either way
-        return True
-    return bool(np.any(p))
+    """Whether a fresh optimizer moves a float64 vector of zeros, with the same
+    hyperparameters or else with its defaults: an update too small for the parameters'
+    precision (lr 1e-300) or none at all (lr 0) is not a broken one, and the code that
+    rebinds `params` instead of changing it does so whatever the learning rate."""
+    for hypers in (optimizer.hyper_values(), {}):
+        try:
+            fresh = type(optimizer)(**hypers)
+            p = np.zeros(params.shape, np.float64)
+            fresh.update(p, grads.astype(np.float64),
+                         {k: v.astype(np.float64) for k, v in state.items()}, t)
+        except Exception:  # noqa: BLE001 — no evidence either way
+            return True
+        if np.any(p):
+            return True
+    return False
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

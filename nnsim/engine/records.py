@@ -96,17 +96,22 @@ class LayerRecord(NamedTuple):
     def state_norm(self, name: str) -> float | None:
         return dict(self.state).get(name)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, nonfinite: dict[str, str] | None = None) -> dict[str, Any]:
+        """The layer as JSON-ready values; a non-finite number becomes None and is named in
+        `nonfinite` (as `layer{index}.{field}`: "nan", "inf" or "-inf")."""
+        bad = {} if nonfinite is None else nonfinite
+        prefix = f"layer{self.index}."
         d: dict[str, Any] = {}
         for name in self._fields:
             if name in ("state", "learnable"):
                 continue
             value = getattr(self, name)
-            d[name] = list(value) if isinstance(value, tuple) else _json_float(value)
+            d[name] = list(value) if isinstance(value, tuple) else \
+                _json_float(value, prefix + name, bad)
         for name, value in self.state:
-            d[f"{name}_norm"] = _json_float(value)
+            d[f"{name}_norm"] = _json_float(value, f"{prefix}{name}_norm", bad)
         for name, value in self.learnable:
-            d[f"{name}_mean"] = _json_float(value)
+            d[f"{name}_mean"] = _json_float(value, f"{prefix}{name}_mean", bad)
         return d
 
 
@@ -138,13 +143,21 @@ class StepRecord(NamedTuple):
     layers: tuple[LayerRecord, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        d = {name: _json_float(getattr(self, name)) for name in self._fields if name != "layers"}
-        d["layers"] = [layer.to_dict() for layer in self.layers]
+        """The record as JSON-ready values, as a JSON Lines record reads back: a non-finite
+        number is None, and `nonfinite_values` (present only then) names each such field
+        with "nan", "inf" or "-inf" (`writers.restore_nonfinite` puts them back)."""
+        bad: dict[str, str] = {}
+        d = {name: _json_float(getattr(self, name), name, bad)
+             for name in self._fields if name != "layers"}
+        d["layers"] = [layer.to_dict(bad) for layer in self.layers]
+        if bad:
+            d["nonfinite_values"] = bad
         return d
 
 
-def _json_float(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as the strings 'nan', 'inf', '-inf'."""
+def _json_float(value: Any, name: str, bad: dict[str, str]) -> Any:
+    """JSON has no NaN or infinity: None, with the value's text kept in `bad[name]`."""
     if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        bad[name] = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return None
     return value

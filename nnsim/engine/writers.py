@@ -171,18 +171,25 @@ def read_records(lines) -> list[dict[str, Any]]:
         if "nnsim_records" in d:
             constant = d["layers"]
             continue
-        for path, text in d.pop("nonfinite_values", {}).items():
-            value = float(text)
-            if path.startswith("layer"):
-                prefix, name = path.split(".", 1)
-                d["layers"][int(prefix[5:]) - 1][name] = value
-            else:
-                d[path] = value
+        restore_nonfinite(d)
         if d.get("layers") and constant:
             d["layers"] = [{**{k: c[k] for k in _LAYER_CONSTANT}, **layer}
                            for c, layer in zip(constant, d["layers"])]
         records.append(d)
     return records
+
+
+def restore_nonfinite(d: dict[str, Any]) -> dict[str, Any]:
+    """Put a record's non-finite numbers back in place of their nulls (from its
+    `nonfinite_values`, which it drops); returns `d`, changed in place."""
+    for path, text in d.pop("nonfinite_values", {}).items():
+        value = float(text)
+        if path.startswith("layer"):
+            prefix, name = path.split(".", 1)
+            d["layers"][int(prefix[5:]) - 1][name] = value
+        else:
+            d[path] = value
+    return d
 
 
 def flat_row(record: StepRecord) -> dict[str, Any]:

@@ -307,11 +307,12 @@ def test_an_update_below_the_parameters_precision_is_not_an_error():
     assert np.array_equal(sim.net.params, before)  # nothing moved, and that is right
 
 
+@pytest.mark.parametrize("lr", [1e-300, 5e-324])
 @pytest.mark.parametrize("name", ["sgd", "adagrad", "adam"])
-def test_a_learning_rate_below_float64_precision_is_not_an_error(name):
-    """An update too small to move even a float64 copy of the parameters (lr 1e-300) is a
-    tiny step, not a plugin that rebinds its parameters instead of changing them."""
-    sim = Simulation(small_config(("optimizer.name", name), ("optimizer.lr", 1e-300), (
+def test_a_learning_rate_below_float64_precision_is_not_an_error(name, lr):
+    """An update too small to move even a float64 copy of the parameters (lr 1e-300), or
+    even zeros (5e-324), is a tiny step, not a plugin that rebinds its parameters."""
+    sim = Simulation(small_config(("optimizer.name", name), ("optimizer.lr", lr), (
         "model.bias_initializer", {"name": "constant", "value": 0.1})))
     before = sim.net.params.copy()
     assert len(sim.run(2)) == 2

@@ -14,6 +14,7 @@ import pytest
 from nnsim.engine import Simulation
 from nnsim.engine import checkpoint, timeline
 from nnsim.engine.records import LAYER_SCALARS, LAYER_STATS, LayerRecord
+from nnsim.engine.checkpoint import record_from_dict
 from nnsim.engine.writers import CsvWriter, JsonlWriter, float32_texts, read_records
 from tests.helpers import small_config
 
@@ -111,6 +112,23 @@ def test_nonfinite_numbers_are_null_and_named():
     assert back["layers"][1]["act_std"] == math.inf and "nonfinite_values" not in back
     # a finite record has no such field
     assert "nonfinite_values" not in strict(written([record]).splitlines()[1])
+
+
+def test_to_dict_writes_nonfinite_numbers_as_the_lines_do():
+    """`StepRecord.to_dict` (sweep files, `compare --json`) follows the JSON Lines rule:
+    null plus `nonfinite_values`, which the readers turn back into NaN and infinities."""
+    record = Simulation(small_config()).step()
+    layer = record.layers[1]._replace(act_std=math.inf, update_cos=math.nan)
+    bad = record._replace(loss=math.nan, grad_norm=-math.inf,
+                          layers=(record.layers[0], layer, *record.layers[2:]))
+    d = strict(json.dumps(bad.to_dict()))
+    assert d["loss"] is None and d["layers"][1]["act_std"] is None
+    assert d["nonfinite_values"] == strict(written([bad]).splitlines()[1])["nonfinite_values"]
+    back = record_from_dict(d)
+    assert math.isnan(back.loss) and back.grad_norm == -math.inf
+    assert back.layers[1].act_std == math.inf and math.isnan(back.layers[1].update_cos)
+    assert back.layers[0] == record.layers[0]
+    assert "nonfinite_values" not in record.to_dict()
 
 
 def test_missing_values_are_null_and_not_named():
