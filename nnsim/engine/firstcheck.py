@@ -135,7 +135,8 @@ def _moves_a_copy(optimizer: Any, params: np.ndarray, grads: np.ndarray,
     hyperparameters or else with its defaults: an update too small for the parameters'
     precision (lr 1e-300) or none at all (lr 0) is not a broken one, and the code that
     rebinds `params` instead of changing it does so whatever the learning rate."""
-    for hypers in (optimizer.hyper_values(), {}):
+    defaults: dict[str, Any] = {}
+    for hypers in (optimizer.hyper_values(), defaults):
         try:
             fresh = type(optimizer)(**hypers)
             p = np.zeros(params.shape, np.float64)
