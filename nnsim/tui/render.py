@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from rich.text import Text
+from rich.text import Span, Text
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 EIGHTHS = " ▁▂▃▄▅▆▇█"
@@ -135,6 +135,33 @@ def bars(counts: Sequence[float], height: int) -> list[str]:
     return ["".join(r) for r in rows]
 
 
+class Runs:
+    """A line built from styled runs, turned into one Text at the end: what `Text.append`
+    does for plain strings, without its per-call work (a frame appends hundreds of runs)."""
+
+    __slots__ = ("parts", "spans", "pos", "style")
+
+    def __init__(self, text: str = "", style: str = "") -> None:
+        self.parts: list[str] = []
+        self.spans: list[Span] = []
+        self.pos = 0
+        self.style = style
+        if text:
+            self.append(text)
+
+    def append(self, text: str, style: str = "") -> None:
+        if not text:
+            return
+        end = self.pos + len(text)
+        if style:
+            self.spans.append(Span(self.pos, end, style))
+        self.parts.append(text)
+        self.pos = end
+
+    def text(self) -> Text:
+        return Text("".join(self.parts), style=self.style, spans=self.spans)
+
+
 BRAILLE_BASE = 0x2800
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] within a cell
 
@@ -153,7 +180,8 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
     dots_w, dots_h = width * 2, height * 4
     columns = []  # per series: the value drawn at each dot column (NaN = nothing)
     for values, style in series:
-        v = np.array([np.nan if u is None else u for u in values], dtype=np.float64)
+        v = values.astype(np.float64) if isinstance(values, np.ndarray) else \
+            np.array([np.nan if u is None else u for u in values], dtype=np.float64)
         if log:
             with np.errstate(divide="ignore", invalid="ignore"):
                 v = np.where(v > 0, np.log10(np.where(v > 0, v, 1.0)),
@@ -180,7 +208,6 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
     high = hi if hi is not None else (float(finite.max()) if finite.size else 1.0)
     if high <= low:
         low, high = low - 0.5, high + 0.5
-    weights = np.array(_DOTS)  # (4 rows, 2 columns) of braille bits
     rows_idx = np.arange(dots_h)[:, None]
     codes = np.zeros((height, width), dtype=np.int64)
     owner_idx = np.full((height, width), -1)
@@ -193,7 +220,10 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
         prev = np.where(np.isnan(prev), ys, prev)  # after a gap, start afresh
         top, bottom = np.fmin(prev, ys), np.fmax(prev, ys)
         dots = (rows_idx >= top) & (rows_idx <= bottom)  # (dots_h, dots_w); NaN never lit
-        bits = (dots.reshape(height, 4, width, 2) * weights[None, :, None, :]).sum(axis=(1, 3))
+        bits = np.zeros((height, width), dtype=np.int64)
+        for r, pair in enumerate(_DOTS):  # the cell's dot (r, c) is one bit
+            for c, weight in enumerate(pair):
+                bits[dots[r::4, c::2]] |= weight
         codes |= bits
         owner_idx = np.where(bits > 0, k, owner_idx)
     chars = np.where(codes > 0, codes + BRAILLE_BASE, ord(" "))
@@ -203,12 +233,10 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
     # one run per stretch of one owner: where the owner changes along each row
     changes = np.diff(owners, axis=1) != 0
     for row_chars, row_owner, row_changes in zip(chars.tolist(), owners.tolist(), changes):
-        text = Text()
-        line = "".join(map(chr, row_chars))
         bounds = [0, *(np.flatnonzero(row_changes) + 1).tolist(), width]
-        for start, end in zip(bounds, bounds[1:]):
-            text.append(line[start:end], styles[row_owner[start]])
-        lines.append(text)
+        spans = [Span(start, end, styles[row_owner[start]])
+                 for start, end in zip(bounds, bounds[1:]) if styles[row_owner[start]]]
+        lines.append(Text("".join(map(chr, row_chars)), spans=spans))
     return lines, low, high
 
 

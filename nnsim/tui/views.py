@@ -22,7 +22,7 @@ from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.timeline import Columns, Timeline
-from nnsim.tui.render import (bars, fmt, heatmap, palette_colour, plot, sparklines,
+from nnsim.tui.render import (Runs, bars, fmt, heatmap, palette_colour, plot, sparklines,
                               theme_roles)
 
 LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
@@ -339,8 +339,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
               for c in cols}
     axes = {c.field: c.axis([s for s, layer in zip(series[c.field], layers)
                              if layer.kind == "hidden" or c.output]) for c in cols}
-    title = Text(f"{'layer':<{label_w}}", style="bold")
-    scale = Text(" " * label_w, style=roles["muted"])
+    title = Runs(f"{'layer':<{label_w}}", style="bold")
+    scale = Runs(" " * label_w, style=roles["muted"])
     for c in cols:
         name = c.title if len(c.title) < cell else c.short
         title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[c.role]}"
@@ -352,11 +352,11 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         scale.append(f"{ax[:cell - 1]:<{cell}}")
     if extra_width:
         title.append("learnable (mean)", "bold")
-    lines = [title, scale]
+    lines = [title.text(), scale.text()]
     drawn = {c.field: sparklines(np.vstack(series[c.field]), spark, *axes[c.field], c.log,
                                  block) for c in cols}
     for i, layer in enumerate(layers):
-        rows = [Text(style="bold") for _ in range(block)]
+        rows = [Runs(style="bold") for _ in range(block)]
         label = label_of(layer)
         for r in range(block):
             rows[r].append(f"{label[r] if r < len(label) else '':<{label_w}}"
@@ -390,7 +390,7 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 row.append(" " * (VALUE_WIDTH + 2))
         if extra is not None:
             rows[0].append(extra(layer)[:extra_width])
-        lines += rows
+        lines += [row.text() for row in rows]
         if gap:
             lines.append(Text(""))
     lines.append(steps_line(timeline, frame.window, min(width, label_w + cell * len(cols)),
