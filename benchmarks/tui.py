@@ -2,9 +2,14 @@
 TUI against headless, and how fast a key press takes effect at full training speed; then
 the same keys, a panel switch and quitting with a 3×4096 network (steps of about 0.3 s).
 
-    python benchmarks/tui.py [--seconds 5] [--presses 10] [--no-big]
+    python benchmarks/tui.py [--seconds 4] [--rounds 3] [--presses 10] [--no-big]
 
-The app runs headless (Textual's test driver renders every frame as a terminal would, minus
+Training speed is compared with headless training (`Simulation.step`, telemetry on every
+step) measured just before each panel, round by round, so that a slow moment of the machine
+touches both; the ratio printed is the median over rounds (min–max beside it). Also printed:
+the training thread alone (the Runner without a screen: what sampling the statistics gains)
+and the share of a core the UI thread used (its own CPU time over wall time), which is what
+training loses under one GIL. The app runs headless (Textual's test driver renders every frame as a terminal would, minus
 the terminal). A frame is one redraw of the status line and the active panel from the newest
 records; the screen is composited from them by Textual.
 """
@@ -62,8 +67,10 @@ async def measure(config: Config, seconds: float, presses: int, panel: str) -> d
         await pilot.pause(0.5)  # warm up
         frames["n"], frames["render_s"] = 0, 0.0
         step0, t0 = app.runner.sim.step_count, time.perf_counter()
+        ui0 = time.thread_time()
         await pilot.pause(seconds)
         elapsed = time.perf_counter() - t0
+        ui_share = (time.thread_time() - ui0) / elapsed
         steps = app.runner.sim.step_count - step0
         fps = frames["n"] / elapsed
         render_ms = 1000 * frames["render_s"] / max(frames["n"], 1)
@@ -84,7 +91,26 @@ async def measure(config: Config, seconds: float, presses: int, panel: str) -> d
             await pilot.pause(0.2)
         await pilot.press("q")
     return {"fps": fps, "render_ms": render_ms, "tui_rate": steps / elapsed,
-            "latency": latencies, "paint": paints}
+            "ui_share": ui_share, "latency": latencies, "paint": paints}
+
+
+def runner_rate(config: Config, seconds: float) -> float:
+    """The training thread alone at full speed, no screen: statistics sampled as in the TUI."""
+    import threading
+
+    from nnsim.engine.runner import Runner
+
+    runner = Runner(config, speed=MAX_SPEED)
+    done = threading.Event()
+    thread = threading.Thread(target=runner.loop, args=(done.is_set,))
+    thread.start()
+    time.sleep(0.3)
+    step0, t0 = runner.sim.step_count, time.perf_counter()
+    time.sleep(seconds)
+    rate = (runner.sim.step_count - step0) / (time.perf_counter() - t0)
+    done.set()
+    thread.join()
+    return rate
 
 
 async def measure_big(presses: int) -> dict:
@@ -126,7 +152,8 @@ async def measure_big(presses: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--presses", type=int, default=10)
     parser.add_argument("--no-big", action="store_true", help="skip the 3×4096 network")
     args = parser.parse_args()
@@ -134,19 +161,36 @@ def main() -> None:
     tune_allocator()
     config = Config.default()
     print(f"default experiment, {SIZE[0]}x{SIZE[1]}, training at full speed (max steps per "
-          f"frame), {args.seconds:g} s per panel")
-    base = headless_rate(config, args.seconds)
-    print(f"  headless: {base:,.0f} steps/s (telemetry on)")
-    for key, name in (("1", "layers"), ("2", "curves"), ("3", "distributions"),
-                      ("4", "boundary"), ("5", "optimizer"), ("6", "depth")):
-        result = asyncio.run(measure(config, args.seconds, args.presses if key == "1" else 0,
-                                     key))
-        print(f"  {name:<13} {result['fps']:5.1f} frames/s, {result['render_ms']:5.1f} ms to "
-              f"draw the panel, training {result['tui_rate']:,.0f} steps/s = "
-              f"{result['tui_rate'] / base:.0%} of headless")
-        if result["latency"]:
-            lat = [1000 * x for x in result["latency"]]
-            paint = [1000 * x for x in result["paint"]]
+          f"frame), {args.seconds:g} s per panel, {args.rounds} rounds")
+    panels = (("1", "layers"), ("2", "curves"), ("3", "distributions"), ("4", "boundary"),
+              ("5", "optimizer"), ("6", "depth"))
+    results: dict[str, list[dict]] = {name: [] for _, name in panels}
+    alone: list[float] = []
+    for round_ in range(args.rounds):
+        base = headless_rate(config, args.seconds)
+        alone.append(runner_rate(config, args.seconds) / base)
+        for key, name in panels:
+            base = headless_rate(config, args.seconds)
+            presses = args.presses if key == "1" and round_ == 0 else 0
+            result = asyncio.run(measure(config, args.seconds, presses, key))
+            result["ratio"] = result["tui_rate"] / base
+            result["base"] = base
+            results[name].append(result)
+    print(f"  the training thread alone (no screen) ÷ headless: median "
+          f"{statistics.median(alone):.2f} ({min(alone):.2f}–{max(alone):.2f})")
+    for _, name in panels:
+        rs = results[name]
+        ratios = [r["ratio"] for r in rs]
+        med = statistics.median
+        print(f"  {name:<13} {med(r['fps'] for r in rs):5.1f} frames/s, "
+              f"{med(r['render_ms'] for r in rs):5.1f} ms to draw the panel, UI thread "
+              f"{med(r['ui_share'] for r in rs):4.0%} of a core; training "
+              f"{med(r['tui_rate'] for r in rs):,.0f} steps/s (headless "
+              f"{med(r['base'] for r in rs):,.0f}) = {med(ratios):.0%} of headless "
+              f"({min(ratios):.0%}–{max(ratios):.0%})")
+        if rs[0]["latency"]:
+            lat = [1000 * x for x in rs[0]["latency"]]
+            paint = [1000 * x for x in rs[0]["paint"]]
             print(f"  key press → training paused/resumed: median {statistics.median(lat):.0f} "
                   f"ms, max {max(lat):.0f} ms; → status line redrawn: median "
                   f"{statistics.median(paint):.0f} ms, max {max(paint):.0f} ms "
