@@ -259,6 +259,26 @@ def _merge(chunks: list, dtype: str) -> list:
     return merged
 
 
+def _layers(layout: list, lnames: list, row: list, hist_row: list, ranges: list
+            ) -> list[LayerRecord]:
+    """One record's layers from its row of numbers (each layer's statistics, state norms and
+    learnable means in turn), its histogram counts and its (low, high) histogram ranges."""
+    layers, c, h = [], 0, 0
+    for j, (index, kind, w, nh, state, learn) in enumerate(layout):
+        stats = dict(zip(lnames, row[c:c + len(lnames)]))
+        c += len(lnames)
+        st = tuple(zip(state, row[c:c + len(state)]))
+        c += len(state)
+        le = tuple(zip(learn, row[c:c + len(learn)]))
+        c += len(learn)
+        layers.append(LayerRecord(index=index, kind=kind, width=w,
+                                  hist=tuple(hist_row[h:h + nh]),
+                                  hist_range=(ranges[2 * j], ranges[2 * j + 1]),
+                                  state=st, learnable=le, **stats))
+        h += nh
+    return layers
+
+
 def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[StepRecord]:
     n, layout, g = int(meta["rows"]), meta["layers"], len(gnames)
     width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
@@ -271,21 +291,7 @@ def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[S
     records = []
     for i in range(n):
         row, f = vals[i], flag_rows[i]
-        layers = []
-        if f[g]:
-            c, h, r = 0, 0, width
-            for j, (index, kind, w, nh, state, learn) in enumerate(layout):
-                stats = dict(zip(lnames, row[c:c + len(lnames)]))
-                c += len(lnames)
-                st = tuple(zip(state, row[c:c + len(state)]))
-                c += len(state)
-                le = tuple(zip(learn, row[c:c + len(learn)]))
-                c += len(learn)
-                layers.append(LayerRecord(index=index, kind=kind, width=w,
-                                          hist=tuple(hists[i][h:h + nh]),
-                                          hist_range=(row[r + 2 * j], row[r + 2 * j + 1]),
-                                          state=st, learnable=le, **stats))
-                h += nh
+        layers = _layers(layout, lnames, row, hists[i], row[width:]) if f[g] else []
         fields: dict[str, Any] = {name: (None if f[k] else glob[i][k])
                                   for k, name in enumerate(gnames)}
         step = int(steps[i])
@@ -403,19 +409,7 @@ def _decode_columns(data: dict[str, np.ndarray]) -> list[StepRecord]:
     records = []
     for i in range(n):
         row, hrow, rrow = cols_list[i], hist_list[i], range_list[i]
-        layers, c, h = [], 0, 0
-        for j, (index, kind, w, nh, state, learn) in enumerate(layout):
-            values = row[c:c + len(lnames)]
-            c += len(lnames)
-            st = tuple(zip(state, row[c:c + len(state)]))
-            c += len(state)
-            le = tuple(zip(learn, row[c:c + len(learn)]))
-            c += len(learn)
-            layers.append(LayerRecord(index=index, kind=kind, width=w,
-                                      hist=tuple(hrow[h:h + nh]),
-                                      hist_range=(rrow[2 * j], rrow[2 * j + 1]),
-                                      state=st, learnable=le, **dict(zip(lnames, values))))
-            h += nh
+        layers = _layers(layout, lnames, row, hrow, rrow)
         g: dict[str, Any] = {name: (None if none_list[i][k] else glob_list[i][k])
                              for k, name in enumerate(gnames)}
         records.append(StepRecord(step=int(steps[i]), **g, nonfinite=nonfinite.get(str(i)),
