@@ -35,3 +35,12 @@ async def until(pilot, condition, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the app"
         await pilot.pause(0.02)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run `nnsim ARGS` in this process: (exit code, stdout, stderr)."""
+    from nnsim.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err

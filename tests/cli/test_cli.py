@@ -9,14 +9,9 @@ import pytest
 
 from nnsim.cli import main
 from nnsim.engine.writers import read_records
+from tests.helpers import run_cli as run
 
 SMALL = ["--set", "data.samples=200", "--set", "model.hidden=[8,8]"]
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_run_writes_one_jsonl_record_per_step(capsys):

@@ -2,9 +2,9 @@
 
 import json
 
-from nnsim.cli import main
 from nnsim.components import Lesson, Verdict, below
 from nnsim.pluginmanager import Entry, default_registry
+from tests.helpers import run_cli as run
 
 REG = default_registry()
 
@@ -28,12 +28,6 @@ class NeverTrue(Lesson):
 class NoControl(NeverTrue):
     name = "no_control"
     control = {}
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_lessons_json_lists_sections_and_controls(capsys):

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from nnsim.cli import Progress, main, table_every
+from nnsim.cli import Progress, table_every
 from nnsim.formatting import RecordTable, human, interval
+from tests.helpers import run_cli as run
 
 SMALL = ["--set", "data.samples=200", "--set", "model.hidden=[8,8]"]
 
@@ -54,12 +55,6 @@ def test_a_table_has_20_to_50_rows_for_any_number_of_steps(steps):
     assert 20 <= steps // every <= 50
     assert str(every).strip("0") in ("1", "2", "5")  # 1, 2, 5, 10, 20, 50, ...
     assert table_every(7) == 1
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_run_table_rows_follow_every_or_stay_readable(capsys):
