@@ -19,7 +19,7 @@ import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -138,9 +138,16 @@ def run_one(label: str, config_toml: str, steps: int, threads: int = 0
     with _blas_threads(threads):
         try:
             sim = Simulation(Config.from_dict(read_toml_text(config_toml, label)))
+            stop = _STOP
+            interrupted = False
             for record in sim.steps(steps):
                 lines.append(json.dumps(record.to_dict(), separators=(",", ":")))
-            if sim.divergence is not None:
+                if stop is not None and record.step % STOP_EVERY == 0 and stop.is_set():
+                    interrupted = True
+                    break
+            if interrupted:
+                outcome = f"interrupted at step {sim.step_count}"
+            elif sim.divergence is not None:
                 outcome = str(sim.divergence)
             elif sim.stopped is not None:
                 outcome = f"stopped early at step {sim.step_count}"
@@ -165,9 +172,20 @@ def _write_atomic(path: Path, text: str) -> None:
                          f"and permissions of {path.parent}") from None
 
 
-def _ignore_sigint() -> None:
-    """In workers: Ctrl-C is the parent's to handle (it ends the workers itself)."""
+#: in a worker of the local pool: the parent's stop flag (a multiprocessing Event), which
+#: each run checks between steps
+_STOP: Any = None
+#: how often (in steps) a run looks at the stop flag
+STOP_EVERY = 8
+
+
+def _init_worker(stop: Any = None) -> None:
+    """In workers: Ctrl-C is the parent's to handle. It sets `stop`; each run sees it at its
+    next check and returns, so that no worker is killed while it sends a result (a result
+    cut in half leaves the pool's reader, and so the parent's exit, waiting forever)."""
+    global _STOP
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _STOP = stop
 
 
 def _prepare_folder(out: Path) -> dict[str, Any]:
@@ -247,25 +265,38 @@ def _thread_environment(threads: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _local_pool(jobs: int) -> ProcessPoolExecutor:
+def _local_pool(jobs: int) -> tuple[ProcessPoolExecutor, Any]:
+    """A process pool of `jobs` workers, and the stop flag its runs check."""
+    import multiprocessing
+
     try:
         import threadpoolctl  # noqa: F401 — workers limit their pools themselves
-        context = None
+        method = None
     except ImportError:
-        import multiprocessing
-
-        # fresh interpreters, so the thread variables apply before numpy is imported
-        context = multiprocessing.get_context("spawn")
+        method = "spawn"  # fresh interpreters: the thread variables apply before numpy loads
+    context = multiprocessing.get_context(method)
+    stop = context.Event()
     return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
-                               initializer=_ignore_sigint)
+                               initializer=_init_worker, initargs=(stop,)), stop
 
 
-def _stop_workers(pool: Executor) -> None:
-    """End a local pool's workers now (in-flight runs are dropped, finished ones kept)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        with contextlib.suppress(Exception):
-            process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
+def _stop_workers(pool: Executor, stop: Any, futures: Sequence[Future]) -> None:
+    """End a local pool's runs now: queued ones are cancelled, in-flight ones stop at their
+    next check of `stop` and are dropped (finished ones are kept). A worker still busy after
+    `STOP_SECONDS` (a step longer than that) is terminated."""
+    stop.set()
+    for future in futures:
+        future.cancel()
+    _, busy = wait(futures, timeout=STOP_SECONDS)
+    if busy:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+    pool.shutdown(wait=not busy, cancel_futures=True)
+
+
+#: how long Ctrl-C waits for in-flight runs to stop before their workers are terminated
+STOP_SECONDS = 2.0
 
 
 def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
@@ -304,7 +335,10 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     todo = [label for label, _ in runs if label not in summaries]
     threads = threads_per_worker(jobs) if executor is None else 0
     own = executor is None and bool(todo)
-    pool: Any = executor or (_local_pool(jobs) if todo else None)  # None only if no todo
+    stop = None
+    pool: Any = executor  # None only if no todo
+    if pool is None and todo:
+        pool, stop = _local_pool(jobs)
 
     def finish() -> list[RunSummary]:
         ordered = [summaries[label] for label, _ in runs if label in summaries]
@@ -334,7 +368,7 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
                 progress(done, len(runs), summaries[label])
     except KeyboardInterrupt:
         if own:
-            _stop_workers(pool)
+            _stop_workers(pool, stop, list(futures))
             own = False
         else:
             for future in futures:

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -156,8 +157,19 @@ def test_a_run_that_errors_is_an_outcome_and_the_command_says_so(tmp_path, capsy
     assert rows[0]["outcome"] == "ok" and rows[1]["outcome"].startswith("error: ")
 
 
-def test_ctrl_c_keeps_finished_runs_and_ends_the_others_at_once(tmp_path):
+def test_ctrl_c_keeps_finished_runs_and_ends_the_others_at_once(tmp_path, monkeypatch):
+    pools = []
+
+    def local_pool(jobs):
+        pools.append(made := local(jobs))
+        return made
+
+    local = sw._local_pool
+    monkeypatch.setattr(sw, "_local_pool", local_pool)
+    workers = []
+
     def interrupt(done, total, summary):
+        workers.extend(pools[0][0]._processes.values())
         raise KeyboardInterrupt
 
     # the first runs are tiny; the big ones would take minutes
@@ -167,6 +179,11 @@ def test_ctrl_c_keeps_finished_runs_and_ends_the_others_at_once(tmp_path):
     with pytest.raises(sw.SweepInterrupted) as caught:
         sweep(base, grid, 3000, tmp_path, jobs=2, progress=interrupt)
     assert time.perf_counter() - start < 20
+    # the runs in flight saw the stop flag and returned: no worker was killed (one killed
+    # while sending a result leaves the pool's reader, and so this process's exit, stuck)
+    for worker in workers:
+        worker.join(5)
+    assert workers and [w.exitcode for w in workers] == [0] * len(workers)
     assert caught.value.done == 1 and caught.value.total == 4
     rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
     assert len(rows) == 1 and rows[0]["outcome"] == "ok"
@@ -239,7 +256,7 @@ def test_a_local_sweep_passes_each_worker_its_thread_share(tmp_path, monkeypatch
             submitted.append(args[3])
             return super().submit(fn, *args)
 
-    monkeypatch.setattr(sw, "_local_pool", lambda jobs: Recorder(jobs))
+    monkeypatch.setattr(sw, "_local_pool", lambda jobs: (Recorder(jobs), threading.Event()))
     sweep(small_config(), ["seed=1,2"], 2, tmp_path, jobs=2)
     assert submitted == [sw.threads_per_worker(2)] * 2
 
