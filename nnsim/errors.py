@@ -85,6 +85,15 @@ class PluginError(NnsimError):
                    component=getattr(component, "name", None), method=method,
                    distribution=distribution)
 
+    def placed(self, component: object, method: str | None) -> PluginError:
+        """This error, naming `component` and `method` if it names no component yet (a
+        plugin raised it with a message alone)."""
+        if self.component is not None or self.family is not None:
+            return self
+        error = PluginError.at(component, method, self.detail)
+        error.__cause__ = self.__cause__
+        return error
+
     def _compose(self) -> str:
         if self.family is None and self.component is None:
             return self.detail

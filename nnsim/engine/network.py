@@ -74,8 +74,8 @@ def _call(component, method: str, *args):
     state = numpy_state()
     try:
         return getattr(component, method)(*args)
-    except PluginError:
-        raise
+    except PluginError as exc:
+        raise exc.placed(component, method) from exc.__cause__
     except Exception as exc:
         raise PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}") \
             from exc
@@ -273,8 +273,8 @@ class Network:
         self._where, self._np = None, numpy_state()
         try:
             return self._forward(x, training, rng)
-        except PluginError:
-            raise
+        except PluginError as exc:
+            raise self._place(exc) from exc.__cause__
         except Exception as exc:
             raise self._blame(exc)
 
@@ -284,10 +284,14 @@ class Network:
         self._where, self._np = None, numpy_state()
         try:
             self._backward(grad_logits, input_grad)
-        except PluginError:
-            raise
+        except PluginError as exc:
+            raise self._place(exc) from exc.__cause__
         except Exception as exc:
             raise self._blame(exc)
+
+    def _place(self, exc: PluginError) -> PluginError:
+        """A PluginError a plugin raised with a message alone, naming the method running."""
+        return exc if self._where is None else exc.placed(*self._where)
 
     def _blame(self, exc: Exception) -> Exception:
         """A failure inside a plugin's method becomes a PluginError naming it; any other

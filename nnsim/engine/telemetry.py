@@ -109,6 +109,8 @@ class Telemetry:
         state = numpy_state()
         try:
             mask = act.saturated(layer.z, layer.a)
+        except PluginError as exc:
+            raise exc.placed(act, "saturated") from exc.__cause__
         except Exception as exc:
             raise PluginError.at(act, "saturated", f"raised {type(exc).__name__}: {exc}") \
                 from exc

@@ -115,6 +115,51 @@ def test_runtime_failures_name_plugin_component_and_method(family, cls, key, nee
     assert needle in str(info.value)
 
 
+class Refuses(Activation):
+    """Raises nnsim's own PluginError with a message alone, as the docs allow."""
+    name = "refuses"
+    where = "forward"
+
+    def forward(self, x):
+        if self.where == "forward":
+            raise PluginError("width 8 is too narrow")
+        return np.tanh(x)
+
+    def backward(self, x, y, grad_y):
+        if self.where == "backward":
+            raise PluginError("width 8 is too narrow")
+        return grad_y * (1 - y * y)
+
+
+class RefusingOptimizer(Optimizer):
+    name = "refusing"
+
+    def init_state(self, params):
+        return {}
+
+    def update(self, params, grads, state, t):
+        raise PluginError("no step today")
+
+
+@pytest.mark.parametrize("family,cls,key,where,needle", [
+    ("activation", Refuses, "model.activation", "forward",
+     "activation 'refuses' (from nnsim-bad 0.1): forward() width 8 is too narrow"),
+    # the default saturated() calls backward(), and the run's first call of it is there
+    ("activation", Refuses, "model.activation", "backward",
+     "activation 'refuses' (from nnsim-bad 0.1): saturated() width 8 is too narrow"),
+    ("optimizer", RefusingOptimizer, "optimizer.name", "",
+     "optimizer 'refusing' (from nnsim-bad 0.1): update() no step today"),
+])
+def test_a_plugins_own_bare_plugin_error_is_given_its_name(family, cls, key, where, needle,
+                                                            monkeypatch):
+    monkeypatch.setattr(Refuses, "where", where)
+    sim = simulation(family, cls, key)
+    with pytest.raises(PluginError) as info:
+        sim.run(3)
+    assert str(info.value) == needle
+    assert (info.value.family, info.value.component) == (family, cls.name)
+
+
 def test_a_wrong_dtype_is_refused():
     sim = simulation("activation", WrongDtype, "model.activation", ("model.dtype", "float32"))
     with pytest.raises(PluginError, match="forward\\(\\) must return float32 for float32 "
