@@ -23,7 +23,8 @@ import numpy as np
 from nnsim.components import Optimizer
 from nnsim.config import validate_component
 from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import Registry, default_registry
+from nnsim.pluginmanager import (Registry, default_registry, numpy_state,
+                                 restore_numpy_state)
 
 
 class Surface:
@@ -238,11 +239,17 @@ class Landscape:
             if path.diverged_at is not None:
                 continue
             g = self.surface.grad(path.w)
+            state = numpy_state()
             try:
                 path.optimizer.update(path.w, g, path.state, self.step_count)
+            except PluginError as exc:
+                raise exc.placed(path.optimizer, "update") from exc.__cause__
             except Exception as exc:
                 raise PluginError.at(path.optimizer, "update",
                                      f"raised {type(exc).__name__}: {exc}") from exc
+            finally:  # an optimizer's np.seterr stays its own
+                if numpy_state() != state:
+                    restore_numpy_state(state)
             if not np.isfinite(path.w).all() or np.abs(path.w).max() > 1e6:
                 path.diverged_at = self.step_count
                 continue

@@ -5,7 +5,10 @@ import pickle
 import numpy as np
 import pytest
 
-from nnsim.components import Activation, Dataset, Lesson, Normalizer, Optimizer
+from nnsim.components import (Activation, Dataset, DoctorCheck, Hyper, Lesson, Normalizer,
+                              Optimizer)
+from nnsim.doctor import Evidence, examine
+from nnsim.landscape import Landscape
 from nnsim.engine import Simulation
 from nnsim.errors import PluginError
 from nnsim.pluginmanager import Entry, load_registry
@@ -417,6 +420,39 @@ def test_numpy_error_state_is_restored_around_each_plugin_call():
     assert SetsErr.seen and all(state["under"] != "raise" for state in SetsErr.seen)
     logits = sim.predict(sim.data.val_x)  # outside a step, too
     assert np.isfinite(logits).all() and np.geterr() == before
+
+
+class SetsErrCheck(DoctorCheck):
+    name = "sets_err_check"
+
+    def examine(self, evidence):
+        np.seterr(all="raise")
+        return []
+
+
+class SetsErrOptimizer(Optimizer):
+    name = "sets_err_sgd"
+    hyperparameters = {"lr": Hyper(0.1, low=0.0, high=10.0, low_open=True, help="step size")}
+
+    def init_state(self, params):
+        return {}
+
+    def update(self, params, grads, state, t):
+        np.seterr(all="raise")
+        params -= self.lr * grads
+
+
+def test_numpy_error_state_is_restored_around_doctor_checks_and_landscape_optimizers():
+    before = np.geterr()
+    sim = Simulation(small_config())
+    records = sim.run(5)
+    assert examine(Evidence(records, sim.config, 3, sim=sim),
+                   registry_with("check", SetsErrCheck)) == []
+    assert np.geterr() == before
+    land = Landscape("quadratic", ["sets_err_sgd"], lr=0.01,
+                     registry=registry_with("optimizer", SetsErrOptimizer))
+    land.step()
+    assert np.geterr() == before
 
 
 # ---------------------------------------------------------------- PluginError's fields
