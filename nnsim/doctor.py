@@ -19,9 +19,7 @@ import numpy as np
 from nnsim.components import Finding
 from nnsim.config import Config
 from nnsim.engine.records import StepRecord
-from nnsim.errors import PluginError
-from nnsim.pluginmanager import (Registry, default_registry, numpy_state,
-                                 restore_numpy_state)
+from nnsim.pluginmanager import Registry, call_plugin, default_registry
 
 
 @dataclass(frozen=True)
@@ -206,17 +204,7 @@ def examine(evidence: Evidence, registry: Registry | None = None) -> list[Findin
     PluginError naming it."""
     found: list[Finding] = []
     for check in checks(registry):
-        state = numpy_state()
-        try:
-            found += list(check.examine(evidence) or ())
-        except PluginError as exc:
-            raise exc.placed(check, "examine") from exc.__cause__
-        except Exception as exc:
-            raise PluginError.at(check, "examine", f"raised {type(exc).__name__}: {exc}") \
-                from exc
-        finally:  # a check's np.seterr stays its own
-            if numpy_state() != state:
-                restore_numpy_state(state)
+        found += list(call_plugin(check, "examine", evidence) or ())
     codes = {f.code for f in found}
     # a finding another one explains is left out: tiny updates while the gradients vanish
     # or the activations collapse are not the learning rate's fault

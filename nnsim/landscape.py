@@ -22,9 +22,8 @@ import numpy as np
 
 from nnsim.components import Optimizer
 from nnsim.config import validate_component
-from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import (Registry, default_registry, numpy_state,
-                                 restore_numpy_state)
+from nnsim.errors import ConfigError
+from nnsim.pluginmanager import Registry, call_plugin, default_registry
 
 
 class Surface:
@@ -239,17 +238,7 @@ class Landscape:
             if path.diverged_at is not None:
                 continue
             g = self.surface.grad(path.w)
-            state = numpy_state()
-            try:
-                path.optimizer.update(path.w, g, path.state, self.step_count)
-            except PluginError as exc:
-                raise exc.placed(path.optimizer, "update") from exc.__cause__
-            except Exception as exc:
-                raise PluginError.at(path.optimizer, "update",
-                                     f"raised {type(exc).__name__}: {exc}") from exc
-            finally:  # an optimizer's np.seterr stays its own
-                if numpy_state() != state:
-                    restore_numpy_state(state)
+            call_plugin(path.optimizer, "update", path.w, g, path.state, self.step_count)
             if not np.isfinite(path.w).all() or np.abs(path.w).max() > 1e6:
                 path.diverged_at = self.step_count
                 continue

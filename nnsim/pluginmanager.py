@@ -19,7 +19,7 @@ import pluggy
 
 from nnsim import hookspecs
 from nnsim.components import FAMILIES, Component
-from nnsim.errors import did_you_mean
+from nnsim.errors import PluginError, did_you_mean
 
 DEFAULT_PLUGINS = (
     "nnsim_plugins.activations",
@@ -123,6 +123,23 @@ def restore_numpy_state(saved: Any) -> None:
 
 if _NUMPY_STATE is not None:
     numpy_state = _NUMPY_STATE.get  # noqa: F811 — the same, without a Python frame
+
+
+def call_plugin(component: Any, method: str, *args: Any) -> Any:
+    """Call a plugin's method: its failures become a PluginError naming it (a PluginError
+    it raises with a message alone is given its name), and NumPy's error state is put back
+    if the method changed it."""
+    state = numpy_state()
+    try:
+        return getattr(component, method)(*args)
+    except PluginError as exc:
+        raise exc.placed(component, method) from exc.__cause__
+    except Exception as exc:
+        raise PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}") \
+            from exc
+    finally:
+        if numpy_state() != state:
+            restore_numpy_state(state)
 
 
 @contextmanager

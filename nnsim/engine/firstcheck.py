@@ -119,7 +119,7 @@ def _updates_in_place(optimizer: Any) -> Callable[[Callable[..., Any]], Callable
             state_before = {k: np.array(v, copy=True) for k, v in state.items()}
             out = original(params, grads, state, t)
             if np.array_equal(params, before) and np.any(grads) \
-                    and not _moves_a_copy(optimizer, before, grads, state_before, t):
+                    and not _moves_zeros(optimizer, before, grads, state_before, t):
                 raise PluginError.at(optimizer, "update",
                                      "left the parameters it was given unchanged; change "
                                      "them in place (params -= step), not by making a new "
@@ -129,7 +129,7 @@ def _updates_in_place(optimizer: Any) -> Callable[[Callable[..., Any]], Callable
     return wrap
 
 
-def _moves_a_copy(optimizer: Any, params: np.ndarray, grads: np.ndarray,
+def _moves_zeros(optimizer: Any, params: np.ndarray, grads: np.ndarray,
                   state: dict[str, np.ndarray], t: int) -> bool:
     """Whether a fresh optimizer moves a float64 vector of zeros, with the same
     hyperparameters or else with its defaults: an update too small for the parameters'

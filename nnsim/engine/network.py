@@ -18,7 +18,7 @@ import numpy as np
 from nnsim.components import Activation, Normalizer
 from nnsim.config import ModelConfig
 from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import Registry, numpy_state, restore_numpy_state
+from nnsim.pluginmanager import Registry, call_plugin, numpy_state, restore_numpy_state
 
 
 #: flat vectors up to this many entries have their per-part sums of squares taken in two
@@ -66,22 +66,6 @@ class HiddenLayer(Dense):
         self.fixed_mask: np.ndarray | None = None  # for gradient checks
         # the training batch's pre-activations and activations, and their workspaces
         self.z = self.a = self.z_buf = self.gin_buf = np.empty(0)
-
-
-def _call(component, method: str, *args):
-    """Call a plugin method; wrap its failures in a PluginError naming it. NumPy's error
-    state is put back if the method changed it."""
-    state = numpy_state()
-    try:
-        return getattr(component, method)(*args)
-    except PluginError as exc:
-        raise exc.placed(component, method) from exc.__cause__
-    except Exception as exc:
-        raise PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}") \
-            from exc
-    finally:
-        if numpy_state() != state:
-            restore_numpy_state(state)
 
 
 def _store(component, method: str, views: dict[str, np.ndarray], values: dict) -> None:
@@ -145,10 +129,10 @@ class Network:
             w = layer.fan_out
             parts: list[tuple[Any, dict]] = []
             if layer.norm is not None:
-                parts.append((layer.norm, _call(layer.norm, "init_params", w, self.dtype)))
+                parts.append((layer.norm, call_plugin(layer.norm, "init_params", w, self.dtype)))
                 layer.norm.buffers = {k: np.array(v, dtype=self.dtype) for k, v in
-                                      _call(layer.norm, "init_buffers", w, self.dtype).items()}
-            parts.append((layer.activation, _call(layer.activation, "init_params", w, self.dtype)))
+                                      call_plugin(layer.norm, "init_buffers", w, self.dtype).items()}
+            parts.append((layer.activation, call_plugin(layer.activation, "init_params", w, self.dtype)))
             for component, values in parts:
                 component.params = {}
                 for name, value in values.items():

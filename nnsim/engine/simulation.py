@@ -15,11 +15,11 @@ from nnsim.config import Config
 from nnsim.engine.data import DataPipeline
 from nnsim.engine.firstcheck import first_step
 from nnsim.engine.losses import mean_squared_error, softmax_cross_entropy
-from nnsim.engine.network import Network, _call
+from nnsim.engine.network import Network
 from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.telemetry import Telemetry
 from nnsim.errors import ConfigError, HyperError, PluginError
-from nnsim.pluginmanager import Registry, default_registry
+from nnsim.pluginmanager import Registry, call_plugin, default_registry
 
 STREAMS = ("data", "split", "init", "shuffle", "dropout", "augment")
 
@@ -128,7 +128,7 @@ class Simulation:
         self.net = Network(self.data.input_dim, self.data.outputs, cfg.model, reg,
                            self.rngs["init"], cfg.train.batch_size)
         self.optimizer = cfg.optimizer.build(reg, "optimizer")
-        state = _call(self.optimizer, "init_state", self.net.params)
+        state = call_plugin(self.optimizer, "init_state", self.net.params)
         for name, value in state.items():
             if not isinstance(value, np.ndarray) or value.shape != self.net.params.shape:
                 raise PluginError.at(self.optimizer, "init_state", f"must return arrays shaped "
@@ -273,7 +273,7 @@ class Simulation:
             net.grads *= grad_scale
 
         self.step_count += 1
-        _call(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
+        call_plugin(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
         layers: tuple[LayerRecord, ...] = ()
         if measured is not None:
             measured.after_update(grad_scale, self.optimizer.last_step
