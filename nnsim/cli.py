@@ -596,7 +596,7 @@ def cmd_run(args) -> int:
                     progress.update(record)
                 if args.checkpoint_every and record.step % args.checkpoint_every == 0:
                     checkpoint.save(sim, args.checkpoint, history.snapshot(), durable=False,
-                                    snapshots=snapshots)
+                                    snapshots=snapshots, compact=False)
                 if write_error is not None or signals.received is not None:
                     break
             if record is not None and record.step % args.every and not record.nonfinite \

@@ -8,6 +8,7 @@ old one, so a kill during a save leaves the previous checkpoint loadable.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import operator
@@ -69,12 +70,14 @@ def _text(value: Any) -> np.ndarray:
 
 
 def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bool = True,
-         snapshots=None) -> Path:
+         snapshots=None, compact: bool = True) -> Path:
     """Write `sim` (and the records in `history`) atomically; returns the file written.
 
     The file is written beside the old one and renamed over it, so a killed process always
     leaves a whole checkpoint. `durable` also syncs it to the disk before the rename (safe
-    from a power cut, a few ms more); periodic saves may leave that to the final one."""
+    from a power cut, a few ms more); `compact` stores the history as one compressed chunk
+    per layout (a third of the size of a hundred small ones). Periodic saves may leave
+    both to the final one: they compress only the records new since the last save."""
     path = checkpoint_path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,7 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
             "divergence": None if sim.divergence is None else
             [sim.divergence.step, sim.divergence.where]}),
     }
-    arrays.update(encode_history(sim, history))
+    arrays.update(encode_history(sim, history, compact))
     for key, value in sim.net.buffers().items():
         arrays[f"buffer/{key}"] = value
     for key, value in sim.opt_state.items():
@@ -160,38 +163,68 @@ def _unpack(blob: np.ndarray, dtype: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 _STATS = operator.itemgetter(*(LayerRecord._fields.index(f) for f in _LAYER_FLOATS))
+_GLOBALS = operator.itemgetter(*(StepRecord._fields.index(f) for f in _GLOBAL_FLOATS))
+_LAYERS = operator.attrgetter("layers")
+_STEP = operator.attrgetter("step")
+_WHICH = operator.attrgetter("index", "kind", "width")
+_HIST, _RANGE = operator.attrgetter("hist"), operator.attrgetter("hist_range")
+_STATE, _LEARN = operator.attrgetter("state"), operator.attrgetter("learnable")
+_NAME, _VALUE = operator.itemgetter(0), operator.itemgetter(1)
+_chain = itertools.chain.from_iterable
+
+
+def _uniform(layers: list[LayerRecord], layout: list, m: int) -> bool:
+    """Whether `layers` (the layers of m measured records, record after record) are laid out
+    as `layout` in every record: which layer, histogram length, state and learnable names.
+    List comparisons, so the common case costs no Python loop per record."""
+    if len(layers) != m * len(layout):
+        return False
+    which = [(index, kind, width) for index, kind, width, *_ in layout]
+    bins = [nh for _, _, _, nh, _, _ in layout]
+    state = [n for *_, st, _ in layout for n in st]
+    learn = [n for *_, le in layout for n in le]
+    return (list(map(_WHICH, layers)) == which * m
+            and list(map(len, map(_HIST, layers))) == bins * m
+            and list(map(_NAME, _chain(map(_STATE, layers)))) == state * m
+            and list(map(_NAME, _chain(map(_LEARN, layers)))) == learn * m)
 
 
 def _columns(records: list[StepRecord], layout: list) -> dict[str, np.ndarray]:
     """The records' numbers as arrays, one row per record (rows of unmeasured records: NaN
-    statistics, empty histograms). Built layer by layer, so NumPy does the per-row work."""
-    n, g = len(records), len(_GLOBAL_FLOATS)
-    glob = np.array([[getattr(r, f) for f in _GLOBAL_FLOATS] for r in records], dtype=object)
-    none = (glob == None).reshape(n, g)  # noqa: E711 — elementwise on an object array
+    statistics, empty histograms). Every measured record must have `layout` (`_runs` makes
+    sure). The numbers are gathered by `np.fromiter` over the records' fields, with no
+    Python loop per record."""
+    n, g, s = len(records), len(_GLOBAL_FLOATS), len(_LAYER_FLOATS)
+    glob = np.array(list(map(_GLOBALS, records)), dtype=object).reshape(n, g)
+    none = glob == None  # noqa: E711 — elementwise on an object array
     glob[none] = np.nan
-    measured = np.array([bool(r.layers) for r in records], bool)
+    measured = np.fromiter(map(bool, map(_LAYERS, records)), bool, count=n)
     rows = np.flatnonzero(measured)
-    blocks, hists, ranges = [], [], []
-    for j, (_, _, _, nh, state, learn) in enumerate(layout):
-        layers = [records[i].layers[j] for i in rows]
-        cols = [np.array([_STATS(x) for x in layers], np.float64).reshape(
-            len(rows), len(_LAYER_FLOATS))]
-        if state:
-            cols.append(np.array([[v for _, v in x.state] for x in layers], np.float64))
-        if learn:
-            cols.append(np.array([[v for _, v in x.learnable] for x in layers], np.float64))
-        blocks.append(np.concatenate(cols, axis=1) if len(rows) else
-                      np.zeros((0, len(_LAYER_FLOATS) + len(state) + len(learn))))
-        hists.append(np.array([x.hist for x in layers], np.int64).reshape(len(rows), nh))
-        ranges.append(np.array([x.hist_range for x in layers], np.float64).reshape(-1, 2))
-    width = sum(b.shape[1] for b in blocks) + 2 * len(layout)
-    values = np.full((n, width), np.nan)
-    hist = np.zeros((n, sum(h.shape[1] for h in hists)), np.int64)
-    if len(rows) and layout:
-        values[rows] = np.concatenate(blocks + ranges, axis=1)
-        hist[rows] = np.concatenate(hists, axis=1)
-    return {"step": np.array([r.step for r in records], np.int64),
-            "global": glob.astype(np.float64).reshape(n, g), "none": none,
+    m, nl = len(rows), len(layout)
+    layers = list(_chain(records[i].layers for i in rows))
+    nstate = sum(len(st) for *_, st, _ in layout)
+    nlearn = sum(len(le) for *_, le in layout)
+    bins = sum(nh for _, _, _, nh, _, _ in layout)
+
+    def gather(values, count: int, dtype=np.float64) -> np.ndarray:
+        return np.fromiter(values, dtype, count=m * count).reshape(m, count)
+
+    stats = gather(_chain(map(_STATS, layers)), nl * s)
+    state = gather(map(_VALUE, _chain(map(_STATE, layers))), nstate)
+    learn = gather(map(_VALUE, _chain(map(_LEARN, layers))), nlearn)
+    blocks, a, b = [], 0, 0
+    for j, (*_, st, le) in enumerate(layout):  # each layer: statistics, state, learnable
+        blocks += [stats[:, j * s:(j + 1) * s], state[:, a:a + len(st)],
+                   learn[:, b:b + len(le)]]
+        a, b = a + len(st), b + len(le)
+    blocks.append(gather(_chain(map(_RANGE, layers)), 2 * nl))
+    values = np.full((n, sum(x.shape[1] for x in blocks)), np.nan)
+    hist = np.zeros((n, bins), np.int64)
+    if m and layout:
+        values[rows] = np.concatenate(blocks, axis=1)
+        hist[rows] = gather(_chain(map(_HIST, layers)), bins, np.int64)
+    return {"step": np.fromiter(map(_STEP, records), np.int64, count=n),
+            "global": glob.astype(np.float64), "none": none,
             "measured": measured, "values": values, "hist": hist}
 
 
@@ -237,8 +270,9 @@ def _decode(blob: np.ndarray, meta: dict, g: int, nstats: int) -> dict[str, np.n
             "hist": _unpack(hist_b, meta["hist"], (n, bins))}
 
 
-def _merge(chunks: list, dtype: str) -> list:
-    """Neighbouring chunks of one layout as one, without going back to records."""
+def _merge(chunks: list, dtype: str, first: int | None = None) -> list:
+    """Neighbouring chunks of one layout as one, without going back to records. With
+    `first`, rows of steps before it (fallen out of the kept history) are dropped too."""
     out: list = []
     for step, blob, meta, last in chunks:
         if out and out[-1][2]["layers"] == meta["layers"]:
@@ -249,12 +283,18 @@ def _merge(chunks: list, dtype: str) -> list:
     g = len(_GLOBAL_FLOATS)
     merged = []
     for step, blob, meta, last, group in out:
-        if len(group) > 1:
+        trim = first is not None and int(step[0]) < first
+        if len(group) > 1 or trim:
             parts = [_decode(np.frombuffer(b, np.uint8), m, g, len(_LAYER_FLOATS))
                      for b, m in group]
             cols = {k: np.concatenate([c[k] for c in parts]) for k in parts[0]}
-            nonfinite = {k: v for _, m in group for k, v in m["nonfinite"].items()}
+            if trim:
+                keep = cols["step"] >= first
+                cols = {k: v[keep] for k, v in cols.items()}
+            nonfinite = {k: v for _, m in group for k, v in m["nonfinite"].items()
+                         if not trim or int(k) >= first}
             blob, meta = _encode(cols, meta["layers"], dtype, nonfinite)
+            step = cols["step"]
         merged.append((step, blob, meta, last))
     return merged
 
@@ -306,7 +346,15 @@ def _signature(record: StepRecord) -> tuple:
 
 
 def _runs(history: list[StepRecord]) -> list[tuple[list, list[StepRecord]]]:
-    """`history` cut where the layer layout changes (unmeasured records join any run)."""
+    """`history` cut where the layer layout changes (unmeasured records join any run). The
+    common case, one layout throughout, is recognised without a Python loop per record."""
+    first = next((r for r in history if r.layers), None)
+    if first is None:
+        return [([], history)] if history else []
+    layout = _layout(first)
+    measured = [r for r in history if r.layers]
+    if _uniform(list(_chain(map(_LAYERS, measured))), layout, len(measured)):
+        return [(layout, history)]
     runs: list[tuple[list, list[StepRecord]]] = []
     sig: tuple | None = None
     for r in history:
@@ -321,12 +369,14 @@ def _runs(history: list[StepRecord]) -> list[tuple[list, list[StepRecord]]]:
     return runs
 
 
-def encode_history(sim, history: Sequence[StepRecord]) -> dict[str, np.ndarray]:
+def encode_history(sim, history: Sequence[StepRecord], compact: bool = True
+                   ) -> dict[str, np.ndarray]:
     """The kept records as compressed binary columns, in chunks (about 1 MB for 4,096
     records of the default network measured on every step, much less when steps go
     unmeasured). A chunk written by an earlier save of the same simulation is reused as it
-    is, so saving every N steps compresses only the N new records; statistics are kept at
-    the network's precision (float32 for the default network)."""
+    is, so saving every N steps compresses only the N new records; `compact` merges the
+    chunks of each layout into one and drops the rows that fell out of `history`.
+    Statistics are kept at the network's precision (float32 for the default network)."""
     history = list(history)
     dtype = str(getattr(getattr(sim, "config", None), "model", None) and sim.config.model.dtype
                 or "float64")
@@ -349,7 +399,9 @@ def encode_history(sim, history: Sequence[StepRecord]) -> dict[str, np.ndarray]:
             done = end
     for layout, records in _runs(history[done:]):
         chunks.append((*_chunk(records, layout, dtype), records[-1]))
-    if len(chunks) > MAX_CHUNKS:  # many small chunks compress less: merge, once in a while
+    if compact and (len(chunks) > 1 or (chunks and chunks[0][0][0] < history[0].step)):
+        chunks = _merge(chunks, dtype, history[0].step)
+    elif len(chunks) > MAX_CHUNKS:  # many small chunks compress less: merge, once in a while
         chunks = _merge(chunks, dtype)
     try:
         sim._history_chunks = {"dtype": dtype, "chunks": chunks}

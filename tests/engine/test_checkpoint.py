@@ -145,6 +145,23 @@ def test_unmeasured_steps_and_a_changed_network_share_one_history(tmp_path):
     assert dumps(load(tmp_path)[1]) == dumps(mixed)
 
 
+def test_layouts_of_one_shape_but_other_state_or_learnable_names_are_kept_apart(tmp_path):
+    # same widths: only the optimizer's state names (velocity; m, v) or the learnable
+    # parameters (batch norm's gamma, beta) tell the layouts apart, and A comes back after B
+    def run(*pairs):
+        sim = Simulation(small_config(("model.dtype", "float64"), *pairs))
+        return sim.run(5)
+
+    a, b = run(), run(("optimizer.name", "adam"))
+    c = run(("model.normalizer", "batchnorm"))
+    mixed = [r._replace(step=i + 1) for i, r in enumerate(a + b + a + c + c[:2])]
+    save(Simulation(small_config(("model.dtype", "float64"))), tmp_path, mixed)
+    with np.load(checkpoint.checkpoint_path(tmp_path)) as npz:
+        chunks = json.loads(str(npz["history/chunks"]))["chunks"]
+    assert [m["rows"] for m in chunks] == [5, 5, 5, 7]
+    assert dumps(load(tmp_path)[1]) == dumps(mixed)
+
+
 def test_an_old_checkpoint_with_float64_columns_still_loads():
     here = Path(__file__).parent / "data"
     _, history = load(here / "columns-v1.npz")
@@ -167,7 +184,7 @@ def test_saving_every_n_steps_reuses_the_encoded_rows_and_stays_exact(tmp_path):
     chunks = []
     for _ in range(4):
         window = (window + sim.run(25))[-60:]  # a window that slides, like the kept history
-        save(sim, tmp_path, window)
+        save(sim, tmp_path, window, durable=False, compact=False)
         assert dumps(load(tmp_path)[1]) == kept(window)
         chunks.append([c[1] for c in sim._history_chunks["chunks"]])
     # each save compressed only its 25 new records: the older chunks are the same objects
@@ -180,9 +197,33 @@ def test_many_saves_merge_their_chunks(tmp_path):
     counts = []
     for _ in range(checkpoint.MAX_CHUNKS + 3):
         window = (window + sim.run(2))[-500:]
-        save(sim, tmp_path, window)
+        save(sim, tmp_path, window, durable=False, compact=False)
         counts.append(len(sim._history_chunks["chunks"]))
     assert max(counts) == checkpoint.MAX_CHUNKS and counts[checkpoint.MAX_CHUNKS] == 1
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+
+
+def blob_size(where) -> int:
+    with np.load(checkpoint.checkpoint_path(where)) as npz:
+        return int(npz["history/blob"].size)
+
+
+def test_the_final_save_compacts_the_periodic_saves_chunks(tmp_path):
+    sim, window = Simulation(small_config()), []
+    for _ in range(12):  # periodic saves: one small chunk each, old rows left in place
+        window = (window + sim.run(25))[-190:]
+        save(sim, tmp_path, window, durable=False, compact=False)
+    periodic = blob_size(tmp_path)
+    steps = [c[0] for c in sim._history_chunks["chunks"]]
+    assert len(steps) == 8 and steps[0][0] < window[0].step
+    save(sim, tmp_path, window)
+    (chunk,) = sim._history_chunks["chunks"]  # one, holding the kept rows only
+    assert chunk[0].tolist() == [r.step for r in window]
+    assert blob_size(tmp_path) < periodic
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+    window = window[50:] + sim.run(25)  # and periodic saves go on from the compact chunk
+    save(sim, tmp_path, window, durable=False, compact=False)
+    assert sim._history_chunks["chunks"][0][1] is chunk[1]
     assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
 
 
