@@ -282,17 +282,18 @@ def _merge(chunks: list, dtype: str, first: int | None = None) -> list:
             out.append((step, blob, meta, last, [(blob, meta)]))
     g = len(_GLOBAL_FLOATS)
     merged = []
+    start = -1 if first is None else first
     for step, blob, meta, last, group in out:
-        trim = first is not None and int(step[0]) < first
+        trim = int(step[0]) < start
         if len(group) > 1 or trim:
             parts = [_decode(np.frombuffer(b, np.uint8), m, g, len(_LAYER_FLOATS))
                      for b, m in group]
             cols = {k: np.concatenate([c[k] for c in parts]) for k in parts[0]}
             if trim:
-                keep = cols["step"] >= first
+                keep = cols["step"] >= start
                 cols = {k: v[keep] for k, v in cols.items()}
             nonfinite = {k: v for _, m in group for k, v in m["nonfinite"].items()
-                         if not trim or int(k) >= first}
+                         if int(k) >= start}
             blob, meta = _encode(cols, meta["layers"], dtype, nonfinite)
             step = cols["step"]
         merged.append((step, blob, meta, last))
