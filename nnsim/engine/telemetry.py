@@ -47,7 +47,15 @@ class Telemetry:
         rows = [min(b, max(1, math.ceil(HIST_SAMPLE / layer.fan_out))) for layer in hidden]
         self.sample_rows = rows
         counts = np.array([r * layer.fan_out for r, layer in zip(rows, hidden)], dtype=np.intp)
-        self.sample = np.empty(int(counts.sum()), dt)
+        # where the sample holds every layer's whole batch (small layers), the activation
+        # means and variances of every layer are computed from it at once; layers of one
+        # size (the common case) make it a matrix, one row a layer, with the squares below
+        # it: the sums and sums of squares of every layer are one small matrix product
+        self.whole_batch = all(r == b for r in rows)
+        same = self.whole_batch and len(set(sizes)) == 1
+        self.sample_moments = np.empty((2 * n, sizes[0]) if same else (0, 0), dt)
+        self.sample = self.sample_moments[:n].reshape(-1) if same else \
+            np.empty(int(counts.sum()), dt)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
         self.sample_views = [self.sample[s:s + c].reshape(r, layer.fan_out)
                              for s, c, r, layer in zip(starts, counts, rows, hidden)]
@@ -64,16 +72,9 @@ class Telemetry:
         self.hist_float = np.empty(int(counts.sum()), dt)
         self.hist_int = np.empty(int(counts.sum()), np.intp)
         self.hist_ranges = [(float(r[0]), float(r[1])) for r in ranges]
-        # where the sample holds every layer's whole batch (small layers), the activation
-        # means and variances of every layer are two reduceats over it
-        self.whole_batch = all(r == b for r in rows)
         self.sample_starts = starts
         self.sample_sq = np.empty(int(counts.sum()) if self.whole_batch else 0, dt)
         self.act_size_array = np.array(self.act_sizes)
-        # layers of one size (the common case): the sample as a matrix, one row a layer, so
-        # that the sums and sums of squares of every layer are two small matrix products
-        same = self.whole_batch and len(set(sizes)) == 1
-        self.sample_matrix = self.sample.reshape(n, sizes[0]) if same else None
         self.sample_ones = np.ones(sizes[0] if same else 0, dt)
 
         self.old = np.empty(0 if step_buffer else net.size, dt)
@@ -163,12 +164,13 @@ class Telemetry:
         net = self.net
         for view, layer, rows in zip(self.sample_views, net.hidden, self.sample_rows):
             np.copyto(view, layer.a[:rows])
-        if self.sample_matrix is not None:
-            matrix = self.sample_matrix
+        if self.sample_moments.size:  # one matrix product: [sample; sample²] @ ones
+            moments, n = self.sample_moments, self.n_hidden
+            np.multiply(moments[:n], moments[:n], out=moments[n:])
             size = self.act_sizes[0]
-            means = [x / size for x in np.matmul(matrix, self.sample_ones).tolist()]
-            variances = [q / size - m * m for q, m in
-                         zip(np.einsum("ij,ij->i", matrix, matrix).tolist(), means)]
+            sums = [x / size for x in np.matmul(moments, self.sample_ones).tolist()]
+            means = sums[:n]
+            variances = [q - m * m for q, m in zip(sums[n:], means)]
         elif self.whole_batch:  # the sample is every layer's whole batch: one reduceat each
             sq = self.sample_sq
             np.multiply(self.sample, self.sample, out=sq)
