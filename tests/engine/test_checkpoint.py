@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nnsim.engine import Simulation
 from nnsim.engine import checkpoint
@@ -310,3 +312,32 @@ def test_an_old_checkpoints_snapshots_still_load():
     assert snapshot_steps(here) == [0, 2, 4]
     snap = load_snapshot(here, 4)
     assert snap.step == 4 and snap.params.shape == load(here)[0].net.params.shape
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.sampled_from(["periodic", "final", "rewind",
+                                                               "adam", "every3"])),
+                min_size=1, max_size=8),
+       st.integers(12, 40))
+def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_factory, plan,
+                                                                   keep):
+    """Periodic saves (chunks reused), final ones (compacted, old rows dropped), a rewound
+    run, a changed optimizer (another layout) and unmeasured steps, in any order, with a
+    history window that slides: each save loads back exactly the records it was given."""
+    from nnsim.engine.rewind import restore, take
+
+    where = tmp_path_factory.mktemp("ck")
+    sim = Simulation(small_config(("train.eval_every", 0)))
+    window: list = []
+    snap = take(sim)
+    for n, action in plan:
+        if action == "rewind" and window:
+            restore(sim, snap)
+            window = [r for r in window if r.step <= sim.step_count]
+        elif action == "adam":
+            sim.reconfigure(sim.config.with_overrides([("optimizer.name", "adam")]))
+        snap = take(sim) if n % 2 else snap
+        new = list(sim.steps(n, every=3 if action == "every3" else 1))
+        window = (window + new)[-keep:]
+        save(sim, where, window, durable=False, compact=action == "final")
+        assert dumps(load(where)[1]) == kept(window, "float64")
