@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from nnsim.cli import main as nnsim
 from nnsim.config import load
 from nnsim.engine import Simulation, checkpoint
@@ -68,8 +70,14 @@ def main() -> None:
             print(f"round {i + 1:2d}: plain {plain:.3f} s, final checkpoint {fin:.3f} s, "
                   f"every {args.every} steps {evr:.3f} s CPU")
         size = (Path(tmp) / "every" / checkpoint.FILE_NAME).stat().st_size
+        with np.load(Path(tmp) / "every" / checkpoint.FILE_NAME) as npz:
+            parts = {k: npz[k].nbytes for k in npz.files}
+        history = sum(v for k, v in parts.items() if k.startswith("history"))
+        kept = sum(v for k, v in parts.items() if k.startswith("snapshot"))
     print(f"\n{args.steps} steps of the default network, {args.rounds} rounds "
-          f"(checkpoint at the end: {size / 1e6:.2f} MB):")
+          f"(checkpoint at the end: {size / 1e6:.2f} MB, of which the history "
+          f"{history / 1e6:.2f} MB and the snapshots kept for --from-step "
+          f"{kept / 1e6:.2f} MB):")
     print(f"  a final checkpoint:         "
           f"{spread([100 * (f / p_ - 1) for p_, f, _ in rows])}")
     print(f"  a checkpoint every {args.every:<4d}:   "

@@ -404,16 +404,24 @@ def encode_history(sim, history: Sequence[StepRecord], compact: bool = True
         chunks = _merge(chunks, dtype, history[0].step)
     elif len(chunks) > MAX_CHUNKS:  # many small chunks compress less: merge, once in a while
         chunks = _merge(chunks, dtype)
+    # each chunk's description as JSON, written once: (the description itself, its text)
+    # by id, the description held so that its id stays its own
+    texts = cache.get("texts", {}) if cache is not None else {}
+    described = {}
+    for _, _, meta, _ in chunks:
+        hit = texts.get(id(meta))
+        described[id(meta)] = hit if hit is not None and hit[0] is meta else \
+            (meta, json.dumps(meta))
     try:
-        sim._history_chunks = {"dtype": dtype, "chunks": chunks}
+        sim._history_chunks = {"dtype": dtype, "chunks": chunks, "texts": described}
     except AttributeError:
         pass
-    metas = [meta for _, _, meta, _ in chunks]
+    head = json.dumps({"global": list(_GLOBAL_FLOATS), "layer": list(_LAYER_FLOATS),
+                       "first": history[0].step if history else 0})
+    info = head[:-1] + ', "chunks": [' + ", ".join(
+        described[id(meta)][1] for _, _, meta, _ in chunks) + "]}"
     return {"history/blob": np.frombuffer(b"".join(blob for _, blob, _, _ in chunks), np.uint8),
-            "history/chunks": _text({"global": list(_GLOBAL_FLOATS),
-                                     "layer": list(_LAYER_FLOATS),
-                                     "first": history[0].step if history else 0,
-                                     "chunks": metas})}
+            "history/chunks": np.array(info)}
 
 
 def decode_history(data: dict[str, np.ndarray]) -> list[StepRecord]:

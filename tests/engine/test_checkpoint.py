@@ -322,7 +322,7 @@ def test_an_old_checkpoints_snapshots_still_load():
 def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_factory, plan,
                                                                    keep):
     """Periodic saves (chunks reused), final ones (compacted, old rows dropped), a rewound
-    run, a changed optimizer (another layout) and unmeasured steps, in any order, with a
+    run, a changed optimizer (a rebuilt run, a new history) and unmeasured steps, in any order, with a
     history window that slides: each save loads back exactly the records it was given."""
     from nnsim.engine.rewind import restore, take
 
@@ -330,12 +330,13 @@ def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_facto
     sim = Simulation(small_config(("train.eval_every", 0)))
     window: list = []
     snap = take(sim)
-    for n, action in plan:
-        if action == "rewind" and window:
+    for n, action in plan:  # as the TUI's Runner does it
+        if action == "rewind":
             restore(sim, snap)
             window = [r for r in window if r.step <= sim.step_count]
-        elif action == "adam":
+        elif action == "adam" and sim.config.optimizer.name != "adam":
             sim.reconfigure(sim.config.with_overrides([("optimizer.name", "adam")]))
+            window, snap = [], take(sim)  # a rebuilt run: a new history from step 0
         snap = take(sim) if n % 2 else snap
         new = list(sim.steps(n, every=3 if action == "every3" else 1))
         window = (window + new)[-keep:]
