@@ -322,8 +322,9 @@ def test_an_old_checkpoints_snapshots_still_load():
 def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_factory, plan,
                                                                    keep):
     """Periodic saves (chunks reused), final ones (compacted, old rows dropped), a rewound
-    run, a changed optimizer (a rebuilt run, a new history) and unmeasured steps, in any order, with a
-    history window that slides: each save loads back exactly the records it was given."""
+    run, a changed optimizer (a rebuilt run, a new history) and unmeasured steps, in any
+    order, with a history window that slides: each save loads back exactly the records it
+    was given."""
     from nnsim.engine.rewind import restore, take
 
     where = tmp_path_factory.mktemp("ck")
