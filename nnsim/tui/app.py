@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -30,6 +31,10 @@ VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
          ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView),
          ("depth", "6 Depth", DepthView), ("doctor", "7 Doctor", DoctorView))
 REFRESH_HZ = 30
+#: while another screen covers the panels (help, settings, a prompt, the command palette),
+#: they are redrawn only this often: a dimmed screen below a modal one costs Textual several
+#: times a plain redraw, and a key typed into the screen on top must not wait for it
+COVERED_SECONDS = 0.5
 STATE_ROLE = {"running": "good", "paused": "warn", "diverged": "bad", "halted": "bad"}
 NEXT_STEP = "press r to reset (same seed), e for a new seed, s to change the settings"
 
@@ -235,6 +240,7 @@ class NnsimApp(RunnerControls, App):
         self.window: int | None = WINDOWS[0]
         self.smooth = True
         self._drawn: tuple = (-1, "", -1)
+        self._covered_drawn = 0.0  # when the panels were last redrawn under another screen
         self._grid_asked: tuple = ()
 
     # ------------------------------------------------------------ layout
@@ -313,6 +319,11 @@ class NnsimApp(RunnerControls, App):
             self.notify(text, severity=level, timeout=6 if level == "error" else 3)
         if self.view_name == "boundary":
             self.ask_for_grid()
+        if len(self.screen_stack) > 1:  # covered: redraw now and then, not every frame
+            now = time.monotonic()
+            if now - self._covered_drawn < COVERED_SECONDS:
+                return
+            self._covered_drawn = now
         # the boundary panel changes with each new grid, the others with each step
         panel_key = runner.grid_version if self.view_name == "boundary" else runner.version
         key = (runner.version, self.view_name, panel_key)
@@ -328,8 +339,6 @@ class NnsimApp(RunnerControls, App):
     def ask_for_grid(self) -> None:
         """Ask the training thread for a new decision grid when the step or the panel's
         size has changed, at most about three times a second."""
-        import time
-
         view = self.query_one("#boundary", BoundaryView)
         if view.size.width < 4:
             return  # not laid out yet

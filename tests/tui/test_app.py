@@ -514,3 +514,33 @@ async def test_the_help_screen_describes_every_panel():
         for _, label, cls in VIEWS:
             number, title = label.split(maxsplit=1)
             assert cls.HELP and f"{title} ({number})" in text and cls.HELP[:40] in text
+
+
+async def test_panels_under_another_screen_are_redrawn_only_now_and_then(monkeypatch):
+    # a dimmed screen under a modal one costs Textual several times a plain redraw: while
+    # help is open the panels follow the run twice a second, not thirty times
+    from nnsim.tui import app as app_module
+    from nnsim.tui.views import View
+
+    shown = []
+    original = View.show
+    monkeypatch.setattr(View, "show", lambda self, frame: (shown.append(1),
+                                                           original(self, frame))[1])
+    app = make_app(small_config(), paused=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(1.0)
+        shown.clear()
+        await pilot.pause(1.0)
+        plain = len(shown)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        shown.clear()
+        await pilot.pause(1.0)
+        covered = len(shown)
+        # about REFRESH_HZ (30) frames a second before; a redraw every COVERED_SECONDS (with
+        # one at the start and a slow second of the test driver's timer) while covered
+        assert plain >= 20 and covered <= 2 / app_module.COVERED_SECONDS + 1, (plain, covered)
+        await pilot.press("escape")
+        shown.clear()
+        await pilot.pause(0.5)
+        assert len(shown) >= 5  # back to every frame
