@@ -20,7 +20,7 @@ from nnsim.config import Config, load
 from nnsim.engine.runner import Runner
 from nnsim.errors import NnsimError
 from nnsim.pluginmanager import Registry, default_registry
-from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
+from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls, redraw_covered
 from nnsim.tui.render import fmt
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
 from nnsim.tui.views import (WINDOWS, BoundaryView, CurvesView, DepthView, DistributionsView,
@@ -31,10 +31,6 @@ VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
          ("boundary", "4 Boundary", BoundaryView), ("optimizer", "5 Optimizer", OptimizerView),
          ("depth", "6 Depth", DepthView), ("doctor", "7 Doctor", DoctorView))
 REFRESH_HZ = 30
-#: while another screen covers the panels (help, settings, a prompt, the command palette),
-#: they are redrawn only this often: a dimmed screen below a modal one costs Textual several
-#: times a plain redraw, and a key typed into the screen on top must not wait for it
-COVERED_SECONDS = 0.5
 STATE_ROLE = {"running": "good", "paused": "warn", "diverged": "bad", "halted": "bad"}
 NEXT_STEP = "press r to reset (same seed), e for a new seed, s to change the settings"
 
@@ -240,7 +236,7 @@ class NnsimApp(RunnerControls, App):
         self.window: int | None = WINDOWS[0]
         self.smooth = True
         self._drawn: tuple = (-1, "", -1)
-        self._covered_drawn = 0.0  # when the panels were last redrawn under another screen
+        self._covered_drawn = [0.0]  # when the panels were last redrawn under another screen
         self._grid_asked: tuple = ()
 
     # ------------------------------------------------------------ layout
@@ -319,11 +315,8 @@ class NnsimApp(RunnerControls, App):
             self.notify(text, severity=level, timeout=6 if level == "error" else 3)
         if self.view_name == "boundary":
             self.ask_for_grid()
-        if len(self.screen_stack) > 1:  # covered: redraw now and then, not every frame
-            now = time.monotonic()
-            if now - self._covered_drawn < COVERED_SECONDS:
-                return
-            self._covered_drawn = now
+        if not redraw_covered(len(self.screen_stack) > 1, self._covered_drawn):
+            return  # under another screen: redrawn now and then, not every frame
         # the boundary panel changes with each new grid, the others with each step
         panel_key = runner.grid_version if self.view_name == "boundary" else runner.version
         key = (runner.version, self.view_name, panel_key)

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from nnsim.engine.lockstep import Lockstep
-from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls
+from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls, redraw_covered
 from nnsim.tui.render import fmt, palette_colour, sparkline
 from nnsim.tui.views import VALUE_WIDTH, View, _layer_series, crop_lines
 
@@ -113,6 +113,7 @@ class LockstepPanel(_PanelHost):
 
     def on_mount(self) -> None:
         self._drawn: tuple = ()
+        self._covered_drawn = [0.0]  # see redraw_covered
         self.set_interval(1 / 30, self.tick)
         self.train()
         self.tick()
@@ -126,6 +127,9 @@ class LockstepPanel(_PanelHost):
                                      "bold red"))
 
     def tick(self) -> None:
+        own = self if isinstance(self, Screen) else self.app.screen_stack[0]
+        if not redraw_covered(self.app.screen is not own, self._covered_drawn):
+            return
         view = self.query_one(CompareView)
         key = (self.runner.version, view.metric)
         if key == self._drawn:

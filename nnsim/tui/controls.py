@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -10,6 +11,24 @@ from textual.worker import get_current_worker
 
 if TYPE_CHECKING:
     from nnsim.engine.runner import Runner
+
+#: while another screen covers a live panel (help, settings, a prompt, the command palette),
+#: it is redrawn only this often: a dimmed screen below a modal one costs Textual several
+#: times a plain redraw, and a key typed into the screen on top must not wait for it
+COVERED_SECONDS = 0.5
+
+
+def redraw_covered(covered: bool, last: list[float]) -> bool:
+    """Whether a panel under another screen (`covered`) is due for its occasional redraw;
+    `last` holds when it was last redrawn so (updated here). An uncovered panel always is."""
+    if not covered:
+        return True
+    now = time.monotonic()
+    if now - last[0] < COVERED_SECONDS:
+        return False
+    last[0] = now
+    return True
+
 
 #: play/pause, one step, speed, reset, quit: the same keys in every nnsim app
 CONTROL_BINDINGS = [

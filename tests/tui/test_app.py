@@ -519,7 +519,7 @@ async def test_the_help_screen_describes_every_panel():
 async def test_panels_under_another_screen_are_redrawn_only_now_and_then(monkeypatch):
     # a dimmed screen under a modal one costs Textual several times a plain redraw: while
     # help is open the panels follow the run twice a second, not thirty times
-    from nnsim.tui import app as app_module
+    from nnsim.tui import controls
     from nnsim.tui.views import View
 
     shown = []
@@ -539,7 +539,7 @@ async def test_panels_under_another_screen_are_redrawn_only_now_and_then(monkeyp
         covered = len(shown)
         # about REFRESH_HZ (30) frames a second before; a redraw every COVERED_SECONDS (with
         # one at the start and a slow second of the test driver's timer) while covered
-        assert plain >= 20 and covered <= 2 / app_module.COVERED_SECONDS + 1, (plain, covered)
+        assert plain >= 20 and covered <= 2 / controls.COVERED_SECONDS + 1, (plain, covered)
         await pilot.press("escape")
         shown.clear()
         await pilot.pause(0.5)
