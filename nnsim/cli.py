@@ -554,6 +554,9 @@ def cmd_run(args) -> int:
             raise UsageError(f"nnsim run: --snapshot-every must be 1 or more, got "
                              f"{args.snapshot_every}")
         snapshots = SnapshotStore(budget=4 * 2**20, interval=args.snapshot_every)
+        if args.resume:  # the earlier part's snapshots (a branch: those before it) stay
+            snapshots.adopt(checkpoint.load_snapshots(args.resume, sim.step_count,
+                                                      sim.registry))
         snapshots.keep(sim)  # due at step 0 and every N steps after
 
     out: IO[str]

@@ -692,39 +692,62 @@ def snapshot_steps(where: str | Path) -> list[int]:
 
 def load_snapshot(where: str | Path, step: int, registry=None):
     """The snapshot kept at `step` in the checkpoint at `where` (see nnsim.engine.rewind)."""
-    from nnsim.engine.rewind import Snapshot
-    from nnsim.engine.simulation import Divergence
-
     path = checkpoint_path(where)
     index, _ = _snapshot_index(path)
     kept = sorted(int(k) for k in index)
     if step not in kept:
         shown = ", ".join(map(str, kept[:20])) + (" …" if len(kept) > 20 else "")
         raise CheckpointError(f"{path}: no snapshot at step {step}; kept: "
-                              + (shown or "none (run with --checkpoint to keep some)"))
+                              + (shown or "none (a run with --checkpoint keeps one every "
+                                          "--snapshot-every steps, 100 unless given)"))
+    return _load_snapshots(path, index, [step], registry)[step]
+
+
+def load_snapshots(where: str | Path, last: int | None = None, registry=None) -> dict:
+    """Every snapshot kept in the checkpoint at `where` (up to step `last`), by step."""
+    path = checkpoint_path(where)
+    index, _ = _snapshot_index(path)
+    steps = sorted(int(k) for k in index if last is None or int(k) <= last)
+    return _load_snapshots(path, index, steps, registry) if steps else {}
+
+
+def _load_snapshots(path: Path, index: dict, steps: list[int], registry) -> dict:
+    from nnsim.engine.rewind import Snapshot
+    from nnsim.engine.simulation import Divergence
+
+    out = {}
+    step = steps[0]
     try:
         with np.load(path, allow_pickle=False) as npz:
-            entry = index[str(step)]
-            if entry is None:
-                head = f"snap/{step}/"
-                data = {k[len(head):]: npz[k] for k in npz.files if k.startswith(head)}
-            else:
-                data = _from_bundle(npz["snapshots/blob"], int(entry[0]), entry[1])
-        meta = json.loads(str(data["meta"]))
-        config = Config.from_dict(read_toml_text(meta["config"], str(path)), registry)
-        div = meta["divergence"]
-        counters = {"step": int(meta["step"]), "best_val": _float(meta["best_val"]),
-                    "evals_since_best": int(meta["evals_since_best"]),
-                    "best_step": int(meta["best_step"]), "stopped": meta["stopped"],
-                    "divergence": None if div is None else Divergence(*div)}
-        buffers = {k[len("buffer/"):]: v for k, v in data.items() if k.startswith("buffer/")}
-        state = {k[len("state/"):]: v for k, v in data.items() if k.startswith("state/")}
-        return Snapshot(step, data["params"], buffers, state,
-                        (data["data_order"].astype(np.int64), int(meta["pos"]),
-                         int(meta["seen"]), 0.0), meta["rngs"], counters,
-                        data.get("inactive_run"), bool(meta["primed"]), None, config)
+            blob = npz["snapshots/blob"] if "snapshots/blob" in npz.files else None
+            for step in steps:
+                entry = index[str(step)]
+                if entry is None:
+                    head = f"snap/{step}/"
+                    data = {k[len(head):]: npz[k] for k in npz.files if k.startswith(head)}
+                else:
+                    if blob is None or not isinstance(entry, list) or len(entry) != 2:
+                        raise ValueError("its index entry must be [offset, arrays]")
+                    data = _from_bundle(blob, int(entry[0]), entry[1])
+                meta = json.loads(str(data["meta"]))
+                config = Config.from_dict(read_toml_text(meta["config"], str(path)), registry)
+                div = meta["divergence"]
+                counters = {"step": int(meta["step"]), "best_val": _float(meta["best_val"]),
+                            "evals_since_best": int(meta["evals_since_best"]),
+                            "best_step": int(meta["best_step"]), "stopped": meta["stopped"],
+                            "divergence": None if div is None else Divergence(*div)}
+                buffers = {k[len("buffer/"):]: v for k, v in data.items()
+                           if k.startswith("buffer/")}
+                state = {k[len("state/"):]: v for k, v in data.items()
+                         if k.startswith("state/")}
+                out[step] = Snapshot(step, data["params"], buffers, state,
+                                     (data["data_order"].astype(np.int64), int(meta["pos"]),
+                                      int(meta["seen"]), 0.0), meta["rngs"], counters,
+                                     data.get("inactive_run"), bool(meta["primed"]), None,
+                                     config)
     except NnsimError:
         raise
-    except (KeyError, ValueError, TypeError, IndexError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         raise CheckpointError(f"{path}: damaged snapshot at step {step} ({type(exc).__name__}: "
                               f"{cap(str(exc), 200)})") from None
+    return out

@@ -50,3 +50,18 @@ def test_a_step_not_kept_or_a_layout_change_is_one_line(tmp_path, capsys):
                  "--set", "model.hidden=[4]"]) == 2
     assert "layout" in capsys.readouterr().err
     assert main(["run", *SMALL, "--from-step", "10"]) == 2
+
+
+def test_resuming_into_a_checkpoint_keeps_its_earlier_snapshots(tmp_path):
+    from nnsim.engine.checkpoint import snapshot_steps
+
+    ck, out = tmp_path / "ck", ["--out", str(tmp_path / "r.jsonl")]
+    assert main(["run", *SMALL, "--steps", "30", "--checkpoint", str(ck),
+                 "--snapshot-every", "10", *out]) == 0
+    assert main(["run", "--resume", str(ck), "--steps", "20", "--checkpoint", str(ck),
+                 "--snapshot-every", "10", *out]) == 0
+    assert snapshot_steps(ck) == [0, 10, 20, 30, 40, 50]
+    # and the run can still branch from before the resume, as it goes on from there
+    assert main(["run", "--resume", str(ck), "--from-step", "10", "--steps", "5",
+                 "--checkpoint", str(tmp_path / "branch"), *out]) == 0
+    assert snapshot_steps(tmp_path / "branch") == [0, 10]

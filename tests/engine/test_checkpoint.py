@@ -343,3 +343,23 @@ def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_facto
         window = (window + new)[-keep:]
         save(sim, where, window, durable=False, compact=action == "final")
         assert dumps(load(where)[1]) == kept(window, "float64")
+
+
+@pytest.mark.parametrize("entry", [[0, 999999], 7, [0], ["x", {}], None])
+def test_a_damaged_snapshot_index_is_one_line(tmp_path, entry):
+    from nnsim.engine.rewind import SnapshotStore
+
+    sim = Simulation(small_config())
+    store = SnapshotStore(interval=5)
+    for _ in range(10):
+        store.keep(sim)
+        sim.step()
+    save(sim, tmp_path, [], snapshots=store)
+    path = checkpoint.checkpoint_path(tmp_path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["snapshots/index"] = np.array(json.dumps({"5": entry}))
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="damaged snapshot at step 5") as info:
+        checkpoint.load_snapshot(tmp_path, 5)
+    assert "\n" not in str(info.value)
