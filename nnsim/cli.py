@@ -456,6 +456,37 @@ class _Signals:
             signal.signal(sig, handler)
 
 
+class _TermAsInterrupt:
+    """SIGTERM handled as Ctrl-C is (KeyboardInterrupt in the main thread), so that the same
+    cleanup runs: worker processes stopped, finished results kept. `code()` is then 143."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._saved: Any = None
+
+    def __enter__(self) -> _TermAsInterrupt:
+        try:
+            self._saved = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: leave the default
+            pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is not None:
+            signal.signal(signal.SIGTERM, self._saved)
+
+    @property
+    def what(self) -> str:
+        return "terminated (SIGTERM)" if self.received else "interrupted"
+
+    def code(self) -> int:
+        return EXIT_SIGNAL[signal.SIGTERM] if self.received else EXIT_SIGNAL[signal.SIGINT]
+
+
 def _resume_sets(sets: Sequence[str]) -> list[tuple[str, object]]:
     """--set on a resumed run: optimizer hyperparameters only (e.g. a lower lr), as
     (hyperparameter, value) pairs for `Simulation.set_hyper`."""
@@ -790,7 +821,12 @@ def _verify_lessons(args, registry) -> int:
         ok = (len(m.verdicts) - m.passes) if m.control else m.passes
         _err(f"{what}: {ok}/{len(m.verdicts)} as expected")
 
-    rows = verify(names, seeds, jobs=args.jobs, progress=progress)
+    try:
+        with _TermAsInterrupt() as term:
+            rows = verify(names, seeds, jobs=args.jobs, progress=progress)
+    except KeyboardInterrupt:
+        _err(f"nnsim: {term.what}: the lessons' check stopped before it finished")
+        return term.code()
     print(f"seeds {args.seeds}; margin = ln(measured / threshold), > 0 where a condition "
           f"holds; a lesson's margin is its tightest condition's")
     print(margin_table(rows, registry))
@@ -907,13 +943,14 @@ def cmd_sweep(args) -> int:
 
     client = sw.dask_client(args.scheduler) if args.scheduler else None
     try:
-        summaries = sw.sweep(config, args.grid, steps, args.out,
-                             executor=client.get_executor() if client else None,
-                             jobs=args.jobs, progress=progress)
+        with _TermAsInterrupt() as term:
+            summaries = sw.sweep(config, args.grid, steps, args.out,
+                                 executor=client.get_executor() if client else None,
+                                 jobs=args.jobs, progress=progress)
     except sw.SweepInterrupted as stop:
-        _err(f"nnsim: interrupted: {stop.done} of {stop.total} runs finished and kept in "
+        _err(f"nnsim: {term.what}: {stop.done} of {stop.total} runs finished and kept in "
              f"{args.out} (summary.csv); run the same command again to finish the rest")
-        return 130
+        return term.code()
     finally:
         if client is not None:
             client.close()

@@ -179,6 +179,14 @@ def _verify_job(args: tuple[str, tuple[int, ...], bool]) -> Margins:
     return verify_one(*args)
 
 
+def _init_worker() -> None:
+    """In workers: Ctrl-C and SIGTERM are the parent's to handle (it ends the workers)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def verify(names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
            progress=None) -> list[tuple[Margins, Margins]]:
     """Every named lesson and its control at every seed: [(lesson, control)], in order.
@@ -187,12 +195,24 @@ def verify(names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(jobs) as pool:
-            done = []
-            for m in pool.map(_verify_job, work):
+        pool = ProcessPoolExecutor(min(jobs, len(work)), initializer=_init_worker)
+        done = []
+        # submitted one by one: a stopped map would cancel its futures (see below)
+        futures = [pool.submit(_verify_job, job) for job in work]
+        try:
+            for future in futures:
+                m = future.result()
                 done.append(m)
                 if progress:
                     progress(m)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM in the parent: end the workers too
+            # (no future cancelled first: Python 3.11's pool would then fail to mark them
+            # broken, with a traceback from its manager thread)
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False)
+            raise
+        pool.shutdown()
     else:
         done = []
         for job in work:

@@ -185,6 +185,7 @@ def _init_worker(stop: Any = None) -> None:
     cut in half leaves the pool's reader, and so the parent's exit, waiting forever)."""
     global _STOP
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler, if inherited
     _STOP = stop
 
 
@@ -333,6 +334,7 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
             if progress:
                 progress(done, len(runs), summaries[label])
     todo = [label for label, _ in runs if label not in summaries]
+    jobs = max(1, min(jobs, len(todo)))  # no more workers than runs to do
     threads = threads_per_worker(jobs) if executor is None else 0
     own = executor is None and bool(todo)
     stop = None

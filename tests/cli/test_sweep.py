@@ -267,3 +267,11 @@ def test_a_malformed_scheduler_is_one_line(capsys, tmp_path):
                      "--out", str(tmp_path)]) == 2
         err = capsys.readouterr().err
         assert "expected tcp://HOST:PORT" in err and err.count("\n") == 1 and len(err) < 300
+
+
+def test_no_more_workers_than_runs(tmp_path, monkeypatch):
+    asked = []
+    local = sw._local_pool
+    monkeypatch.setattr(sw, "_local_pool", lambda jobs: (asked.append(jobs), local(jobs))[1])
+    sweep(small_config(), ["optimizer.lr=0.1,0.2"], 2, tmp_path, jobs=1000)
+    assert asked == [2]
