@@ -189,6 +189,21 @@ def _init_worker(stop: Any = None) -> None:
     _STOP = stop
 
 
+def _older_sweep(out: Path, entries: list[str]) -> bool:
+    """Whether a folder without a manifest is a sweep folder of an earlier nnsim: only its
+    runs' records and a summary.csv with the summary's own header (a user's summary.csv
+    is never overwritten)."""
+    if "summary.csv" not in entries or not all(
+            e == "summary.csv" or e.endswith(".jsonl") for e in entries):
+        return False
+    try:
+        with open(out / "summary.csv", encoding="utf-8") as f:
+            header = f.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return header.split(",")[0] == SUMMARY_FIELDS[0]
+
+
 def _prepare_folder(out: Path) -> dict[str, Any]:
     """Create or check the sweep folder; returns the manifest of earlier runs."""
     if out.exists() and not out.is_dir():
@@ -205,7 +220,7 @@ def _prepare_folder(out: Path) -> dict[str, Any]:
     except OSError as exc:
         raise NnsimError(f"--out {out}: cannot read the folder ({exc.strerror or exc})") \
             from None
-    if entries and MANIFEST not in entries and "summary.csv" not in entries:
+    if entries and MANIFEST not in entries and not _older_sweep(out, entries):
         raise NnsimError(f"--out {out}: holds {len(entries)} other file(s) and no {MANIFEST}, "
                          f"so it is not a sweep folder; give a new or empty folder")
     probe = out / f".nnsim-write-test.{os.getpid()}"

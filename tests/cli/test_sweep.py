@@ -275,3 +275,20 @@ def test_no_more_workers_than_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(sw, "_local_pool", lambda jobs: (asked.append(jobs), local(jobs))[1])
     sweep(small_config(), ["optimizer.lr=0.1,0.2"], 2, tmp_path, jobs=1000)
     assert asked == [2]
+
+
+def test_a_users_summary_csv_is_not_taken_for_a_sweep_folder(tmp_path):
+    mine = tmp_path / "mydata"
+    mine.mkdir()
+    (mine / "summary.csv").write_text("precious\n")
+    (mine / "notes.txt").write_text("notes")
+    with pytest.raises(NnsimError, match="not a sweep folder"):
+        sweep(small_config(), ["seed=1,2"], 2, mine)
+    (mine / "notes.txt").unlink()  # a summary.csv alone, not ours: refused too
+    with pytest.raises(NnsimError, match="not a sweep folder"):
+        sweep(small_config(), ["seed=1,2"], 2, mine)
+    assert (mine / "summary.csv").read_text() == "precious\n"
+    # an earlier nnsim's sweep folder (no manifest) is still taken up
+    sweep(small_config(), ["seed=1,2"], 2, tmp_path / "s")
+    (tmp_path / "s" / sw.MANIFEST).unlink()
+    assert len(sweep(small_config(), ["seed=1,2"], 2, tmp_path / "s")) == 2
