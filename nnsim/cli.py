@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Sequence
 
 from nnsim import __version__
@@ -531,12 +532,29 @@ def _branch_from(args):
     return sim, kept
 
 
+def _same_file(a: str, b: Path) -> bool:
+    """Whether paths `a` and `b` name one file (either may not exist yet)."""
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def cmd_run(args) -> int:
     from nnsim.engine import Simulation, checkpoint
     from nnsim.engine.history import History
     from nnsim.engine.writers import WRITERS
     from nnsim.formatting import RecordTable
 
+    for option, value in (("--resume", args.resume), ("--checkpoint", args.checkpoint),
+                          ("--out", args.out)):
+        if value is not None and not value.strip():
+            raise UsageError(f"nnsim run: {option} needs a path, got an empty one")
+    if args.out:  # the records must not land on a checkpoint
+        for option, where in (("--checkpoint", args.checkpoint), ("--resume", args.resume)):
+            if where and _same_file(args.out, checkpoint.checkpoint_path(where)):
+                raise UsageError(f"nnsim run: --out {args.out} is the checkpoint of {option} "
+                                 f"{where}; write the records to another file")
     if args.resume:
         if args.config or args.seed is not None:
             raise UsageError("nnsim run: --resume continues a saved run with its own config; "

@@ -2,6 +2,7 @@
 resumed runs. Each ends with one line on stderr, a distinct exit code, and the final
 checkpoint written."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -141,3 +142,25 @@ def test_a_run_resumed_twice_with_every_writes_what_one_run_writes(tmp_path):
     assert [r for r in parts if r["step"] % 10 == 0] == [straight[s] for s in (10, 20, 30, 40,
                                                                                50, 60)]
     assert parts[-1] == straight[65]
+
+
+def test_empty_paths_and_records_onto_the_checkpoint_are_refused(tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert main(["run", *SMALL, "--steps", "3", "--checkpoint", str(ck),
+                 "--out", os.devnull]) == 0
+    before = (ck / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    for argv, says in (
+            (["--resume", str(ck), "--out", str(ck / "checkpoint.npz")], "--resume"),
+            (["--resume", str(ck), "--checkpoint", str(ck), "--out", str(ck / "checkpoint.npz")],
+             "--checkpoint"),
+            ([*SMALL, "--checkpoint", str(tmp_path / "new"),
+              "--out", str(tmp_path / "new" / "checkpoint.npz")], "--checkpoint"),
+            ([*SMALL, "--checkpoint", ""], "--checkpoint needs a path"),
+            (["--resume", "  "], "--resume needs a path"),
+            ([*SMALL, "--out", ""], "--out needs a path")):
+        assert main(["run", "--steps", "2", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1, (argv, err)
+    assert (ck / "checkpoint.npz").read_bytes() == before
+    assert not (tmp_path / "new").exists()
