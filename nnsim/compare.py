@@ -41,16 +41,32 @@ def split_values(text: str) -> list[str]:
     return [item.strip() for item in items]
 
 
-def parse_vary(items: Iterable[str]) -> list[tuple[str, list[Any]]]:
-    """['optimizer.name=sgd,momentum'] -> [('optimizer.name', ['sgd', 'momentum'])]."""
-    varied = []
+def parse_vary(items: Iterable[str], option: str = "--vary") -> list[tuple[str, list[Any]]]:
+    """['optimizer.name=sgd,momentum'] -> [('optimizer.name', ['sgd', 'momentum'])]. A key
+    given twice, a value given twice (1e-3 and 0.001 are one value) and the number of
+    steps (every run takes --steps) are refused: each would label runs that are not what
+    their label says, or run one configuration twice."""
+    varied: list[tuple[str, list[Any]]] = []
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip() or not text.strip():
-            raise ConfigError("--vary", f"expected KEY=V1,V2,... (e.g. optimizer.name=sgd,"
-                                        f"momentum), got {item!r}")
-        values = [parse_set(f"{key}={value}")[1] for value in split_values(text)]
-        varied.append((key.strip(), values))
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise ConfigError(option, f"expected KEY=V1,V2,... (e.g. optimizer.name=sgd,"
+                                      f"momentum), got {item!r}")
+        if key in (k for k, _ in varied):
+            raise ConfigError(option, f"{key} is varied twice; give all its values once "
+                                      f"({key}=V1,V2,...)")
+        if key == "train.steps":
+            raise ConfigError(option, "train.steps cannot be varied: every run takes --steps "
+                                      "steps (run one sweep per number of steps)")
+        values: list[Any] = []
+        for value in split_values(text):
+            parsed = parse_set(f"{key}={value}")[1]
+            if any(v == parsed and isinstance(v, bool) == isinstance(parsed, bool)
+                   for v in values):
+                raise ConfigError(option, f"{key}: the value {value} is given twice")
+            values.append(parsed)
+        varied.append((key, values))
     return varied
 
 

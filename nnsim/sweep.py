@@ -327,7 +327,7 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     Ctrl-C raises SweepInterrupted after keeping every finished run.
     """
     out = Path(out_dir).expanduser()
-    runs = variants(base, parse_vary(grid))
+    runs = variants(base, parse_vary(grid, "--grid"))
     earlier = _prepare_folder(out)
     names = {label: slug(label) for label, _ in runs}
     if len(set(names.values())) != len(names):

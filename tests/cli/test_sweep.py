@@ -292,3 +292,22 @@ def test_a_users_summary_csv_is_not_taken_for_a_sweep_folder(tmp_path):
     sweep(small_config(), ["seed=1,2"], 2, tmp_path / "s")
     (tmp_path / "s" / sw.MANIFEST).unlink()
     assert len(sweep(small_config(), ["seed=1,2"], 2, tmp_path / "s")) == 2
+
+
+@pytest.mark.parametrize("grid,says", [
+    (["optimizer.lr=0.1,0.2", "optimizer.lr=0.3"], "optimizer.lr is varied twice"),
+    (["optimizer.lr=1e-3,0.001"], "the value 0.001 is given twice"),
+    (["optimizer.lr=1,1.0"], "the value 1.0 is given twice"),
+    (["model.hidden=[4],[4, 4],[4]"], "the value [4] is given twice"),
+    (["train.steps=5,10"], "train.steps cannot be varied"),
+    (["optimizer.lr="], "--grid: expected KEY=V1,V2"),
+])
+def test_a_grid_that_would_mislabel_or_repeat_runs_is_refused(tmp_path, capsys, grid, says):
+    argv = [a for g in grid for a in ("--grid", g)]
+    assert main(["sweep", *argv, "--steps", "2", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert not (tmp_path / "s").exists()
+    vary = [a for g in grid for a in ("--vary", g)]
+    assert main(["compare", *vary, "--steps", "2"]) == 2
+    assert says.replace("--grid", "--vary") in capsys.readouterr().err
