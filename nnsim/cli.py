@@ -7,6 +7,8 @@ a function adding its arguments to a parser and a function running it.
 from __future__ import annotations
 
 import argparse
+import errno
+import io
 import json
 import os
 import re
@@ -316,6 +318,12 @@ def command(name: str) -> Command:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # a stream closed at start (`2>&-`) is None: messages to a closed stderr are dropped
+    # (not printed to stdout instead), output to a closed stdout fails as a write error
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
     from nnsim.engine.memory import tune_allocator
 
     tune_allocator()
@@ -349,8 +357,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err("nnsim: error: cannot write to stdout (broken pipe: its reader has closed it)")
         return EXIT_WRITE
     except OSError as exc:
-        import errno
-
         if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF):
             raise
         _quiet_stdout()
@@ -504,6 +510,22 @@ def _resume_sets(sets: Sequence[str]) -> list[tuple[str, object]]:
     return pairs
 
 
+class _ClosedStream(io.TextIOBase):
+    """Standard output closed when nnsim started: every write fails with EBADF."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "stdout is closed")
+
+
 def _quiet_stdout() -> None:
     """After stdout failed (broken pipe, closed): send what is left to /dev/null, so the
     interpreter's final flush does not print a second error."""
@@ -585,7 +607,7 @@ def cmd_run(args) -> int:
         raise UsageError("nnsim run: --checkpoint-every N needs N >= 1 and --checkpoint DIR")
     if args.checkpoint:
         checkpoint.check_writable(args.checkpoint)  # before training, not after it
-    if not args.out and sys.stdout is None:
+    if not args.out and isinstance(sys.stdout, _ClosedStream):
         raise UsageError("nnsim run: stdout is closed; give --out FILE for the records")
     if sim is None:
         sim = Simulation(config, telemetry=not args.no_telemetry)

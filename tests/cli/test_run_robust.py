@@ -3,6 +3,7 @@ resumed runs. Each ends with one line on stderr, a distinct exit code, and the f
 checkpoint written."""
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -164,3 +165,22 @@ def test_empty_paths_and_records_onto_the_checkpoint_are_refused(tmp_path, capsy
         assert says in err and err.count("\n") == 1, (argv, err)
     assert (ck / "checkpoint.npz").read_bytes() == before
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command,redirect,code,stdout,stderr", [
+    # stderr closed: the run goes on, its messages are dropped (not written to stdout)
+    ("run --steps 3 --out {tmp}/r.jsonl", "2>&-", 0, "", None),
+    ("config --set bogus=1", "2>&-", 2, "", None),
+    # stdout closed: a write error, said on stderr, exit 74; or a usage error for records
+    ("config", ">&-", 74, None, "nnsim: error: cannot write the output (stdout is closed)"),
+    ("run --steps 3", ">&-", 2, None, "nnsim run: stdout is closed; give --out FILE"),
+])
+def test_a_closed_stream_is_no_traceback(tmp_path, command, redirect, code, stdout, stderr):
+    line = " ".join([*map(shlex.quote, NNSIM), command.format(tmp=tmp_path), redirect])
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    if stdout is not None:
+        assert done.stdout == stdout
+    if stderr is not None:
+        assert done.stderr.strip().startswith(stderr) and done.stderr.count("\n") == 1
+    assert "Traceback" not in done.stdout + done.stderr
