@@ -124,21 +124,26 @@ def run_lesson(lesson: Lesson, registry: Registry | None = None, steps: int | No
 
 # ---------------------------------------------------------------- many seeds
 
+#: the most seeds one check takes (each seed runs every lesson and its control)
+MAX_SEEDS = 10_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-9' or '0,3,5' or '2' → the seeds (ValueError on anything else)."""
     seeds: list[int] = []
+    shown = text if len(text) <= 60 else text[:57] + "..."
     for part in text.split(","):
         part = part.strip()
-        if "-" in part[1:]:
-            lo, hi = part.split("-", 1) if not part.startswith("-") else (part, "")
-            a, b = int(lo), int(hi)
-            if b < a:
-                raise ValueError(f"empty range {part!r}")
-            seeds += range(a, b + 1)
-        else:
-            seeds.append(int(part))
-    if not seeds or min(seeds) < 0:
-        raise ValueError(f"seeds must be 0 or more, got {text!r}")
+        lo, dash, hi = part.partition("-")
+        if not (lo.isdigit() and (not dash or hi.isdigit())):
+            raise ValueError(f"expected seeds as N, A-B or a list of them (e.g. 0-9 or "
+                             f"0,3,5), got {shown!r}")
+        a, b = int(lo), int(hi) if dash else int(lo)
+        if b < a:
+            raise ValueError(f"empty range {part!r}")
+        if len(seeds) + b - a + 1 > MAX_SEEDS:
+            raise ValueError(f"at most {MAX_SEEDS:,} seeds, got more in {shown!r}")
+        seeds += range(a, b + 1)
     return seeds
 
 

@@ -119,9 +119,13 @@ def test_verdict_of_passes_only_when_every_condition_holds():
 def test_parse_seeds():
     assert parse_seeds("0-9") == list(range(10))
     assert parse_seeds("2") == [2] and parse_seeds("0,3,5-6") == [0, 3, 5, 6]
-    for bad in ("", "a", "5-2", "-1"):
-        with pytest.raises(ValueError):
+    for bad, says in (("", "expected seeds as N, A-B"), ("a", "expected seeds"),
+                      ("abc", "e.g. 0-9"), ("5-2", "empty range"), ("-1", "expected seeds"),
+                      ("1.5", "expected seeds"), ("0-99999999999", "at most 10,000 seeds"),
+                      ("0-5000,6000-12000", "at most 10,000 seeds")):
+        with pytest.raises(ValueError, match=says):
             parse_seeds(bad)
+    assert len(parse_seeds("0-9999")) == 10_000
 
 
 def _result(sets, steps=5):
