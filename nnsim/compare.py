@@ -16,7 +16,7 @@ from nnsim.config import Config, parse_set
 from nnsim.engine.records import StepRecord
 from nnsim.engine.simulation import Simulation
 from nnsim.errors import ConfigError
-from nnsim.formatting import fmt, human
+from nnsim.formatting import fit, fmt
 from nnsim.pluginmanager import Registry
 
 TABLE_FIELDS = ("grad_norm", "act_std", "saturated", "dead", "update_ratio")
@@ -117,7 +117,7 @@ def table(result: Comparison) -> str:
     """Final numbers per run (with the effective lr), then per-layer statistics aligned
     across runs; numbers for people (`human`), non-finite ones as nan, inf, -inf."""
     width = max(len(label) for label in result.labels) + 2
-    lines = [f"{'run':<{width}}{'step':>7}{'lr':>9}{'loss':>10}{'acc':>8}{'val_loss':>10}"
+    lines = [f"{'run':<{width}}{'step':>10}{'lr':>9}{'loss':>10}{'acc':>8}{'val_loss':>10}"
              f"{'val_acc':>9}  state"]
     for label in result.labels:
         recs = result.records[label]
@@ -127,9 +127,9 @@ def table(result: Comparison) -> str:
         lr = last.lr if last else result.sims[label].config.optimizer.hypers.get("lr")
         state = (f"diverged at {last.step}: {last.nonfinite}" if last and last.nonfinite
                  else "stopped early" if result.sims[label].stopped else "ok")
-        lines.append(f"{label:<{width}}{human(last and last.step):>7}{human(lr, 3):>9}"
-                     f"{human(last and last.loss):>10}{fmt(last and last.accuracy, '.3f'):>8}"
-                     f"{human(val and val.val_loss):>10}"
+        lines.append(f"{label:<{width}}{fit(last and last.step, 10)}{fit(lr, 9, 3)}"
+                     f"{fit(last and last.loss, 10)}{fmt(last and last.accuracy, '.3f'):>8}"
+                     f"{fit(val and val.val_loss, 10)}"
                      f"{fmt(val and val.val_accuracy, '.3f'):>9}  {state}")
     hidden = max((len(r[-1].layers) - 1 for r in result.records.values() if r), default=0)
     columns = [f"L{i + 1}" for i in range(hidden)] + ["out"]
@@ -151,6 +151,6 @@ def table(result: Comparison) -> str:
                                                                               "saturated",
                                                                               "dead"):
                     value = None  # no activation on the output layer
-                cells.append(f"{human(value, 3):>10}")
+                cells.append(fit(value, 10, 3))
             lines.append(f"{label:<{width}}" + "".join(cells))
     return "\n".join(lines)

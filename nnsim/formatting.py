@@ -64,6 +64,20 @@ def human(value: Any, digits: int = 4, missing: str = "-") -> str:
     return f"{x:.{digits}g}"
 
 
+def fit(value: Any, width: int, digits: int = 4, missing: str = "-") -> str:
+    """`human(value)` right-aligned in a column of `width` characters, one of them a gap;
+    in e-notation when the digits in full would not leave the gap (3.66e+12, not
+    3,655,286,264,966 run into its neighbour)."""
+    text = human(value, digits, missing)
+    x = number(value)
+    if len(text) >= width and x is not None:
+        for d in range(max(digits - 1, 1), 0, -1):
+            text = f"{x:.{d}g}"
+            if len(text) < width:
+                break
+    return f"{text:>{width}}"
+
+
 def interval(low: float | None, high: float | None, low_open: bool = False,
              high_open: bool = False) -> str:
     """'[0, 1,000,000]', '(0, 10]', '[1, inf)': a range with its numbers for people."""

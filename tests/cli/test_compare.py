@@ -78,3 +78,28 @@ def test_a_diverged_run_prints_nan_in_the_table(capsys):
     assert code == 0
     row = out.splitlines()[2]
     assert row.startswith("lr=5") and " nan " in row and "diverged at 8" in row
+
+
+def test_huge_numbers_keep_their_columns_apart(capsys):
+    # a diverging run's statistics reach 1e12 and more: each stays in its own column
+    code = main(["compare", "--set", "optimizer.name=sgd", "--set", "model.activation=relu",
+                 "--vary", "optimizer.lr=0.1,10", "--steps", "50"])
+    out = capsys.readouterr().out
+    assert code == 0
+    tables = [t.splitlines() for t in out.split("\n\n")[1:]]
+    assert tables
+    for table in tables:
+        width = len(table[1].split())  # 'run L1 … out'
+        for row in table[2:]:
+            assert len(row.split()) == width, row
+            assert all(len(cell) < 10 for cell in row.split()[1:]), row
+
+
+def test_fit_never_fills_its_column():
+    from nnsim.formatting import fit
+
+    for value in (3655286264966.0, 2429918434.9, 1.5e300, -7.25e-300, 123456789, 0.5, None,
+                  float("nan"), float("-inf")):
+        for width in (9, 10):  # (-7e-300 and a gap need 8)
+            text = fit(value, width, 3)
+            assert len(text) == width and text[0] == " ", (value, width, text)
