@@ -30,6 +30,8 @@ from nnsim.errors import NnsimError, cap
 FORMAT = "nnsim-checkpoint"
 VERSION = 1
 FILE_NAME = "checkpoint.npz"
+#: step counters read from a checkpoint stay below this (they are int64 in the records)
+MAX_STEP = 2**62
 
 
 class CheckpointError(NnsimError):
@@ -514,11 +516,14 @@ def load(where: str | Path, registry=None):
             raise TypeError(f"sim must be a table, got {type(info).__name__}")
         for key in ("step", "evals_since_best", "best_step"):
             if isinstance(info.get(key), bool) or not isinstance(info.get(key), int) \
-                    or info[key] < 0:
-                raise TypeError(f"{key} must be an integer of 0 or more, got "
+                    or not 0 <= info[key] < MAX_STEP:
+                raise TypeError(f"{key} must be an integer in [0, 2**62), got "
                                 f"{cap(repr(info.get(key)), 80)}")
+        if not isinstance(info.get("telemetry", True), bool):
+            raise TypeError(f"telemetry must be true or false, got "
+                            f"{cap(repr(info['telemetry']), 80)}")
         config = Config.from_dict(read_toml_text(str(data["config"]), str(path)), registry)
-        sim = Simulation(config, registry, telemetry=bool(info.get("telemetry", True)))
+        sim = Simulation(config, registry, telemetry=info.get("telemetry", True))
         _restore(sim, data)
         history = decode_history(data)
         sim.step_count = info["step"]

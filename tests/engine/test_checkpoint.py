@@ -292,6 +292,23 @@ def test_crafted_fields_are_one_line(tmp_path, change, needle):
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("key,value,needle", [
+    ("step", 10**20, "step must be an integer in [0, 2**62)"),
+    ("best_step", -1, "best_step must be an integer"),
+    ("telemetry", "yes", "telemetry must be true or false"),
+])
+def test_counters_out_of_range_are_one_line(tmp_path, key, value, needle):
+    sim = Simulation(small_config())
+    sim.run(3)
+    path = save(sim, tmp_path)
+    with np.load(path) as npz:
+        info = json.loads(str(npz["sim"]))
+    _rewrite(path, sim=np.array(json.dumps({**info, key: value})))
+    with pytest.raises(CheckpointError) as caught:
+        load(tmp_path)
+    assert needle in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_a_huge_declared_shape_is_one_line(tmp_path):
     import zipfile
 
