@@ -25,7 +25,7 @@ import numpy as np
 from nnsim.config import Config, read_toml_text
 from nnsim.engine.records import LAYER_SCALARS, LayerRecord, StepRecord
 from nnsim.engine.writers import restore_nonfinite
-from nnsim.errors import NnsimError, cap
+from nnsim.errors import ConfigError, NnsimError, cap
 
 FORMAT = "nnsim-checkpoint"
 VERSION = 1
@@ -488,6 +488,18 @@ def _float(x: Any) -> float:
     return float(x)  # "inf" and "nan" parse too
 
 
+def _saved_config(path: Path, text: str, registry) -> Config:
+    """The config a checkpoint was saved with; one that names a component this nnsim does
+    not have says which and that the checkpoint needs it."""
+    try:
+        return Config.from_dict(read_toml_text(text, str(path)), registry)
+    except ConfigError as exc:
+        if "unknown " not in exc.message:
+            raise
+        raise CheckpointError(f"{path}: was saved with a component that is not installed "
+                              f"here ({exc}); install the plugin that provides it") from None
+
+
 def load(where: str | Path, registry=None):
     """Rebuild the Simulation saved at `where`; returns (simulation, history records)."""
     from nnsim.engine.simulation import Divergence, Simulation
@@ -522,7 +534,7 @@ def load(where: str | Path, registry=None):
         if not isinstance(info.get("telemetry", True), bool):
             raise TypeError(f"telemetry must be true or false, got "
                             f"{cap(repr(info['telemetry']), 80)}")
-        config = Config.from_dict(read_toml_text(str(data["config"]), str(path)), registry)
+        config = _saved_config(path, str(data["config"]), registry)
         sim = Simulation(config, registry, telemetry=info.get("telemetry", True))
         _restore(sim, data)
         history = decode_history(data)
@@ -735,7 +747,7 @@ def _load_snapshots(path: Path, index: dict, steps: list[int], registry) -> dict
                         raise ValueError("its index entry must be [offset, arrays]")
                     data = _from_bundle(blob, int(entry[0]), entry[1])
                 meta = json.loads(str(data["meta"]))
-                config = Config.from_dict(read_toml_text(meta["config"], str(path)), registry)
+                config = _saved_config(path, meta["config"], registry)
                 div = meta["divergence"]
                 counters = {"step": int(meta["step"]), "best_val": _float(meta["best_val"]),
                             "evals_since_best": int(meta["evals_since_best"]),

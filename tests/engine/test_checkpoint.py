@@ -380,3 +380,17 @@ def test_a_damaged_snapshot_index_is_one_line(tmp_path, entry):
     with pytest.raises(CheckpointError, match="damaged snapshot at step 5") as info:
         checkpoint.load_snapshot(tmp_path, 5)
     assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_that_needs_a_missing_plugin_says_so(tmp_path):
+    sim = Simulation(small_config())
+    path = save(sim, tmp_path)
+    with np.load(path) as npz:
+        toml = str(npz["config"])
+    assert 'activation = "tanh"' in toml
+    _rewrite(path, config=np.array(toml.replace('activation = "tanh"',
+                                                'activation = "extras_swish"')))
+    with pytest.raises(CheckpointError) as caught:
+        load(tmp_path)
+    text = str(caught.value)
+    assert text.startswith(str(path)) and "not installed" in text and "extras_swish" in text
