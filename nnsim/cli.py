@@ -104,9 +104,10 @@ def _args_run(run: Parser) -> None:
                      help="global numbers only, no per-layer statistics (faster)")
     run.add_argument("--checkpoint", metavar="DIR",
                      help="save a checkpoint in DIR at the end (and every --checkpoint-every)")
-    run.add_argument("--snapshot-every", type=int, default=100, metavar="N",
-                     help="with --checkpoint: keep a snapshot every N steps (within 4 MB, "
-                          "thinned as the run grows) that --from-step can branch from")
+    run.add_argument("--snapshot-every", type=int, metavar="N",
+                     help="with --checkpoint: keep a snapshot every N steps (default 100; "
+                          "within 4 MB, thinned as the run grows) that --from-step can "
+                          "branch from")
     run.add_argument("--from-step", type=int, metavar="K",
                      help="with --resume: branch from the snapshot kept at step K, with the "
                           "--set changes (any that keep the network's layout)")
@@ -605,12 +606,16 @@ def cmd_run(args) -> int:
         raise UsageError(f"nnsim run: --every must be 1 or more, got {args.every}")
     if args.checkpoint_every is not None and (args.checkpoint_every < 1 or not args.checkpoint):
         raise UsageError("nnsim run: --checkpoint-every N needs N >= 1 and --checkpoint DIR")
+    if args.snapshot_every is not None and not args.checkpoint:
+        raise UsageError("nnsim run: --snapshot-every N keeps snapshots in a checkpoint: give "
+                         "--checkpoint DIR too")
     if args.checkpoint:
         checkpoint.check_writable(args.checkpoint)  # before training, not after it
     if not args.out and isinstance(sys.stdout, _ClosedStream):
         raise UsageError("nnsim run: stdout is closed; give --out FILE for the records")
     if sim is None:
         sim = Simulation(config, telemetry=not args.no_telemetry)
+    stuck = sim.divergence is not None and bool(args.resume) and args.from_step is None
     if sim.divergence is not None and args.on_divergence == "stop":
         steps = 0  # a checkpoint saved at a divergence: nothing more to step
     for failure in sim.registry.failures:
@@ -621,10 +626,10 @@ def cmd_run(args) -> int:
     if args.checkpoint:
         from nnsim.engine.rewind import SnapshotStore
 
-        if args.snapshot_every < 1:
-            raise UsageError(f"nnsim run: --snapshot-every must be 1 or more, got "
-                             f"{args.snapshot_every}")
-        snapshots = SnapshotStore(budget=4 * 2**20, interval=args.snapshot_every)
+        every = 100 if args.snapshot_every is None else args.snapshot_every
+        if every < 1:
+            raise UsageError(f"nnsim run: --snapshot-every must be 1 or more, got {every}")
+        snapshots = SnapshotStore(budget=4 * 2**20, interval=every)
         if args.resume:  # the earlier part's snapshots (a branch: those before it) stay
             snapshots.adopt(checkpoint.load_snapshots(args.resume, sim.step_count,
                                                       sim.registry))
@@ -707,9 +712,26 @@ def cmd_run(args) -> int:
     if sim.stopped:
         _err(f"nnsim: {sim.stopped}")
     if sim.divergence is not None:
-        _err(f"nnsim: {sim.divergence}")
+        _err(f"nnsim: {sim.divergence}" + (_before_divergence(args.resume, sim.divergence.step)
+                                           if stuck else ""))
         return EXIT_DIVERGED
     return EXIT_OK
+
+
+def _before_divergence(where: str, step: int) -> str:
+    """What to do with a checkpoint saved at a divergence: branch from before it."""
+    from nnsim.engine import checkpoint
+
+    try:
+        kept = [s for s in checkpoint.snapshot_steps(where) if s < step]
+    except NnsimError:
+        kept = []
+    if not kept:
+        return ("; the checkpoint was saved at it, so there is nothing to continue (no "
+                "snapshot before it to branch from)")
+    return (f"; the checkpoint was saved at it, so there is nothing to continue: branch from "
+            f"before it with --from-step {kept[-1]} (kept: {', '.join(map(str, kept[-5:]))}) "
+            f"and --set, e.g. a lower optimizer.lr")
 
 
 # ---------------------------------------------------------------- nnsim plugins

@@ -245,9 +245,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def read_toml_text(text: str, name: str) -> dict[str, Any]:
-    """Parse TOML; a syntax error names `name` with its line and column."""
+    """Parse TOML; a syntax error names `name` with its line and column. A byte-order mark
+    at the start (some editors save one) is not part of the text."""
     try:
-        return tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except RecursionError:
         raise ConfigError(name, "malformed TOML: arrays or tables nested too deeply; a "
                                 "config needs at most a few levels") from None

@@ -184,3 +184,32 @@ def test_a_closed_stream_is_no_traceback(tmp_path, command, redirect, code, stdo
     if stderr is not None:
         assert done.stderr.strip().startswith(stderr) and done.stderr.count("\n") == 1
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_snapshot_every_without_a_checkpoint_and_a_diverged_checkpoint_say_what_to_do(
+        tmp_path, capsys):
+    assert main(["run", *SMALL, "--steps", "2", "--snapshot-every", "10"]) == 2
+    assert "give --checkpoint DIR too" in capsys.readouterr().err
+    ck = str(tmp_path / "ck")
+    diverge = ["--set", "optimizer.name=sgd", "--set", "optimizer.lr=10",
+               "--set", "model.activation=relu"]
+    assert main(["run", *diverge, "--steps", "50", "--checkpoint", ck,
+                 "--snapshot-every", "2", "--out", os.devnull]) == 3
+    capsys.readouterr()
+    assert main(["run", "--resume", ck, "--set", "optimizer.lr=0.01", "--steps", "5"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to continue" in err and "--from-step" in err
+    step = int(err.split("--from-step ")[1].split()[0])
+    diverged = int(err.split("diverged at step ")[1].split(":")[0])
+    assert step < diverged and "kept: 0, " in err
+    # the way out it names: a branch from a kept step with a lower lr (from 0: sure to work)
+    assert main(["run", "--resume", ck, "--from-step", "0", "--set",
+                 "optimizer.lr=0.01", "--steps", "5", "--out", os.devnull]) == 0
+
+
+def test_a_config_saved_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_text("\ufeff[train]\nsteps = 7\n", encoding="utf-8")
+    from nnsim.config import load
+
+    assert load(str(path)).train.steps == 7
