@@ -72,6 +72,13 @@ def _short(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def _sizes(cfg: DataConfig) -> str:
+    """The dataset's size settings, e.g. 'samples=1000000, dim=1024'."""
+    hypers = cfg.dataset.hypers
+    return ", ".join(f"{k}={hypers[k]}" for k in ("samples", "dim", "classes")
+                     if k in hypers) or "its defaults"
+
+
 class DataPipeline:
     """Training and validation arrays plus a seeded stream of minibatches of fixed size.
 
@@ -88,12 +95,16 @@ class DataPipeline:
         state = numpy_state()
         try:
             x, y = dataset.generate(data_rng)
+            x = np.asarray(x, dtype=np.float64)
+        except MemoryError:  # the data asked for, not a broken plugin
+            raise ConfigError("data", f"the {cfg.dataset.name} dataset as configured "
+                                      f"({_sizes(cfg)}) does not fit in the memory available; "
+                                      f"use fewer samples or fewer input dimensions") from None
         except Exception as exc:
             raise PluginError.at(dataset, "generate", f"failed: {type(exc).__name__}: {exc}") \
                 from exc
         finally:
             restore_numpy_state(state)
-        x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y)
         if x.ndim != 2 or len(x) != len(y) or len(x) < 2:
             raise PluginError.at(dataset, "generate", f"must return X of shape (n, d) and y "

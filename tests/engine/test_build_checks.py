@@ -79,6 +79,20 @@ def test_a_network_that_cannot_fit_is_refused_with_the_estimate(monkeypatch, cap
     Simulation(small_config(("model.hidden", [256, 256])))  # a normal size passes
 
 
+def test_data_too_big_for_memory_is_a_config_error_not_a_plugin_failure(monkeypatch):
+    from plugins.datasets import Spiral
+
+    def huge(self, rng):
+        raise MemoryError("Unable to allocate 7.63 GiB")
+
+    monkeypatch.setattr(Spiral, "generate", huge)
+    with pytest.raises(ConfigError) as info:
+        Simulation(small_config(("data.samples", 10**6)))
+    text = str(info.value)
+    assert text.startswith("data: the spiral dataset as configured (samples=1000000")
+    assert "does not fit in the memory available" in text and "\n" not in text
+
+
 def test_deeply_nested_toml_is_one_line(tmp_path):
     deep = "[" * 5000 + "1" + "]" * 5000
     with pytest.raises(ConfigError, match="nested too deeply"):
