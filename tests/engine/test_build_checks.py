@@ -80,7 +80,7 @@ def test_a_network_that_cannot_fit_is_refused_with_the_estimate(monkeypatch, cap
 
 
 def test_data_too_big_for_memory_is_a_config_error_not_a_plugin_failure(monkeypatch):
-    from plugins.datasets import Spiral
+    from nnsim_plugins.datasets import Spiral
 
     def huge(self, rng):
         raise MemoryError("Unable to allocate 7.63 GiB")
