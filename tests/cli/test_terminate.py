@@ -35,6 +35,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def assert_ended(workers: list[int]) -> None:
+    """The command had worker processes, and none outlives it (10 s of grace)."""
+    assert len(workers) >= 2
+    deadline = time.monotonic() + 10
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, workers)), "worker processes outlived the command"
+
+
 def terminate_after_first_line(argv: list[str], cwd: Path) -> tuple[int, str, list[int]]:
     """Start `nnsim ARGV`, send SIGTERM once it has reported one finished piece of work;
     (exit code, stderr, the worker processes it had)."""
@@ -59,11 +68,7 @@ def test_sigterm_to_a_sweep_keeps_finished_runs_and_ends_its_workers(tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("nnsim: terminated (SIGTERM): ") and "runs finished and kept" in last
     assert "Traceback" not in err
-    assert len(workers) >= 2
-    deadline = time.monotonic() + 10
-    while any(map(alive, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(map(alive, workers)), "worker processes outlived the sweep"
+    assert_ended(workers)
     assert (tmp_path / "s" / "summary.csv").read_text().count("\n") >= 2  # header + a run
 
 
@@ -73,9 +78,5 @@ def test_sigterm_to_lessons_verify_ends_its_workers(tmp_path):
     assert code == 143, err
     assert err.strip().splitlines()[-1].startswith("nnsim: terminated (SIGTERM): ")
     assert "Traceback" not in err
-    assert len(workers) >= 2
-    deadline = time.monotonic() + 10
-    while any(map(alive, workers)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(map(alive, workers)), "worker processes outlived the command"
+    assert_ended(workers)
     assert os.listdir(tmp_path) == []
