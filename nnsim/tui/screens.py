@@ -357,9 +357,12 @@ class SettingsScreen(TypingPausesTraining[None]):
                      validate_on=["changed", "submitted"], compact=True)
 
     def on_mount(self) -> None:
-        """Focus the first field of the first tab."""
-        first = self.query_one(f"#section-{TABS[0]} .field", Field).widget
-        self.call_after_refresh(first.focus)
+        """Focus the first field of the first tab (none while the app is closing: `q` and
+        then `s` typed fast mount this screen as the app takes its widgets down)."""
+        fields = self.query(f"#section-{TABS[0]} .field").results(Field)
+        first = next(fields, None)
+        if first is not None:
+            self.call_after_refresh(first.widget.focus)
 
     # ------------------------------------------------------------ reacting
 

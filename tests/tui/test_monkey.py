@@ -56,3 +56,18 @@ async def test_random_keys_and_sizes_never_break_the_app(seed, tmp_path, monkeyp
             await pilot.pause(0.05)
         app.post_message(events.Key("q", "q"))
         await until(pilot, lambda: not app.is_running, timeout=5)
+
+
+@pytest.mark.parametrize("key,char", [("s", "s"), ("question_mark", "?"), ("x", "x"),
+                                      ("p", "p")])
+async def test_a_screen_opened_as_the_app_quits_breaks_nothing(key, char, tmp_path,
+                                                               monkeypatch):
+    # `q` and then a key that opens a screen, typed faster than the app closes
+    monkeypatch.chdir(tmp_path)
+    app = make_app(small_config(), paused=False)
+    async with app.run_test(size=SIZES[0]) as pilot:
+        await pilot.pause(0.2)
+        app.post_message(events.Key("q", "q"))
+        app.post_message(events.Key(key, char))
+        await until(pilot, lambda: not app.is_running, timeout=5)
+    assert app._exception is None, repr(app._exception)
