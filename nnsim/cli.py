@@ -367,13 +367,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # ---------------------------------------------------------------- nnsim (TUI)
 
+def _run_app(app, command: str, instead: str) -> int:
+    """Run a Textual app on this terminal. With stdout not a terminal (redirected to a file
+    or a pipe) it would write screen codes there until killed: refused, saying `instead`.
+    An app given a driver of its own (`nnsim serve`'s browser) runs anywhere."""
+    if not os.environ.get("TEXTUAL_DRIVER") and not sys.stdout.isatty():
+        raise UsageError(f"{command}: the screen needs a terminal and stdout is not one "
+                         f"(redirected?); {instead}")
+    app.run()
+    return app.return_code or EXIT_OK
+
+
 def cmd_tui(args) -> int:
     config = _load_config(args)
     from nnsim.tui.app import make_app
 
-    app = make_app(config, paused=args.paused)
-    app.run()
-    return app.return_code or EXIT_OK
+    return _run_app(make_app(config, paused=args.paused), "nnsim",
+                    "for records without a screen, use nnsim run")
 
 
 # ---------------------------------------------------------------- nnsim serve
@@ -925,8 +935,7 @@ def cmd_lesson(args) -> int:
                                   overrides=args.sets, control=args.control),
                        paused=args.paused, registry=registry, lesson=lesson,
                        lesson_overrides=args.sets, control=args.control)
-        app.run()
-        return app.return_code or EXIT_OK
+        return _run_app(app, "nnsim lesson", "add --headless for the check without a screen")
     from nnsim.lessons import run_lesson
 
     what = "control" if args.control else "lesson"
@@ -965,9 +974,13 @@ def cmd_compare(args) -> int:
         from nnsim.engine.lockstep import Lockstep
         from nnsim.tui.compare import CompareApp
 
-        app = CompareApp(Lockstep(runs, paused=args.paused))
-        app.run()
-        return app.return_code or EXIT_OK
+        if args.json:
+            raise UsageError("nnsim compare: --json prints the table's numbers; it does not go "
+                             "with --tui")
+        return _run_app(CompareApp(Lockstep(runs, paused=args.paused)), "nnsim compare --tui",
+                        "leave out --tui for the table")
+    if args.paused:
+        raise UsageError("nnsim compare: --paused starts the screen paused; it goes with --tui")
     steps = config.train.steps if args.steps is None else args.steps
     if steps < 1:
         raise UsageError(f"nnsim compare: --steps must be 1 or more, got {steps}")
@@ -1054,9 +1067,8 @@ def cmd_landscape(args) -> int:
         return EXIT_OK
     from nnsim.tui.landscape import LandscapeApp
 
-    app = LandscapeApp(land, paused=args.paused)
-    app.run()
-    return app.return_code or EXIT_OK
+    return _run_app(LandscapeApp(land, paused=args.paused), "nnsim landscape",
+                    "add --headless for the report without a screen")
 
 
 # ---------------------------------------------------------------- the subcommands

@@ -213,3 +213,24 @@ def test_a_config_saved_with_a_byte_order_mark_reads(tmp_path):
     from nnsim.config import load
 
     assert load(str(path)).train.steps == 7
+
+
+@pytest.mark.parametrize("argv,says", [
+    ([], "nnsim: the screen needs a terminal"),
+    (["compare", "--vary", "optimizer.lr=0.1,0.2", "--tui"], "leave out --tui"),
+    (["lesson", "dead_relu"], "add --headless"),
+    (["landscape"], "add --headless"),
+])
+def test_a_screen_with_stdout_not_a_terminal_is_refused(argv, says):
+    # it would write screen codes into the file or pipe until killed
+    done = subprocess.run([*NNSIM, *argv], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"})
+    assert done.returncode == 2 and done.stdout == ""
+    assert says in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_compare_options_that_go_with_tui_alone(capsys):
+    assert main(["compare", "--vary", "optimizer.lr=0.1,0.2", "--paused"]) == 2
+    assert "--paused starts the screen paused; it goes with --tui" in capsys.readouterr().err
+    assert main(["compare", "--vary", "optimizer.lr=0.1,0.2", "--tui", "--json"]) == 2
+    assert "does not go with --tui" in capsys.readouterr().err
