@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import io
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -29,6 +30,8 @@ from nnsim.engine import Simulation, checkpoint
 
 
 def timed(argv: list[str]) -> float:
+    if "--checkpoint" in argv:  # a new run each round: the folder must not hold another's
+        shutil.rmtree(argv[argv.index("--checkpoint") + 1], ignore_errors=True)
     start = time.process_time()
     with contextlib.redirect_stderr(io.StringIO()):
         code = nnsim(argv)

@@ -565,6 +565,22 @@ def _branch_from(args):
     return sim, kept
 
 
+def _not_another_runs(args, target: Path) -> None:
+    """--checkpoint DIR may replace only the checkpoint of the run it continues (--resume of
+    the same folder, not a branch of it): another run's is never lost to a typo or a
+    rerun."""
+    if not target.exists():
+        return
+    if args.resume and args.from_step is None:
+        from nnsim.engine import checkpoint
+
+        if _same_file(str(checkpoint.checkpoint_path(args.resume)), target):
+            return
+    raise UsageError(f"nnsim run: --checkpoint {args.checkpoint} already holds the checkpoint "
+                     f"of another run; continue that one with --resume {args.checkpoint}, or "
+                     f"give a new folder (or remove {target} first)")
+
+
 def _same_file(a: str, b: Path) -> bool:
     """Whether paths `a` and `b` name one file (either may not exist yet)."""
     try:
@@ -621,6 +637,7 @@ def cmd_run(args) -> int:
                          "--checkpoint DIR too")
     if args.checkpoint:
         checkpoint.check_writable(args.checkpoint)  # before training, not after it
+        _not_another_runs(args, checkpoint.checkpoint_path(args.checkpoint))
     if not args.out and isinstance(sys.stdout, _ClosedStream):
         raise UsageError("nnsim run: stdout is closed; give --out FILE for the records")
     if sim is None:

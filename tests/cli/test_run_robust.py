@@ -234,3 +234,20 @@ def test_compare_options_that_go_with_tui_alone(capsys):
     assert "--paused starts the screen paused; it goes with --tui" in capsys.readouterr().err
     assert main(["compare", "--vary", "optimizer.lr=0.1,0.2", "--tui", "--json"]) == 2
     assert "does not go with --tui" in capsys.readouterr().err
+
+
+def test_another_runs_checkpoint_is_never_replaced(tmp_path, capsys):
+    ck, out = str(tmp_path / "ck"), ["--out", os.devnull]
+    assert main(["run", *SMALL, "--steps", "20", "--checkpoint", ck, *out]) == 0
+    before = (tmp_path / "ck" / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    for argv in (["run", *SMALL, "--steps", "5", "--checkpoint", ck],  # a rerun, a typo
+                 ["run", "--resume", ck, "--from-step", "0", "--steps", "5",
+                  "--checkpoint", ck]):  # a branch over the run it branches from
+        assert main([*argv, *out]) == 2
+        err = capsys.readouterr().err
+        assert "already holds the checkpoint of another run" in err and f"--resume {ck}" in err
+        assert (tmp_path / "ck" / "checkpoint.npz").read_bytes() == before
+    # continuing the run itself replaces it, as it should
+    assert main(["run", "--resume", ck, "--steps", "5", "--checkpoint", ck, *out]) == 0
+    assert (tmp_path / "ck" / "checkpoint.npz").read_bytes() != before
