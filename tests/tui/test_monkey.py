@@ -39,8 +39,8 @@ async def test_random_keys_and_sizes_never_break_the_app(seed, tmp_path, monkeyp
     app = make_app(small_config(("train.eval_every", 5)), paused=False)
     async with app.run_test(size=SIZES[0]) as pilot:
         pressed = []
-        for i in range(300):
-            if i % 60 == 59:
+        for i in range(200):
+            if i % 40 == 39:
                 await pilot.resize_terminal(*rng.choice(SIZES))
             key, char = rng.choice(KEYS)
             pressed.append(key)
