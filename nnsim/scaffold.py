@@ -31,9 +31,12 @@ def names(name: str) -> dict[str, str]:
     slug = name.strip().lower()
     if slug.startswith("nnsim-") or slug.startswith("nnsim_"):
         slug = slug[len("nnsim-"):]
+    if not slug:
+        raise ValueError(f"the plugin name {name!r} has nothing after the 'nnsim-' prefix; "
+                         f"give a name of its own (e.g. 'mine' or 'nnsim-mine')")
     if not NAME.match(slug):
         raise ValueError(f"the plugin name {name!r} must start with a letter and hold only "
-                         f"letters, digits, '-' and '_' (e.g. 'mine' or 'nnsim-mine')")
+                         f"ASCII letters, digits, '-' and '_' (e.g. 'mine' or 'nnsim-mine')")
     prefix = re.sub(r"[-_]+", "_", slug)
     return {"dist": f"nnsim-{re.sub(r'[-_]+', '-', slug)}", "module": f"nnsim_{prefix}",
             "entry": prefix, "prefix": prefix}

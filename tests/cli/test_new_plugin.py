@@ -79,7 +79,13 @@ def test_a_bad_name_or_a_folder_in_use_is_one_line(tmp_path, capsys):
     assert main(["new-plugin", "9lives", "--dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err == ("nnsim new-plugin: the plugin name '9lives' must start with a letter and "
-                   "hold only letters, digits, '-' and '_' (e.g. 'mine' or 'nnsim-mine')\n")
+                   "hold only ASCII letters, digits, '-' and '_' (e.g. 'mine' or "
+                   "'nnsim-mine')\n")
+    assert main(["new-plugin", "nnsim-", "--dir", str(tmp_path)]) == 2
+    assert "has nothing after the 'nnsim-' prefix" in capsys.readouterr().err
+    assert main(["new-plugin", "ünïcode", "--dir", str(tmp_path)]) == 2
+    assert "ASCII letters" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
     (tmp_path / "nnsim-mine").mkdir()
     (tmp_path / "nnsim-mine" / "keep.txt").write_text("mine")
     assert main(["new-plugin", "nnsim-mine", "--dir", str(tmp_path)]) == 2
