@@ -34,6 +34,11 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, no usage block
         raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
+    def _print_message(self, message: str, file=None) -> None:
+        """--help and --version: a failed write is a write error (argparse ignores it)."""
+        if message:
+            (file or sys.stderr).write(message)
+
 
 @dataclass(frozen=True)
 class Command:

@@ -174,6 +174,9 @@ def test_empty_paths_and_records_onto_the_checkpoint_are_refused(tmp_path, capsy
     # stdout closed: a write error, said on stderr, exit 74; or a usage error for records
     ("config", ">&-", 74, None, "nnsim: error: cannot write the output (stdout is closed)"),
     ("run --steps 3", ">&-", 2, None, "nnsim run: stdout is closed; give --out FILE"),
+    # --help and --version too (argparse itself ignores a failed write: exit 0)
+    ("--version", ">/dev/full", 74, None, "nnsim: error: cannot write the output (No space"),
+    ("run --help", ">&-", 74, None, "nnsim: error: cannot write the output (stdout is"),
 ])
 def test_a_closed_stream_is_no_traceback(tmp_path, command, redirect, code, stdout, stderr):
     line = " ".join([*map(shlex.quote, NNSIM), command.format(tmp=tmp_path), redirect])
