@@ -184,14 +184,6 @@ def _verify_job(args: tuple[str, tuple[int, ...], bool]) -> Margins:
     return verify_one(*args)
 
 
-def _init_worker() -> None:
-    """In workers: Ctrl-C and SIGTERM are the parent's to handle (it ends the workers)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def verify(names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
            progress=None) -> list[tuple[Margins, Margins]]:
     """Every named lesson and its control at every seed: [(lesson, control)], in order.
@@ -200,7 +192,9 @@ def verify(names: Sequence[str], seeds: Sequence[int], jobs: int = 1,
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(min(jobs, len(work)), initializer=_init_worker)
+        from nnsim.sweep import init_worker  # Ctrl-C and SIGTERM are the parent's
+
+        pool = ProcessPoolExecutor(min(jobs, len(work)), initializer=init_worker)
         done = []
         # submitted one by one: a stopped map would cancel its futures (see below)
         futures = [pool.submit(_verify_job, job) for job in work]

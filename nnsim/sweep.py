@@ -179,7 +179,7 @@ _STOP: Any = None
 STOP_EVERY = 8
 
 
-def _init_worker(stop: Any = None) -> None:
+def init_worker(stop: Any = None) -> None:
     """In workers: Ctrl-C is the parent's to handle. It sets `stop`; each run sees it at its
     next check and returns, so that no worker is killed while it sends a result (a result
     cut in half leaves the pool's reader, and so the parent's exit, waiting forever)."""
@@ -293,7 +293,7 @@ def _local_pool(jobs: int) -> tuple[ProcessPoolExecutor, Any]:
     context = multiprocessing.get_context(method)
     stop = context.Event()
     return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=context,
-                               initializer=_init_worker, initargs=(stop,)), stop
+                               initializer=init_worker, initargs=(stop,)), stop
 
 
 def _stop_workers(pool: Executor, stop: Any, futures: Sequence[Future]) -> None:
