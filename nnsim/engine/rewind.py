@@ -148,21 +148,21 @@ class SnapshotStore:
             if snap.nbytes > self.budget:
                 return  # not even one fits: keep none rather than break the budget
             self.snapshots[step] = snap
-            while self.nbytes > self.budget and len(self.snapshots) > 1:
-                self.interval *= 2
-                self.snapshots = {s: v for s, v in self.snapshots.items()
-                                  if s % self.interval == 0 or s == step}
+            self._thin(step)
+
+    def _thin(self, newest: int) -> None:
+        """Within the budget: double the spacing, keeping `newest` (the lock held)."""
+        while self.nbytes > self.budget and len(self.snapshots) > 1:
+            self.interval *= 2
+            self.snapshots = {s: v for s, v in self.snapshots.items()
+                              if s % self.interval == 0 or s == newest}
 
     def adopt(self, snapshots: dict[int, Snapshot]) -> None:
         """Keep `snapshots` too (those of an earlier part of the run, read back from its
         checkpoint), within the budget: the spacing doubles as `keep` does it."""
         with self._lock:
             self.snapshots = dict(sorted({**snapshots, **self.snapshots}.items()))
-            newest = max(self.snapshots, default=0)
-            while self.nbytes > self.budget and len(self.snapshots) > 1:
-                self.interval *= 2
-                self.snapshots = {s: v for s, v in self.snapshots.items()
-                                  if s % self.interval == 0 or s == newest}
+            self._thin(max(self.snapshots, default=0))
 
     def truncate(self, step: int) -> None:
         """Forget the snapshots after `step` (a rewind makes them another future)."""
