@@ -78,8 +78,9 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
     The file is written beside the old one and renamed over it, so a killed process always
     leaves a whole checkpoint. `durable` also syncs it to the disk before the rename (safe
     from a power cut, a few ms more); `compact` stores the history as one compressed chunk
-    per layout (a third of the size of a hundred small ones). Periodic saves may leave
-    both to the final one: they compress only the records new since the last save."""
+    per layout, without the rows that fell out of it (30 chunks of 100 records of the
+    default network: 6 % smaller). Periodic saves may leave both to the final one: they
+    compress only the records new since the last save."""
     path = checkpoint_path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -313,10 +313,10 @@ class NnsimApp(RunnerControls, App):
         while not runner.notices.empty():
             level, text = runner.notices.get_nowait()
             self.notify(text, severity=level, timeout=6 if level == "error" else 3)
-        if self.view_name == "boundary":
-            self.ask_for_grid()
         if not redraw_covered(len(self.screen_stack) > 1, self._covered_drawn):
             return  # under another screen: redrawn now and then, not every frame
+        if self.view_name == "boundary":
+            self.ask_for_grid()
         # the boundary panel changes with each new grid, the others with each step
         panel_key = runner.grid_version if self.view_name == "boundary" else runner.version
         key = (runner.version, self.view_name, panel_key)
