@@ -129,10 +129,12 @@ class Network:
             w = layer.fan_out
             parts: list[tuple[Any, dict]] = []
             if layer.norm is not None:
-                parts.append((layer.norm, call_plugin(layer.norm, "init_params", w, self.dtype)))
-                layer.norm.buffers = {k: np.array(v, dtype=self.dtype) for k, v in
-                                      call_plugin(layer.norm, "init_buffers", w, self.dtype).items()}
-            parts.append((layer.activation, call_plugin(layer.activation, "init_params", w, self.dtype)))
+                norm = layer.norm
+                parts.append((norm, call_plugin(norm, "init_params", w, self.dtype)))
+                buffers = call_plugin(norm, "init_buffers", w, self.dtype)
+                norm.buffers = {k: np.array(v, dtype=self.dtype) for k, v in buffers.items()}
+            act = layer.activation
+            parts.append((act, call_plugin(act, "init_params", w, self.dtype)))
             for component, values in parts:
                 component.params = {}
                 for name, value in values.items():

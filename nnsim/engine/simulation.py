@@ -273,7 +273,8 @@ class Simulation:
             net.grads *= grad_scale
 
         self.step_count += 1
-        call_plugin(self.optimizer, "update", net.params, net.grads, self.opt_state, self.step_count)
+        call_plugin(self.optimizer, "update", net.params, net.grads, self.opt_state,
+                    self.step_count)
         layers: tuple[LayerRecord, ...] = ()
         if measured is not None:
             measured.after_update(grad_scale, self.optimizer.last_step
