@@ -175,7 +175,11 @@ class Config:
         }
 
     def to_toml(self) -> str:
-        return dumps_toml(self.to_dict())
+        text = self.__dict__.get("_toml")
+        if text is None:  # a config never changes: written once (each checkpoint asks)
+            text = dumps_toml(self.to_dict())
+            object.__setattr__(self, "_toml", text)
+        return text
 
     def with_overrides(self, overrides: Iterable[tuple[str, Any]],
                        registry: Registry | None = None) -> Config:

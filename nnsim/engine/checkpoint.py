@@ -2,17 +2,24 @@
 
 A checkpoint is one `.npz` file: the config (TOML), the flat parameters, normalizer
 buffers, optimizer state, the state of every random stream, the data order, the counters,
-the dead-unit window of the telemetry and the kept history. It is written to a temporary file in the same folder and renamed over the
-old one, so a kill during a save leaves the previous checkpoint loadable.
+the dead-unit window of the telemetry, the kept history and the kept snapshots. It is
+written to a temporary file in the same folder and renamed over the old one, so a kill
+during a save leaves the previous checkpoint loadable.
+
+While a run saves every N steps, each kept snapshot is written once to its own file in a
+folder beside the checkpoint (`checkpoint.parts/`), which the checkpoint names; the final
+save takes them back into the one file and removes the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
 import operator
 import os
+import re
 import uuid
 import zipfile
 import zlib
@@ -72,15 +79,20 @@ def _text(value: Any) -> np.ndarray:
 
 
 def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bool = True,
-         snapshots=None, compact: bool = True) -> Path:
+         snapshots=None, compact: bool = True, apart: bool | None = None) -> Path:
     """Write `sim` (and the records in `history`) atomically; returns the file written.
 
     The file is written beside the old one and renamed over it, so a killed process always
     leaves a whole checkpoint. `durable` also syncs it to the disk before the rename (safe
     from a power cut, a few ms more); `compact` stores the history as one compressed chunk
     per layout, without the rows that fell out of it (30 chunks of 100 records of the
-    default network: 6 % smaller). Periodic saves may leave both to the final one: they
-    compress only the records new since the last save."""
+    default network: 6 % smaller, for about 30 ms). Without it, a save compresses only the
+    records new since the last save. `apart` (the default when not `compact`: saves every
+    N steps) appends the new records and writes each new snapshot to files in
+    `parts_path`, and the checkpoint only names them, so a save costs the same however long
+    the run; a save that is not `apart` takes them back into the one file."""
+    if apart is None:
+        apart = not compact
     path = checkpoint_path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,18 +114,24 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
             "divergence": None if sim.divergence is None else
             [sim.divergence.step, sim.divergence.where]}),
     }
-    arrays.update(encode_history(sim, history, compact))
     for key, value in sim.net.buffers().items():
         arrays[f"buffer/{key}"] = value
     for key, value in sim.opt_state.items():
         arrays[f"state/{key}"] = value
     if sim.telemetry is not None and sim.telemetry.primed:
         arrays["telemetry/inactive_run"] = sim.telemetry.inactive_run
-    if snapshots is not None:  # kept steps a later run can branch from (--from-step)
-        arrays.update(_snapshot_bundle(sim, snapshots))
+    parts = parts_path(path)
     # one temporary file per writer: two runs sharing a folder never write the same one
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        kept, files = encode_history(sim, history, compact, parts if apart else None,
+                                     durable)
+        arrays.update(kept)
+        if snapshots is not None:  # kept steps a later run can branch from (--from-step)
+            bundle, named = _snapshot_bundle(sim, snapshots, parts if apart else None,
+                                             durable)
+            arrays.update(bundle)
+            files |= named
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
             f.flush()
@@ -123,7 +141,31 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    _tidy(parts, files)
     return path
+
+
+def parts_path(path: Path) -> Path:
+    """The folder beside the checkpoint file `path` that holds what periodic saves write
+    once and do not rewrite (the kept snapshots, and the history, appended to); a final
+    save takes them back into the file and removes the folder."""
+    return path.with_name(f"{path.stem}.parts")
+
+
+def _tidy(parts: Path, keep: set[str]) -> None:
+    """Remove the files in `parts` that the checkpoint just written does not name (snapshots
+    thinned out, or all of them after a final save), and the folder once it is empty."""
+    try:
+        names = os.listdir(parts)
+    except OSError:
+        return
+    for name in names:
+        if name not in keep and (_PART.fullmatch(name) or _HISTORY_PART.fullmatch(name)):
+            with contextlib.suppress(OSError):
+                os.unlink(parts / name)
+    if not keep:
+        with contextlib.suppress(OSError):
+            os.rmdir(parts)
 
 
 # ---------------------------------------------------------------- history as columns
@@ -373,14 +415,20 @@ def _runs(history: list[StepRecord]) -> list[tuple[list, list[StepRecord]]]:
     return runs
 
 
-def encode_history(sim, history: Sequence[StepRecord], compact: bool = True
-                   ) -> dict[str, np.ndarray]:
+def encode_history(sim, history: Sequence[StepRecord], compact: bool = True,
+                   parts: Path | None = None, durable: bool = True
+                   ) -> tuple[dict[str, np.ndarray], set[str]]:
     """The kept records as compressed binary columns, in chunks (about 1 MB for 4,096
     records of the default network measured on every step, much less when steps go
-    unmeasured). A chunk written by an earlier save of the same simulation is reused as it
-    is, so saving every N steps compresses only the N new records; `compact` merges the
-    chunks of each layout into one and drops the rows that fell out of `history`.
-    Statistics are kept at the network's precision (float32 for the default network)."""
+    unmeasured), and the names of the files in `parts` they are in.
+
+    A chunk written by an earlier save of the same simulation is reused as it is, so saving
+    every N steps compresses only the N new records; `compact` merges the chunks of each
+    layout into one and drops the rows that fell out of `history`. Without `parts` the
+    chunks are bytes in the checkpoint; with it (periodic saves) they are appended to one
+    file there and the checkpoint names it and where each chunk lies, so a save writes only
+    its new records. Statistics are kept at the network's precision (float32 for the
+    default network)."""
     history = list(history)
     dtype = str(getattr(getattr(sim, "config", None), "model", None) and sim.config.model.dtype
                 or "float64")
@@ -415,30 +463,90 @@ def encode_history(sim, history: Sequence[StepRecord], compact: bool = True
         hit = texts.get(id(meta))
         described[id(meta)] = hit if hit is not None and hit[0] is meta else \
             (meta, json.dumps(meta))
+    appended = None  # a final save removes the parts: the next periodic one begins afresh
+    if parts is not None and chunks:
+        appended = _append_chunks(parts, chunks, cache.get("file") if cache else None,
+                                  durable)
     try:
-        sim._history_chunks = {"dtype": dtype, "chunks": chunks, "texts": described}
+        sim._history_chunks = {"dtype": dtype, "chunks": chunks, "texts": described,
+                               "file": appended}
     except AttributeError:
         pass
     head = json.dumps({"global": list(_GLOBAL_FLOATS), "layer": list(_LAYER_FLOATS),
                        "first": history[0].step if history else 0})
     info = head[:-1] + ', "chunks": [' + ", ".join(
-        described[id(meta)][1] for _, _, meta, _ in chunks) + "]}"
+        described[id(meta)][1] for _, _, meta, _ in chunks) + "]"
+    if parts is not None and appended is not None:
+        _, name, where = appended
+        info += (f', "file": "{name}", "offsets": '
+                 f'{json.dumps([where[id(blob)][1] for _, blob, _, _ in chunks])}}}')
+        return {"history/chunks": np.array(info)}, {name}
     return {"history/blob": np.frombuffer(b"".join(blob for _, blob, _, _ in chunks), np.uint8),
-            "history/chunks": np.array(info)}
+            "history/chunks": np.array(info + "}")}, set()
 
 
-def decode_history(data: dict[str, np.ndarray]) -> list[StepRecord]:
+def _append_chunks(parts: Path, chunks: list, appended: tuple | None, durable: bool) -> tuple:
+    """Append to the history file in `parts` the chunks it does not hold yet; returns
+    (folder, file name, {id(chunk bytes): (the bytes, offset)}). A new file is begun when
+    there is none in `parts` yet, or when most of the old one is chunks no longer kept."""
+    where: dict[int, tuple[bytes, int]] = {}
+    name = None
+    if appended is not None and appended[0] == str(parts) and (parts / appended[1]).exists():
+        _, name, held = appended
+        where = {id(blob): held[id(blob)] for _, blob, _, _ in chunks
+                 if id(blob) in held and held[id(blob)][0] is blob}
+        live = sum(len(blob) for blob, _ in where.values())
+        dead = sum(len(blob) for blob, _ in held.values()) - live
+        if dead > max(live, 2**20):
+            name, where = None, {}  # start afresh: the old file goes at the next tidy
+    if name is None:
+        name = f"history-{uuid.uuid4().hex[:8]}.bin"
+    new = [blob for _, blob, _, _ in chunks if id(blob) not in where]
+    if new or not (parts / name).exists():
+        parts.mkdir(exist_ok=True)
+        with open(parts / name, "ab") as f:
+            at = f.tell()  # the file's true end, whatever an earlier failed write left
+            for blob in new:
+                f.write(blob)
+                where[id(blob)] = (blob, at)
+                at += len(blob)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+    return str(parts), name, where
+
+
+def decode_history(data: dict[str, np.ndarray], parts: Path | None = None
+                   ) -> list[StepRecord]:
     """The records stored by `encode_history` (or by earlier versions: one set of columns,
-    or JSON)."""
+    or JSON); `parts` is the folder of a checkpoint's parts (`parts_path`)."""
     if "history/chunks" in data:
         info = json.loads(str(data["history/chunks"]))
         gnames, lnames, first = info["global"], info["layer"], int(info["first"])
         records: list[StepRecord] = []
-        blob, at = data["history/blob"], 0
+        if "file" in info:
+            name, offsets = info["file"], info["offsets"]
+            if not isinstance(name, str) or not _HISTORY_PART.fullmatch(name) or parts is None:
+                raise ValueError(f"the history file {cap(repr(name), 80)} is not one a "
+                                 f"checkpoint writes")
+            if not isinstance(offsets, list) or len(offsets) != len(info["chunks"]):
+                raise ValueError("the history needs one offset per chunk")
+            try:
+                blob = np.fromfile(parts / name, np.uint8)
+            except OSError as exc:
+                raise ValueError(f"cannot read {parts.name}/{name}: "
+                                 f"{exc.strerror or exc}") from None
+        else:
+            blob, offsets = data["history/blob"], None
         if blob.dtype != np.uint8 or blob.ndim != 1:
             raise ValueError(f"history/blob must be bytes, got {blob.dtype} {blob.shape}")
-        for meta in info["chunks"]:
+        at = 0
+        for i, meta in enumerate(info["chunks"]):
             size = int(sum(meta["parts"]))
+            if offsets is not None:
+                at = offsets[i]
+                if not isinstance(at, int) or not 0 <= at <= blob.size - size:
+                    raise ValueError(f"history chunk {i} lies outside its file")
             records.extend(r for r in _unchunk(blob[at:at + size], meta, gnames, lnames)
                            if r.step >= first)
             at += size
@@ -538,7 +646,7 @@ def load(where: str | Path, registry=None):
         config = _saved_config(path, str(data["config"]), registry)
         sim = Simulation(config, registry, telemetry=info.get("telemetry", True))
         _restore(sim, data)
-        history = decode_history(data)
+        history = decode_history(data, parts_path(path))
         sim.step_count = info["step"]
         sim.best_val = _float(info["best_val"])
         sim.evals_since_best = info["evals_since_best"]
@@ -640,37 +748,63 @@ def _snapshot_arrays(snap) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _snapshot_bundle(sim, store) -> dict[str, np.ndarray]:
-    """All kept snapshots as one byte array and its index (name → offset, dtype, shape):
-    one entry in the file, not five per snapshot, and each snapshot's bytes are made once
-    and reused by every later save."""
+#: the name of a file in a checkpoint's parts folder: a kept snapshot's bytes
+_PART = re.compile(r"snapshot-[0-9]+-[0-9a-f]{8}\.bin")
+#: … and the history's bytes
+_HISTORY_PART = re.compile(r"history-[0-9a-f]{8}\.bin")
+
+
+def _snapshot_bundle(sim, store, parts: Path | None = None, durable: bool = True
+                     ) -> tuple[dict[str, np.ndarray], set[str]]:
+    """The kept snapshots: their bytes and an index (name → offset, dtype, shape), and the
+    names of the files in `parts` that the index refers to.
+
+    Without `parts`, all snapshots are one byte array in the checkpoint. With it (periodic
+    saves), each snapshot is written once to its own file in `parts` and later saves only
+    name it, so a save costs the same however many snapshots are kept. Each snapshot's
+    bytes are made once and reused by every later save."""
     cache = getattr(sim, "_snapshot_bytes", {})
-    fresh: dict[int, tuple[Any, bytes, dict]] = {}
+    fresh: dict[int, tuple] = {}
     with store._lock:
         kept = dict(store.snapshots)
     for step, snap in sorted(kept.items()):
         hit = cache.get(step)
         if hit is None or hit[0] is not snap:
-            parts: list[bytes] = []
+            raw: list[bytes] = []
             names: dict[str, list] = {}
             for name, value in _snapshot_arrays(snap).items():
                 array = np.asarray(value, order="C")  # (ascontiguousarray makes 0-d 1-d)
-                names[name] = [sum(map(len, parts)), array.dtype.str, list(array.shape)]
-                parts.append(array.tobytes())
-            hit = (snap, b"".join(parts), names)
+                names[name] = [sum(map(len, raw)), array.dtype.str, list(array.shape)]
+                raw.append(array.tobytes())
+            hit = (snap, b"".join(raw), names, None)
+        if parts is not None and (hit[3] is None or hit[3][0] != str(parts)):
+            file = f"snapshot-{step}-{uuid.uuid4().hex[:8]}.bin"
+            parts.mkdir(exist_ok=True)
+            with open(parts / file, "wb") as f:
+                f.write(hit[1])
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            # (the folder, the file, the index entry as JSON: written once)
+            hit = (*hit[:3], (str(parts), file, json.dumps([0, hit[2], file])))
+        elif parts is None:
+            hit = (*hit[:3], None)  # the final save takes it back and removes the file
         fresh[step] = hit
     try:
         sim._snapshot_bytes = fresh
     except AttributeError:
         pass
     index: dict[str, list] = {}
+    if parts is not None:
+        text = ", ".join(f'"{step}": {entry}' for step, (*_, (_, _, entry)) in fresh.items())
+        return ({"snapshots/index": np.array("{" + text + "}")},
+                {file for *_, (_, file, _) in fresh.values()})
     at = 0
-    for step, (_, raw, arrays) in fresh.items():
+    for step, (_, raw_bytes, arrays, _) in fresh.items():
         index[str(step)] = [at, arrays]
-        at += len(raw)
-    return {"snapshots/blob": np.frombuffer(b"".join(raw for _, raw, _ in fresh.values()),
-                                            np.uint8),
-            "snapshots/index": _text(index)}
+        at += len(raw_bytes)
+    return {"snapshots/blob": np.frombuffer(b"".join(h[1] for h in fresh.values()), np.uint8),
+            "snapshots/index": _text(index)}, set()
 
 
 def _from_bundle(blob: np.ndarray, start: int, names: dict) -> dict[str, np.ndarray]:
@@ -743,6 +877,16 @@ def _load_snapshots(path: Path, index: dict, steps: list[int], registry) -> dict
                 if entry is None:
                     head = f"snap/{step}/"
                     data = {k[len(head):]: npz[k] for k in npz.files if k.startswith(head)}
+                elif isinstance(entry, list) and len(entry) == 3:  # a file in the parts
+                    if not isinstance(entry[2], str) or not _PART.fullmatch(entry[2]):
+                        raise ValueError(f"its file name {cap(repr(entry[2]), 80)} is not one "
+                                         f"a checkpoint writes")
+                    try:
+                        raw = np.fromfile(parts_path(path) / entry[2], np.uint8)
+                    except OSError as exc:
+                        raise ValueError(f"cannot read {parts_path(path).name}/{entry[2]}: "
+                                         f"{exc.strerror or exc}") from None
+                    data = _from_bundle(raw, int(entry[0]), entry[1])
                 else:
                     if blob is None or not isinstance(entry, list) or len(entry) != 2:
                         raise ValueError("its index entry must be [offset, arrays]")

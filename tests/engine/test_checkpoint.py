@@ -81,24 +81,32 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
         load(tmp_path / "foreign.npz")
 
 
-def _save_forever(folder: str) -> None:
+def _save_forever(folder: str, apart: bool) -> None:
+    from nnsim.engine.rewind import SnapshotStore
+
     sim = Simulation(small_config(("model.hidden", [512, 512])))
+    store, history = SnapshotStore(interval=2), []
     while True:
-        sim.step()
-        save(sim, folder)
+        history = (history + [sim.step()])[-50:]
+        store.keep(sim)
+        save(sim, folder, history, snapshots=store, compact=not apart, durable=not apart)
 
 
-def test_a_kill_during_saves_leaves_a_loadable_checkpoint(tmp_path):
+@pytest.mark.parametrize("apart", [False, True], ids=["whole", "apart"])
+def test_a_kill_during_saves_leaves_a_loadable_checkpoint(tmp_path, apart):
     folder = str(tmp_path)
     save(Simulation(small_config(("model.hidden", [512, 512]))), folder)
     ctx = multiprocessing.get_context("spawn")
-    proc = ctx.Process(target=_save_forever, args=(folder,))
+    proc = ctx.Process(target=_save_forever, args=(folder, apart))
     proc.start()
     time.sleep(3.0)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
-    sim, _ = load(folder)  # whatever moment the kill hit, the last complete save loads
+    sim, history = load(folder)  # whatever moment the kill hit, the last complete save loads
     assert sim.step_count > 0  # the kill came after saves that landed
+    assert history[-1].step == sim.step_count
+    kept = checkpoint.load_snapshots(folder)
+    assert max(kept) == sim.step_count - sim.step_count % 2 and kept[max(kept)].step == max(kept)
 
 
 # ---------------------------------------------------------------- compact history, crafted files
@@ -206,8 +214,34 @@ def test_many_saves_merge_their_chunks(tmp_path):
 
 
 def blob_size(where) -> int:
+    """The bytes of the kept history: in the checkpoint, or named by it in its parts."""
     with np.load(checkpoint.checkpoint_path(where)) as npz:
-        return int(npz["history/blob"].size)
+        if "history/blob" in npz.files:
+            return int(npz["history/blob"].size)
+        info = json.loads(str(npz["history/chunks"]))
+    return sum(sum(meta["parts"]) for meta in info["chunks"])
+
+
+def test_periodic_saves_append_the_new_records_and_survive_a_torn_append(tmp_path):
+    sim, window = Simulation(small_config()), []
+    window = sim.run(40)
+    path = save(sim, tmp_path, window, durable=False, compact=False)
+    (file,) = checkpoint.parts_path(path).glob("history-*.bin")
+    before, small = file.stat().st_size, path.stat().st_size
+    window += sim.run(40)
+    save(sim, tmp_path, window, durable=False, compact=False)
+    grown = file.stat().st_size - before
+    assert 0 < grown < 1.5 * before  # only the 40 new records were written
+    assert path.stat().st_size - small < grown / 4  # the checkpoint only describes them
+    with open(file, "ab") as f:  # a save killed while appending
+        f.write(b"\x00" * 1000)
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+    window += sim.run(40)  # the next save appends after what the torn write left
+    save(sim, tmp_path, window, durable=False, compact=False)
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+    save(sim, tmp_path, window)  # the final save: one file, no folder
+    assert not checkpoint.parts_path(path).exists()
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
 
 
 def test_the_final_save_compacts_the_periodic_saves_chunks(tmp_path):
@@ -362,7 +396,8 @@ def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_facto
         assert dumps(load(where)[1]) == kept(window, "float64")
 
 
-@pytest.mark.parametrize("entry", [[0, 999999], 7, [0], ["x", {}], None])
+@pytest.mark.parametrize("entry", [[0, 999999], 7, [0], ["x", {}], None,
+                                   [0, {}, "../../checkpoint.npz"], [0, {}, 5]])
 def test_a_damaged_snapshot_index_is_one_line(tmp_path, entry):
     from nnsim.engine.rewind import SnapshotStore
 
@@ -394,3 +429,61 @@ def test_a_checkpoint_that_needs_a_missing_plugin_says_so(tmp_path):
         load(tmp_path)
     text = str(caught.value)
     assert text.startswith(str(path)) and "not installed" in text and "extras_swish" in text
+
+
+def _kept_store(sim, steps=30, interval=5):
+    from nnsim.engine.rewind import SnapshotStore
+
+    store = SnapshotStore(interval=interval)
+    for _ in range(steps):
+        store.keep(sim)
+        sim.step()
+    store.keep(sim)
+    return store
+
+
+def test_periodic_saves_write_each_snapshot_once_and_the_final_save_takes_them_back(tmp_path):
+    sim = Simulation(small_config())
+    store = _kept_store(sim)
+    path = save(sim, tmp_path, [], durable=False, snapshots=store, compact=False)
+    parts = checkpoint.parts_path(path)
+    first = {p.name: p.stat().st_mtime_ns for p in parts.glob("snapshot-*")}
+    assert len(first) == len(store.steps()) == 7
+    with np.load(path) as npz:
+        assert "snapshots/blob" not in npz.files  # the checkpoint only names the files
+    small = path.stat().st_size
+    save(sim, tmp_path, [], durable=False, snapshots=store, compact=False)
+    assert {p.name: p.stat().st_mtime_ns for p in parts.glob("snapshot-*")} == first
+    for step in store.steps():
+        snap = checkpoint.load_snapshot(tmp_path, step)
+        assert np.array_equal(snap.params, store.get(step).params)
+    save(sim, tmp_path, [], durable=False, snapshots=store)  # final: one file again
+    assert not parts.exists() and path.stat().st_size > small + 6 * sim.net.params.nbytes
+    assert np.array_equal(checkpoint.load_snapshot(tmp_path, 15).params,
+                          store.get(15).params)
+
+
+def test_thinned_snapshots_leave_no_files_behind(tmp_path):
+    sim = Simulation(small_config())
+    store = _kept_store(sim)
+    path = save(sim, tmp_path, [], durable=False, snapshots=store, compact=False)
+    with store._lock:
+        for step in (5, 10, 15):
+            del store.snapshots[step]
+    save(sim, tmp_path, [], durable=False, snapshots=store, compact=False)
+    names = sorted(p.name for p in checkpoint.parts_path(path).iterdir())
+    assert [int(n.split("-")[1]) for n in names] == [0, 20, 25, 30]
+    assert checkpoint.snapshot_steps(tmp_path) == [0, 20, 25, 30]
+
+
+def test_a_missing_snapshot_file_is_one_line(tmp_path):
+    sim = Simulation(small_config())
+    store = _kept_store(sim, steps=10)
+    path = save(sim, tmp_path, [], durable=False, snapshots=store, compact=False)
+    for p in checkpoint.parts_path(path).glob("snapshot-5-*.bin"):
+        p.unlink()
+    with pytest.raises(CheckpointError, match="damaged snapshot at step 5") as info:
+        checkpoint.load_snapshot(tmp_path, 5)
+    assert "\n" not in str(info.value) and "cannot read" in str(info.value)
+    assert np.array_equal(checkpoint.load_snapshot(tmp_path, 10).params,
+                          store.get(10).params)
