@@ -6,16 +6,22 @@ Size: the default network's checkpoint holding 4,096 records measured on every s
 most a run keeps). Cost: `nnsim run --steps N` as the CLI runs it (records to /dev/null),
 plain, with a final checkpoint, and with a checkpoint every `--every` steps; the three are
 interleaved round by round and timed in CPU seconds (`time.process_time`), and the overhead
-is the median over rounds of the per-round ratio, with its spread. The machine's load is
-printed before and after.
+is the median over rounds of the per-round ratio, with its spread. Because whole runs vary
+by more than the saves cost on a shared machine, the CPU time spent inside the saves is
+also summed directly and given as a share of the rest of the run. BLAS runs one thread
+(set OPENBLAS_NUM_THREADS to change it). The machine's load is printed before and after.
 """
 
 from __future__ import annotations
 
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before NumPy loads its BLAS
+
 import argparse
 import contextlib
 import io
-import os
 import shutil
 import statistics
 import tempfile
@@ -29,9 +35,27 @@ from nnsim.config import load
 from nnsim.engine import Simulation, checkpoint
 
 
+_save = checkpoint.save
+#: CPU seconds inside checkpoint.save, periodic and final, in the current run
+inside = {"periodic": 0.0, "final": 0.0}
+
+
+def _timed_save(*args, **kwargs):
+    start = time.process_time()
+    try:
+        return _save(*args, **kwargs)
+    finally:
+        inside["final" if kwargs.get("apart") is False or kwargs.get("compact", True)
+               else "periodic"] += time.process_time() - start
+
+
+checkpoint.save = _timed_save  # the CLI calls it as checkpoint.save
+
+
 def timed(argv: list[str]) -> float:
     if "--checkpoint" in argv:  # a new run each round: the folder must not hold another's
         shutil.rmtree(argv[argv.index("--checkpoint") + 1], ignore_errors=True)
+    inside.update(periodic=0.0, final=0.0)
     start = time.process_time()
     with contextlib.redirect_stderr(io.StringIO()):
         code = nnsim(argv)
@@ -67,11 +91,16 @@ def main() -> None:
                  "--checkpoint-every", str(args.every)]
         timed(base)  # warm up: imports, allocator
         rows: list[tuple[float, float, float]] = []
+        shares: list[tuple[float, float]] = []  # (periodic, final) saves ÷ the rest, %
         for i in range(args.rounds):
-            rows.append((timed(base), timed(final), timed(every)))
-            plain, fin, evr = rows[-1]
+            plain, fin = timed(base), timed(final)
+            evr = timed(every)
+            rows.append((plain, fin, evr))
+            rest = evr - inside["periodic"] - inside["final"]
+            shares.append((100 * inside["periodic"] / rest, 100 * inside["final"] / rest))
             print(f"round {i + 1:2d}: plain {plain:.3f} s, final checkpoint {fin:.3f} s, "
-                  f"every {args.every} steps {evr:.3f} s CPU")
+                  f"every {args.every} steps {evr:.3f} s CPU (of which saves "
+                  f"{inside['periodic'] * 1e3:.0f} + {inside['final'] * 1e3:.0f} ms)")
         size = (Path(tmp) / "every" / checkpoint.FILE_NAME).stat().st_size
         with np.load(Path(tmp) / "every" / checkpoint.FILE_NAME) as npz:
             parts = {k: npz[k].nbytes for k in npz.files}
@@ -85,6 +114,10 @@ def main() -> None:
           f"{spread([100 * (f / p_ - 1) for p_, f, _ in rows])}")
     print(f"  a checkpoint every {args.every:<4d}:   "
           f"{spread([100 * (e / p_ - 1) for p_, _, e in rows])}")
+    print(f"  CPU inside the saves, every {args.every}, as a share of the rest of the run: "
+          f"periodic {spread([p_ for p_, _ in shares])}; final "
+          f"{spread([f for _, f in shares])}; both "
+          f"{spread([p_ + f for p_, f in shares])}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
