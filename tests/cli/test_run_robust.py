@@ -171,6 +171,9 @@ def test_empty_paths_and_records_onto_the_checkpoint_are_refused(tmp_path, capsy
     # stderr closed: the run goes on, its messages are dropped (not written to stdout)
     ("run --steps 3 --out {tmp}/r.jsonl", "2>&-", 0, "", None),
     ("config --set bogus=1", "2>&-", 2, "", None),
+    # stderr full: the message is lost, the exit status still says what went wrong
+    ("run --set bogus=1", "2>/dev/full", 2, "", None),
+    ("run --steps 3 --checkpoint {tmp}/ck --out /dev/full", "2>/dev/full", 74, "", None),
     # stdout closed: a write error, said on stderr, exit 74; or a usage error for records
     ("config", ">&-", 74, None, "nnsim: error: cannot write the output (stdout is closed)"),
     ("run --steps 3", ">&-", 2, None, "nnsim run: stdout is closed; give --out FILE"),
