@@ -58,8 +58,8 @@ def take(sim) -> Snapshot:
                 "divergence": sim.divergence}
     return Snapshot(sim.step_count, sim.net.params.copy(), buffers, state,
                     (order, data._pos, data.examples_seen, 0.0),
-                    {name: copy.deepcopy(rng.bit_generator.state)
-                     for name, rng in sim.rngs.items()},
+                    # (the getter builds a new dict each time: nothing shared to copy)
+                    {name: rng.bit_generator.state for name, rng in sim.rngs.items()},
                     counters, inactive, bool(tel is not None and tel.primed), sim.last,
                     sim.config, sum(a.nbytes for a in arrays))
 
@@ -118,6 +118,8 @@ class SnapshotStore:
     interval: int = 10
     snapshots: dict[int, Snapshot] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: (the kept dict, its length, their bytes): see `_total`
+    _sum: tuple[dict, int, int] | None = field(default=None, repr=False)
 
     def clear(self) -> None:
         with self._lock:
@@ -125,7 +127,8 @@ class SnapshotStore:
 
     @property
     def nbytes(self) -> int:
-        return sum(s.nbytes for s in self.snapshots.values())
+        with self._lock:
+            return self._total()
 
     def steps(self) -> list[int]:
         with self._lock:
@@ -147,15 +150,28 @@ class SnapshotStore:
         with self._lock:
             if snap.nbytes > self.budget:
                 return  # not even one fits: keep none rather than break the budget
+            total, old = self._total(), self.snapshots.get(step)
             self.snapshots[step] = snap
+            self._sum = (self.snapshots, len(self.snapshots),
+                         total + snap.nbytes - (old.nbytes if old is not None else 0))
             self._thin(step)
 
     def _thin(self, newest: int) -> None:
         """Within the budget: double the spacing, keeping `newest` (the lock held)."""
-        while self.nbytes > self.budget and len(self.snapshots) > 1:
+        while len(self.snapshots) > 1 and self._total() > self.budget:
             self.interval *= 2
             self.snapshots = {s: v for s, v in self.snapshots.items()
                               if s % self.interval == 0 or s == newest}
+
+    def _total(self) -> int:
+        """The bytes of the kept snapshots: summed again only when the kept set is another
+        (`keep` adds each new one to the sum), not on every step of a long run."""
+        total = self._sum
+        if total is None or total[0] is not self.snapshots or total[1] != len(self.snapshots):
+            total = (self.snapshots, len(self.snapshots),
+                     sum(s.nbytes for s in self.snapshots.values()))
+            self._sum = total
+        return total[2]
 
     def adopt(self, snapshots: dict[int, Snapshot]) -> None:
         """Keep `snapshots` too (those of an earlier part of the run, read back from its

@@ -1,6 +1,8 @@
 """Rewind and branch: a snapshot restored replays the run bit for bit; a branch equals a
 straight run with the change made at the same step."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,32 @@ def test_the_store_keeps_the_whole_run_within_its_budget():
     assert store.interval > 5  # thinned by doubling the spacing
     store.truncate(100)
     assert all(s <= 100 for s in store.steps())
+
+
+def test_the_stores_running_total_is_the_sum_of_what_it_keeps():
+    """`keep` adds each snapshot to a running total instead of summing every kept one on
+    every step; whatever changes the kept set, the total is their sum."""
+    sim = Simulation(small_config())
+    one = take(sim).nbytes
+    store = SnapshotStore(budget=one * 9, interval=3)
+
+    def check():
+        assert store.nbytes == sum(s.nbytes for s in store.snapshots.values())
+        assert store.nbytes <= store.budget
+
+    for step in range(1, 120):
+        sim.step()
+        store.keep(sim)
+        check()
+        if step == 40:
+            store.truncate(30)
+            restore(sim, store.get(30))
+            store.keep(sim)  # the same step again: replaced, not counted twice
+            check()
+        if step == 80:
+            del store.snapshots[max(store.snapshots)]
+            check()
+            store.adopt({1: dataclasses.replace(take(sim), step=1)})
+            check()
+    store.clear()
+    assert store.nbytes == 0
