@@ -239,30 +239,33 @@ class Timeline:
                 empty = np.empty((0, f))
                 return Columns(np.empty(0, np.int64), np.empty(0, np.int64), empty, empty,
                                empty, index)
+            # under the lock only the copies: the appending thread waits for nothing else
             if last is None:  # the buckets: exact while each covers one step
                 self._fold()
                 used = (self.count - 1) // self.width + 1
-                lo, hi = self._lo[:used, pick], self._hi[:used, pick]
-                total, cnt = self._sum[:used, pick], self._cnt[:used, pick]
-                first, final = self._first[:used], self._last[:used]
+                lo, hi = self._lo[:used, pick].copy(), self._hi[:used, pick].copy()
+                total, cnt = self._sum[:used, pick].copy(), self._cnt[:used, pick].copy()
+                first, final = self._first[:used].copy(), self._last[:used].copy()
+                rows = None
             else:  # the recent rows are exact: every step its own unit
                 k = min(self.count, self.n_recent, last)
                 idx = np.arange(self.count - k, self.count) % self.n_recent
                 rows = self._rows[idx][:, pick]
-                finite = np.isfinite(rows)
-                lo = np.where(np.isnan(rows), np.inf, rows)
-                hi = np.where(np.isnan(rows), -np.inf, rows)
-                total, cnt = np.where(finite, rows, 0.0), finite.astype(np.int64)
                 first = final = self._steps[idx]
-            units = len(first)
-            cols = min(n, units)
-            starts = (np.arange(cols) * units) // cols
-            ends = np.concatenate([starts[1:], [units]]) - 1
-            lo = np.minimum.reduceat(lo, starts)
-            hi = np.maximum.reduceat(hi, starts)
-            total = np.add.reduceat(total, starts)
-            cnt = np.add.reduceat(cnt, starts)
-            first, final = first[starts].copy(), final[ends].copy()
+        if rows is not None:
+            finite = np.isfinite(rows)
+            lo = np.where(np.isnan(rows), np.inf, rows)
+            hi = np.where(np.isnan(rows), -np.inf, rows)
+            total, cnt = np.where(finite, rows, 0.0), finite.astype(np.int64)
+        units = len(first)
+        cols = min(n, units)
+        starts = (np.arange(cols) * units) // cols
+        ends = np.concatenate([starts[1:], [units]]) - 1
+        lo = np.minimum.reduceat(lo, starts)
+        hi = np.maximum.reduceat(hi, starts)
+        total = np.add.reduceat(total, starts)
+        cnt = np.add.reduceat(cnt, starts)
+        first, final = first[starts], final[ends]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
         # a column of nothing but infinities keeps them at its ends, NaN only where empty

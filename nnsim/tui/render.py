@@ -164,6 +164,9 @@ class Runs:
 
 BRAILLE_BASE = 0x2800
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] within a cell
+#: a cell's dots (column-major: c * 4 + r) in the order of their bits, lowest first
+_DOT_ORDER = np.array([c * 4 + r for _, r, c in sorted(
+    (weight, r, c) for r, pair in enumerate(_DOTS) for c, weight in enumerate(pair))])
 
 
 def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int, height: int,
@@ -220,23 +223,28 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
         prev = np.where(np.isnan(prev), ys, prev)  # after a gap, start afresh
         top, bottom = np.fmin(prev, ys), np.fmax(prev, ys)
         dots = (rows_idx >= top) & (rows_idx <= bottom)  # (dots_h, dots_w); NaN never lit
-        bits = np.zeros((height, width), dtype=np.int64)
-        for r, pair in enumerate(_DOTS):  # the cell's dot (r, c) is one bit
-            for c, weight in enumerate(pair):
-                bits[dots[r::4, c::2]] |= weight
+        # the cell's dot (r, c) is one bit: each cell's 8 dots, in the order of their bits,
+        # packed into one byte
+        cells = dots.reshape(height, 4, width, 2).transpose(0, 2, 3, 1).reshape(
+            height, width, 8)[:, :, _DOT_ORDER]
+        bits = np.packbits(cells, axis=-1, bitorder="little")[..., 0]
         codes |= bits
         owner_idx = np.where(bits > 0, k, owner_idx)
-    chars = np.where(codes > 0, codes + BRAILLE_BASE, ord(" "))
+    chars = np.where(codes > 0, codes + BRAILLE_BASE, ord(" ")).astype(np.uint32)
+    rows = chars.view(f"<U{width}").ravel().tolist()  # each row's code points as one str
     styles = ["", *(style for _, style in columns)]
-    lines = []
     owners = owner_idx + 1
     # one run per stretch of one owner: where the owner changes along each row
-    changes = np.diff(owners, axis=1) != 0
-    for row_chars, row_owner, row_changes in zip(chars.tolist(), owners.tolist(), changes):
-        bounds = [0, *(np.flatnonzero(row_changes) + 1).tolist(), width]
+    row_at, col_at = np.nonzero(np.diff(owners, axis=1))
+    cuts: list[list[int]] = [[0] for _ in range(height)]
+    for r, c in zip(row_at.tolist(), (col_at + 1).tolist()):
+        cuts[r].append(c)
+    lines = []
+    for text, row_owner, bounds in zip(rows, owners.tolist(), cuts):
+        bounds.append(width)
         spans = [Span(start, end, styles[row_owner[start]])
-                 for start, end in zip(bounds, bounds[1:]) if styles[row_owner[start]]]
-        lines.append(Text("".join(map(chr, row_chars)), spans=spans))
+                 for start, end in zip(bounds, bounds[1:]) if row_owner[start]]
+        lines.append(Text(text, spans=spans))
     return lines, low, high
 
 
