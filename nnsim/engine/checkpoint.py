@@ -63,6 +63,11 @@ def check_writable(where: str | Path) -> Path:
         raise CheckpointError(f"{path.parent}: cannot create the checkpoint folder "
                               f"({exc.strerror or exc}); give --checkpoint a folder you can "
                               f"write") from None
+    parts = parts_path(path)
+    if parts.exists() and not parts.is_dir():
+        raise CheckpointError(f"{parts}: is not a folder; a run that saves every N steps keeps "
+                              f"its snapshots and new records there; move it, or give "
+                              f"--checkpoint another folder")
     probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
     try:
         probe.write_bytes(b"")

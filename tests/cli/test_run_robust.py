@@ -70,6 +70,16 @@ def test_the_checkpoint_folder_is_checked_before_training(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1
     assert "cannot create the checkpoint folder (Not a directory)" in err
+    # the folder beside the checkpoint that periodic saves write to: a file there is the
+    # user's, refused before the run (it used to stop the run at its first periodic save)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "checkpoint.parts").write_text("mine")
+    assert main(["run", *SMALL, "--steps", "1000000", "--checkpoint", str(tmp_path / "ck"),
+                 "--checkpoint-every", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.parts: is not a folder" in err and err.count("\n") == 1
+    assert (tmp_path / "ck" / "checkpoint.parts").read_text() == "mine"
+    assert not (tmp_path / "ck" / "checkpoint.npz").exists()
 
 
 @pytest.mark.parametrize("signum,code,word", [(signal.SIGTERM, 143, "SIGTERM"),
