@@ -157,6 +157,19 @@ def parts_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.parts")
 
 
+def _read_part(parts: Path, name: str) -> np.ndarray:
+    """The bytes of the file `name` in a checkpoint's parts folder; a missing one says that
+    the folder belongs with the checkpoint."""
+    try:
+        return np.fromfile(parts / name, np.uint8)
+    except FileNotFoundError:
+        raise CheckpointError(f"{parts / name}: missing; this checkpoint was saved while its "
+                              f"run was going and keeps its records and snapshots in "
+                              f"{parts.name}/ beside it: copy that folder with it") from None
+    except OSError as exc:
+        raise CheckpointError(f"{parts / name}: cannot read ({exc.strerror or exc})") from None
+
+
 def _tidy(parts: Path, keep: set[str]) -> None:
     """Remove the files in `parts` that the checkpoint just written does not name (snapshots
     thinned out, or all of them after a final save), and the folder once it is empty."""
@@ -536,11 +549,7 @@ def decode_history(data: dict[str, np.ndarray], parts: Path | None = None
                                  f"checkpoint writes")
             if not isinstance(offsets, list) or len(offsets) != len(info["chunks"]):
                 raise ValueError("the history needs one offset per chunk")
-            try:
-                blob = np.fromfile(parts / name, np.uint8)
-            except OSError as exc:
-                raise ValueError(f"cannot read {parts.name}/{name}: "
-                                 f"{exc.strerror or exc}") from None
+            blob = _read_part(parts, name)
         else:
             blob, offsets = data["history/blob"], None
         if blob.dtype != np.uint8 or blob.ndim != 1:
@@ -886,11 +895,7 @@ def _load_snapshots(path: Path, index: dict, steps: list[int], registry) -> dict
                     if not isinstance(entry[2], str) or not _PART.fullmatch(entry[2]):
                         raise ValueError(f"its file name {cap(repr(entry[2]), 80)} is not one "
                                          f"a checkpoint writes")
-                    try:
-                        raw = np.fromfile(parts_path(path) / entry[2], np.uint8)
-                    except OSError as exc:
-                        raise ValueError(f"cannot read {parts_path(path).name}/{entry[2]}: "
-                                         f"{exc.strerror or exc}") from None
+                    raw = _read_part(parts_path(path), entry[2])
                     data = _from_bundle(raw, int(entry[0]), entry[1])
                 else:
                     if blob is None or not isinstance(entry, list) or len(entry) != 2:

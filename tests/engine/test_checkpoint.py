@@ -482,8 +482,21 @@ def test_a_missing_snapshot_file_is_one_line(tmp_path):
     path = save(sim, tmp_path, [], durable=False, snapshots=store, compact=False)
     for p in checkpoint.parts_path(path).glob("snapshot-5-*.bin"):
         p.unlink()
-    with pytest.raises(CheckpointError, match="damaged snapshot at step 5") as info:
+    with pytest.raises(CheckpointError, match="snapshot-5-.*: missing") as info:
         checkpoint.load_snapshot(tmp_path, 5)
-    assert "\n" not in str(info.value) and "cannot read" in str(info.value)
+    assert "\n" not in str(info.value) and "copy that folder" in str(info.value)
     assert np.array_equal(checkpoint.load_snapshot(tmp_path, 10).params,
                           store.get(10).params)
+
+
+def test_a_checkpoint_copied_without_its_parts_says_what_is_missing(tmp_path):
+    sim = Simulation(small_config())
+    save(sim, tmp_path / "a", sim.run(20), durable=False, compact=False)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / checkpoint.FILE_NAME).write_bytes(
+        (tmp_path / "a" / checkpoint.FILE_NAME).read_bytes())
+    with pytest.raises(CheckpointError) as info:
+        load(tmp_path / "b")
+    text = str(info.value)
+    assert "\n" not in text and "history-" in text and "checkpoint.parts/ beside it" in text
+    assert load(tmp_path / "a")[0].step_count == 20
