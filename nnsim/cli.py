@@ -746,9 +746,7 @@ def cmd_run(args) -> int:
                 _quiet_stdout()
     if args.checkpoint:
         # the final checkpoint: after the last step, a write error or a signal alike
-        # after periodic saves, their compressed records are reused as they are
-        checkpoint.save(sim, args.checkpoint, history.snapshot(), snapshots=snapshots,
-                        compact=not args.checkpoint_every, apart=False)
+        checkpoint.save(sim, args.checkpoint, history.snapshot(), snapshots=snapshots)
     saved = (f"; checkpoint at step {sim.step_count} in {args.checkpoint} (continue with "
              f"nnsim run --resume {args.checkpoint})" if args.checkpoint else "")
     if write_error is not None:

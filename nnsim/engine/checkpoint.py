@@ -84,20 +84,18 @@ def _text(value: Any) -> np.ndarray:
 
 
 def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bool = True,
-         snapshots=None, compact: bool = True, apart: bool | None = None) -> Path:
+         snapshots=None, compact: bool = True) -> Path:
     """Write `sim` (and the records in `history`) atomically; returns the file written.
 
     The file is written beside the old one and renamed over it, so a killed process always
     leaves a whole checkpoint. `durable` also syncs it to the disk before the rename (safe
     from a power cut, a few ms more); `compact` stores the history as one compressed chunk
     per layout, without the rows that fell out of it (30 chunks of 100 records of the
-    default network: 6 % smaller, for about 30 ms). Without it, a save compresses only the
-    records new since the last save. `apart` (the default when not `compact`: saves every
-    N steps) appends the new records and writes each new snapshot to files in
-    `parts_path`, and the checkpoint only names them, so a save costs the same however long
-    the run; a save that is not `apart` takes them back into the one file."""
-    if apart is None:
-        apart = not compact
+    default network: 6 % smaller, for about 30 ms). Without it (saves every N steps), a
+    save compresses only the records new since the last save, appends them and writes each
+    new snapshot to files in `parts_path`, and the checkpoint only names them, so a save
+    costs the same however long the run; a `compact` save takes them back into the one
+    file."""
     path = checkpoint_path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,11 +127,11 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
     # one temporary file per writer: two runs sharing a folder never write the same one
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        kept, files = encode_history(sim, history, compact, parts if apart else None,
+        kept, files = encode_history(sim, history, compact, None if compact else parts,
                                      durable)
         arrays.update(kept)
         if snapshots is not None:  # kept steps a later run can branch from (--from-step)
-            bundle, named = _snapshot_bundle(sim, snapshots, parts if apart else None,
+            bundle, named = _snapshot_bundle(sim, snapshots, None if compact else parts,
                                              durable)
             arrays.update(bundle)
             files |= named
