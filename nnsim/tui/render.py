@@ -164,9 +164,10 @@ class Runs:
 
 BRAILLE_BASE = 0x2800
 _DOTS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # [row][col] within a cell
-#: a cell's dots (column-major: c * 4 + r) in the order of their bits, lowest first
-_DOT_ORDER = np.array([c * 4 + r for _, r, c in sorted(
-    (weight, r, c) for r, pair in enumerate(_DOTS) for c, weight in enumerate(pair))])
+#: the braille bits of a cell's left and right dot column, by the 4-bit mask of its lit rows
+_LEFT_BITS, _RIGHT_BITS = (
+    np.array([sum(_DOTS[r][c] for r in range(4) if mask >> r & 1) for mask in range(16)])
+    for c in (0, 1))
 
 
 def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int, height: int,
@@ -211,7 +212,7 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
     high = hi if hi is not None else (float(finite.max()) if finite.size else 1.0)
     if high <= low:
         low, high = low - 0.5, high + 0.5
-    rows_idx = np.arange(dots_h)[:, None]
+    cell_top = 4 * np.arange(height)[:, None]  # each cell row's first dot row
     codes = np.zeros((height, width), dtype=np.int64)
     owner_idx = np.full((height, width), -1)
     for k in range(len(columns) - 1, -1, -1):  # the first series listed is drawn last, on top
@@ -221,13 +222,17 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
         ys = np.where(col == np.inf, 0, np.where(col == -np.inf, dots_h - 1, ys))
         prev = np.concatenate([[np.nan], ys[:-1]])
         prev = np.where(np.isnan(prev), ys, prev)  # after a gap, start afresh
+        # each dot column lights the dot rows top…bottom (none where NaN): in each cell row,
+        # the dot rows [first, stop) of its four, as a 4-bit mask, then the braille bits of
+        # the cell's left and right dot columns by table
         top, bottom = np.fmin(prev, ys), np.fmax(prev, ys)
-        dots = (rows_idx >= top) & (rows_idx <= bottom)  # (dots_h, dots_w); NaN never lit
-        # the cell's dot (r, c) is one bit: each cell's 8 dots, in the order of their bits,
-        # packed into one byte
-        cells = dots.reshape(height, 4, width, 2).transpose(0, 2, 3, 1).reshape(
-            height, width, 8)[:, :, _DOT_ORDER]
-        bits = np.packbits(cells, axis=-1, bitorder="little")[..., 0]
+        lit = ~np.isnan(top)
+        top = np.where(lit, top, 0).astype(np.int64)
+        bottom = np.where(lit, bottom, -1).astype(np.int64)
+        first = np.clip(top - cell_top, 0, 4)
+        stop = np.clip(bottom + 1 - cell_top, 0, 4)
+        rows_lit = np.where(stop > first, (1 << stop) - (1 << first), 0)
+        bits = _LEFT_BITS[rows_lit[:, 0::2]] | _RIGHT_BITS[rows_lit[:, 1::2]]
         codes |= bits
         owner_idx = np.where(bits > 0, k, owner_idx)
     chars = np.where(codes > 0, codes + BRAILLE_BASE, ord(" ")).astype(np.uint32)

@@ -537,9 +537,10 @@ async def test_panels_under_another_screen_are_redrawn_only_now_and_then(monkeyp
         shown.clear()
         await pilot.pause(1.0)
         covered = len(shown)
-        # about REFRESH_HZ (30) frames a second before; a redraw every COVERED_SECONDS (with
-        # one at the start and a slow second of the test driver's timer) while covered
-        assert plain >= 20 and covered <= 2 / controls.COVERED_SECONDS + 1, (plain, covered)
+        # about REFRESH_HZ (30) frames a second before (at least 10 on a loaded machine); a
+        # redraw every COVERED_SECONDS (with one at the start and a slow second of the test
+        # driver's timer) while covered
+        assert plain >= 10 and covered <= 2 / controls.COVERED_SECONDS + 1, (plain, covered)
         await pilot.press("escape")
         shown.clear()
         await pilot.pause(0.5)

@@ -2,6 +2,9 @@
 
 import math
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nnsim.tui.render import bars, fmt, heatmap, plot, sparkline
 
 
@@ -61,3 +64,50 @@ def test_heatmap_has_two_grid_rows_per_line_and_marks_points():
     conf = [[1.0] * 2] * 4
     lines = heatmap(label, conf, 2, points=[(1, 0, 1, "●"), (0, 1, 0, "○")])
     assert [line.plain for line in lines] == ["▀○", "●▀"]
+
+
+def _lit_dots(lines, width, height):
+    """The dots a plot lit, as a set of (dot row, dot column), read back from the braille."""
+    weights = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))
+    lit = set()
+    for y, line in enumerate(lines):
+        for x, ch in enumerate(line.plain):
+            code = ord(ch) - 0x2800 if ch != " " else 0
+            for r in range(4):
+                for c in range(2):
+                    if code & weights[r][c]:
+                        lit.add((4 * y + r, 2 * x + c))
+    return lit
+
+
+@settings(max_examples=150, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-1e6, 1e6), st.just(math.nan)), max_size=90),
+       width=st.integers(1, 40), height=st.integers(1, 8))
+def test_plot_lights_each_dot_column_from_its_value_to_the_one_before(values, width, height):
+    """The definition, dot by dot: a dot column with a value lights the dot rows between its
+    row and the previous column's (its own row alone after a gap); the plot packs those
+    dots into braille cells arithmetically, which must agree."""
+    import numpy as np
+
+    lines, low, high = plot([(values, "red")], width=width, height=height)
+    dots_w, dots_h = 2 * width, 4 * height
+    v = np.array(values, dtype=float)
+    n = len(v)
+    if n > dots_w:
+        edges = (np.arange(dots_w) * n) // dots_w
+        ok = np.isfinite(v)
+        sums, counts = np.add.reduceat(np.where(ok, v, 0.0), edges), np.add.reduceat(ok, edges)
+        col = [s / c if c else math.nan for s, c in zip(sums, counts)]
+    elif n:
+        col = [v[(j * (n - 1)) // max(dots_w - 1, 1)] for j in range(dots_w)]
+    else:
+        col = [math.nan] * dots_w
+    want, before = set(), None
+    for j, value in enumerate(col):
+        row = None if math.isnan(value) else min(max(
+            round((high - value) / (high - low) * (dots_h - 1)), 0), dots_h - 1)
+        ends = [r for r in (row, before if before is not None else row) if r is not None]
+        for r in range(min(ends, default=0), max(ends, default=-1) + 1):
+            want.add((r, j))
+        before = row
+    assert _lit_dots(lines, width, height) == want
