@@ -7,6 +7,7 @@ a function adding its arguments to a parser and a function running it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
 import json
@@ -614,6 +615,11 @@ def _same_file(a: str, b: Path) -> bool:
 
 
 def cmd_run(args) -> int:
+    with contextlib.ExitStack() as held:  # the checkpoint's lock, while the run saves to it
+        return _run(args, held)
+
+
+def _run(args, held: contextlib.ExitStack) -> int:
     from nnsim.engine import Simulation, checkpoint
     from nnsim.engine.history import History
     from nnsim.engine.writers import WRITERS
@@ -661,6 +667,7 @@ def cmd_run(args) -> int:
                          "--checkpoint DIR too")
     if args.checkpoint:
         checkpoint.check_writable(args.checkpoint)  # before training, not after it
+        held.enter_context(checkpoint.writer_lock(args.checkpoint))
         _not_another_runs(args, checkpoint.checkpoint_path(args.checkpoint))
     if not args.out and isinstance(sys.stdout, _ClosedStream):
         raise UsageError("nnsim run: stdout is closed; give --out FILE for the records")

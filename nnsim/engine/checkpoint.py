@@ -79,6 +79,33 @@ def check_writable(where: str | Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def writer_lock(where: str | Path):
+    """Hold the checkpoint at `where` for one writer: a second nnsim run that would save to
+    it at the same time is refused at its start (two runs saving every N steps to one
+    checkpoint would remove each other's parts). An advisory lock on a hidden file beside
+    the checkpoint, released when the run ends or its process dies; where the system has
+    no such locks, nothing is checked."""
+    try:
+        import fcntl
+    except ImportError:  # not on this system
+        yield
+        return
+    path = checkpoint_path(where)
+    try:
+        f = open(path.with_name(f".{path.name}.lock"), "a")
+    except OSError:  # a folder that cannot hold it: check_writable says why, if it matters
+        yield
+        return
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise CheckpointError(f"{path}: another nnsim run is saving to this checkpoint "
+                                  f"now; give --checkpoint another folder") from None
+        yield
+
+
 def _text(value: Any) -> np.ndarray:
     return np.array(json.dumps(value))
 

@@ -267,3 +267,25 @@ def test_another_runs_checkpoint_is_never_replaced(tmp_path, capsys):
     # continuing the run itself replaces it, as it should
     assert main(["run", "--resume", ck, "--steps", "5", "--checkpoint", ck, *out]) == 0
     assert (tmp_path / "ck" / "checkpoint.npz").read_bytes() != before
+
+
+def test_a_second_run_saving_to_the_same_checkpoint_is_refused(tmp_path, capsys):
+    ck = str(tmp_path / "ck")
+    first = subprocess.Popen([*NNSIM, "run", *SMALL, "--steps", "10000000", "--checkpoint", ck,
+                              "--checkpoint-every", "50", "--out", os.devnull],
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "ck" / "checkpoint.npz").exists():  # saving every 50 steps
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            time.sleep(0.05)
+        assert main(["run", *SMALL, "--steps", "5", "--checkpoint", ck,
+                     "--out", os.devnull]) == 2
+        err = capsys.readouterr().err
+        assert "another nnsim run is saving to this checkpoint" in err and err.count("\n") == 1
+    finally:
+        first.terminate()
+        first.wait(timeout=60)
+    # the first run ended (its final checkpoint written): the folder is free again
+    assert main(["run", "--resume", ck, "--checkpoint", ck, "--steps", "5",
+                 "--out", os.devnull]) == 0
