@@ -327,22 +327,6 @@ def command(name: str) -> Command:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    code = _main(argv)
-    # what is still buffered is written now, not as Python exits: a message that cannot be
-    # written (`2>/dev/full`) is dropped and the exit status stays the one that says why
-    # nnsim stopped; output that cannot be written is a write error
-    for name in ("stdout", "stderr"):
-        stream = getattr(sys, name)
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
-            if name == "stdout" and code == 0:
-                code = EXIT_WRITE
-    return code
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # a stream closed at start (`2>&-`) is None: messages to a closed stderr are dropped
     # (not printed to stdout instead), output to a closed stdout fails as a write error
