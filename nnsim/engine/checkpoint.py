@@ -6,9 +6,10 @@ the dead-unit window of the telemetry, the kept history and the kept snapshots. 
 written to a temporary file in the same folder and renamed over the old one, so a kill
 during a save leaves the previous checkpoint loadable.
 
-While a run saves every N steps, each kept snapshot is written once to its own file in a
-folder beside the checkpoint (`checkpoint.parts/`), which the checkpoint names; the final
-save takes them back into the one file and removes the folder.
+While a run saves every N steps, each save appends its new records to a file in a folder
+beside the checkpoint (`checkpoint.parts/`) and writes each new kept snapshot there once;
+the checkpoint names them. The final save takes them back into the one file and removes
+the folder.
 """
 
 from __future__ import annotations
@@ -545,7 +546,7 @@ def _append_chunks(parts: Path, chunks: list, appended: tuple | None, durable: b
     if name is None:
         name = f"history-{uuid.uuid4().hex[:8]}.bin"
     new = [blob for _, blob, _, _ in chunks if id(blob) not in where]
-    if new or not (parts / name).exists():
+    if new:  # (a new file: every chunk is new)
         parts.mkdir(exist_ok=True)
         with open(parts / name, "ab") as f:
             at = f.tell()  # the file's true end, whatever an earlier failed write left
