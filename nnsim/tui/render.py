@@ -222,9 +222,10 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
         ys = np.where(col == np.inf, 0, np.where(col == -np.inf, dots_h - 1, ys))
         prev = np.concatenate([[np.nan], ys[:-1]])
         prev = np.where(np.isnan(prev), ys, prev)  # after a gap, start afresh
-        # each dot column lights the dot rows top…bottom (none where NaN): in each cell row,
-        # the dot rows [first, stop) of its four, as a 4-bit mask, then the braille bits of
-        # the cell's left and right dot columns by table
+        # each dot column lights the dot rows from its value to the previous column's (a
+        # column without a value after one with it: that row; none after a gap): in each
+        # cell row, the dot rows [first, stop) of its four, as a 4-bit mask, then the
+        # braille bits of the cell's left and right dot columns by table
         top, bottom = np.fmin(prev, ys), np.fmax(prev, ys)
         lit = ~np.isnan(top)
         top = np.where(lit, top, 0).astype(np.int64)
