@@ -417,18 +417,28 @@ class Simulation:
         next measured one skip the dead-unit counters: the measured records are the same
         as when every step counts. The counters are then not those of every step (a
         checkpoint saved on such a step keeps them so; continued with another K, `dead`
-        can differ during its first w steps)."""
+        can differ during its first w steps).
+
+        Within those w steps, once a batch has every unit active, no unit can be dead at
+        the measured step (it has fewer than w batches left to stay inactive on), so the
+        steps between skip the counters too, and the measured step counts from zero."""
         last = self.step_count + n
         tel = self.telemetry
         window = tel.dead_batches if tel is not None and every > 1 else 0
+        cleared = 0  # a measured step that no unit can be dead at
         try:
             for _ in range(n):
                 if self.stopped is not None:
                     return
                 step = self.step_count + 1
+                measure = every <= 1 or step % every == 0 or step == last
                 if window:  # the next measured step: a multiple of `every`, or the last
-                    self._skip_dead = min(last, -(-step // every) * every) - step >= window
-                record = self.step(every <= 1 or step % every == 0 or step == last)
+                    upcoming = min(last, -(-step // every) * every)
+                    self._skip_dead = (upcoming == cleared
+                                       or upcoming - step >= window)
+                record = self.step(measure)
+                if window and not measure and not self._skip_dead and tel.all_fired:
+                    cleared = upcoming
                 yield record
                 if record.nonfinite is not None and stop_on_divergence:
                     return

@@ -104,6 +104,8 @@ class Telemetry:
         self.dead = [0.0] * n
         #: whether the window holds examples yet (`prime` fills it at the first step)
         self.primed = False
+        #: whether every unit was active in the last batch `activity` counted
+        self.all_fired = False
 
     def _saturated(self, layer) -> np.ndarray:
         act = layer.activation
@@ -232,7 +234,8 @@ class Telemetry:
             i += 1
         # examples since each unit was last active: + this batch, or 0 if active in it
         runs = self.inactive_run
-        if self.inactive.any():
+        self.all_fired = not self.inactive.any()
+        if not self.all_fired:
             runs += self.net.batch_size
             runs *= self.inactive
             if measured:

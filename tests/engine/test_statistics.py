@@ -176,24 +176,43 @@ def test_learnable_means_are_taken_before_the_update():
 
 
 @pytest.mark.parametrize("every", [3, 100, 150])
-def test_measured_records_are_the_same_when_far_steps_skip_the_dead_counters(every):
-    """Steps more than ⌈DEAD_WINDOW / batch⌉ before the next measured one skip the
-    dead-unit counters; what is measured is what counting every step gives."""
-    config = small_config(*DYING_OVERRIDES)
-    full = {r.step: r for r in Simulation(config).run(300)}
+@pytest.mark.parametrize("overrides", [DYING_OVERRIDES, (("data.samples", 2000),)],
+                         ids=["dying", "healthy"])
+def test_measured_records_are_the_same_when_steps_skip_the_dead_counters(every, overrides):
+    """Steps more than w = ⌈DEAD_WINDOW / batch⌉ before the next measured one skip the
+    dead-unit counters, and so do those after a batch that had every unit active; what is
+    measured is what counting every step gives."""
+    config = small_config(*overrides)
+    fired = {}  # step → every unit active in its batch, from the masks, counting every step
+    full_sim = Simulation(config)
+    full = {}
+    for _ in range(300):
+        record = full_sim.step()
+        full[record.step] = record
+        fired[record.step] = all(
+            not np.logical_and.reduce(layer.activation.saturated(layer.z, layer.a), 0).any()
+            for layer in full_sim.net.hidden)
     sim = Simulation(config)
     counted = []
     activity = sim.telemetry.activity
     sim.telemetry.activity = lambda measured: (counted.append(sim.step_count + 1),
                                                activity(measured))[1]
     sampled = [r for r in sim.steps(300, every=every) if r.layers]
-    assert [r.step for r in sampled] == [s for s in range(1, 301) if s % every == 0 or s == 300]
+    measured = [s for s in range(1, 301) if s % every == 0 or s == 300]
+    assert [r.step for r in sampled] == measured
     assert sampled == [full[r.step] for r in sampled]
-    assert len({lr.dead for r in sampled for lr in r.layers}) > 2  # units die and revive
     window = sim.telemetry.dead_batches
-
-    def upcoming(s):  # the next measured step
-        return min(300, -(-s // every) * every)
-    assert counted == [s for s in range(1, 301) if upcoming(s) - s < window]
-    assert (len(counted) < 300) == (every > window)
+    expected, start = [], 1
+    for m in measured:  # the window before m, up to the first batch with every unit active
+        for s in range(max(start, m - window + 1), m):
+            expected.append(s)
+            if fired[s]:
+                break
+        expected.append(m)
+        start = m + 1
+    assert counted == expected
     assert sim._skip_dead is False
+    if overrides is DYING_OVERRIDES:
+        assert len({lr.dead for r in sampled for lr in r.layers}) > 2  # units die and revive
+    else:
+        assert every < window or len(counted) <= 2 * len(measured)  # few steps counted
