@@ -244,6 +244,19 @@ def test_periodic_saves_append_the_new_records_and_survive_a_torn_append(tmp_pat
     assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
 
 
+def test_periodic_saves_store_records_as_they_are_and_the_final_save_compresses_them(tmp_path):
+    sim = Simulation(small_config())
+    window = sim.run(100)
+    save(sim, tmp_path, window, durable=False, compact=False)
+    ((_, raw, meta, _),) = sim._history_chunks["chunks"]
+    assert meta["level"] == 0  # zlib's format, stored: a periodic save does not compress
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+    save(sim, tmp_path, window)  # the final save: the same one chunk, compressed
+    ((_, packed, meta, _),) = sim._history_chunks["chunks"]
+    assert meta["level"] == 1 and len(packed) < 0.8 * len(raw)
+    assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
+
+
 def test_the_final_save_compacts_the_periodic_saves_chunks(tmp_path):
     sim, window = Simulation(small_config()), []
     for _ in range(12):  # periodic saves: one small chunk each, old rows left in place
