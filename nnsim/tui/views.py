@@ -533,7 +533,8 @@ class CurvesView(View):
         cols = frame.columns(plot_w * 2, ("loss", "accuracy", "val_loss", "val_accuracy",
                                           "loss_smooth", "accuracy_smooth"))
         has_acc = bool(np.isfinite(cols.series("accuracy")).any())
-        plot_h = max((height - 5) // (2 if has_acc else 1) - 1, 2)
+        # a header above each plot and the step line below them: every other row is plot
+        plot_h = max((height - 3) // 2 if has_acc else height - 2, 2)
         chance_loss = math.log(frame.classes) if frame.classes else None
         lines = []
         for name, key, log, chance in (("loss", "loss", True, chance_loss),

@@ -545,3 +545,18 @@ async def test_panels_under_another_screen_are_redrawn_only_now_and_then(monkeyp
         shown.clear()
         await pilot.pause(0.5)
         assert len(shown) >= 5  # back to every frame
+
+
+async def test_the_curves_fill_the_panel_at_every_size():
+    """The two plots take every row between their headers and the step line: no blank rows
+    above the footer at 80×24, all the extra height at 200×60."""
+    for size in ((80, 24), (160, 48), (200, 60)):
+        app = make_app(small_config(), paused=True)
+        async with app.run_test(size=size) as pilot:
+            app.runner.advance(30)
+            await until(pilot, lambda: app.runner.sim.step_count == 30)
+            await pilot.press("2")
+            view = app.query_one("#curves")
+            await until(pilot, lambda: view._strips and "step 1" in view._strips[-1].text)
+            assert len(view._strips) == view.size.height, size
+            assert "accuracy" in "\n".join(strip.text for strip in view._strips)
