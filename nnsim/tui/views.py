@@ -649,7 +649,8 @@ class DepthView(View):
             ax = axis_text(*axes[fld], log, not log)
             scale.append(f"{ax[:cell - 1]:<{cell}}")
         lines += [title, scale]
-        block = max(1, min(3, (height - 4) // max(len(layers), 1) - 1))
+        # rows per layer: up to 3, as many as the panel holds below its three header rows
+        block = max(1, min(3, (height - 3) // max(len(layers), 1)))
         for layer in layers:
             rows = [Text() for _ in range(block)]
             label = _label(frame)(layer)

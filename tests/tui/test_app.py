@@ -560,3 +560,20 @@ async def test_the_curves_fill_the_panel_at_every_size():
             await until(pilot, lambda: view._strips and "step 1" in view._strips[-1].text)
             assert len(view._strips) == view.size.height, size
             assert "accuracy" in "\n".join(strip.text for strip in view._strips)
+
+
+async def test_the_depth_profile_gives_each_layer_the_rows_the_panel_holds():
+    """At 80×24 the default network's six layers get two rows each (the width under the
+    layer's name), not one row each above ten blank ones."""
+    from nnsim.config import Config
+
+    app = make_app(Config.from_dict({}), paused=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.runner.advance(3)
+        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        await pilot.press("6")
+        view = app.query_one("#depth")
+        await until(pilot, lambda: len(view._strips) > 3 and "L1" in view._strips[3].text)
+        shown = [strip.text.rstrip() for strip in view._strips]
+        assert len([line for line in shown if line]) == 3 + 2 * 6 <= view.size.height
+        assert shown[4].startswith("32") and shown[5].startswith("L2")
