@@ -437,7 +437,8 @@ class Simulation:
                     self._skip_dead = (upcoming == cleared
                                        or upcoming - step >= window)
                 record = self.step(measure)
-                if window and not measure and not self._skip_dead and tel.all_fired:
+                if window and not measure and not self._skip_dead and tel is not None \
+                        and tel.all_fired:
                     cleared = upcoming
                 yield record
                 if record.nonfinite is not None and stop_on_divergence:
