@@ -31,6 +31,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import io  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
@@ -242,14 +243,17 @@ def numpy_step(sim: Simulation) -> Callable:
 
 def headless(config: Config, telemetry: bool, every: int = 100) -> Callable:
     """`every` steps of `nnsim run --every K [--no-telemetry]`, in process: the records go
-    into a History as the command's do, every K-th is written as JSON Lines to memory."""
+    into a History as the command's do, every K-th is written as JSON Lines to memory. The
+    steps come from one `Simulation.steps` call, as the command's do (its last step is
+    measured; here it is never reached)."""
     sim = Simulation(config, telemetry=telemetry)
     history = History(timeline=False)
     out = io.StringIO()
     writer = JsonlWriter(out)
+    steps = sim.steps(2**40, every=every)
 
     def chunk():
-        for record in sim.steps(every, every=every):
+        for record in itertools.islice(steps, every):
             history.append(record)
             if record.step % every == 0:
                 writer.write(record)
@@ -311,7 +315,7 @@ def every_section(args) -> None:
     # a measured step every 100: longer measurements than the others (5 × --seconds)
     rounds = interleave(contenders, args.rounds, 5 * args.seconds)
     med = {k: statistics.median(v) for k, v in rounds.items()}
-    print("\nevery (toy network, in process: Simulation.steps(100, every=100), each record "
+    print("\nevery (toy network, in process: one Simulation.steps(n, every=100), each record "
           "into a History, every 100th written as JSON Lines):")
     for k, v in med.items():
         print(f"  nnsim run {k:<28} {v:>9,.0f} steps per CPU-second")

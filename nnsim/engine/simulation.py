@@ -416,12 +416,15 @@ class Simulation:
         (w − 1)·batch < DEAD_WINDOW examples inactive), so the steps more than w before the
         next measured one skip the dead-unit counters: the measured records are the same
         as when every step counts. The counters are then not those of every step (a
-        checkpoint saved on such a step keeps them so; continued with another K, `dead`
-        can differ during its first w steps).
+        checkpoint saved during the call keeps them so; continued with other measured steps,
+        another K or another last step, `dead` can differ during its first w steps).
 
         Within those w steps, once a batch has every unit active, no unit can be dead at
-        the measured step (it has fewer than w batches left to stay inactive on), so the
-        steps between skip the counters too, and the measured step counts from zero."""
+        the measured step m (it has fewer than w batches left to stay inactive on), so the
+        steps up to m skip the counters too, and m counts from zero. The counters then read
+        low until each unit fires again, which no measured step can see when the next one
+        comes w − 1 or more steps after m; so this is done only then, and never before this
+        call's last step (the next call's measured steps are not known)."""
         last = self.step_count + n
         tel = self.telemetry
         window = tel.dead_batches if tel is not None and every > 1 else 0
@@ -438,7 +441,8 @@ class Simulation:
                                        or upcoming - step >= window)
                 record = self.step(measure)
                 if window and not measure and not self._skip_dead and tel is not None \
-                        and tel.all_fired:
+                        and tel.all_fired and upcoming < last \
+                        and min(last, upcoming + every) - upcoming >= window - 1:
                     cleared = upcoming
                 yield record
                 if record.nonfinite is not None and stop_on_divergence:

@@ -175,23 +175,45 @@ def test_learnable_means_are_taken_before_the_update():
         assert learn["gamma"] != layer.norm.params["gamma"].mean()  # the update moved it
 
 
+def _every_step(config, n):
+    """`Simulation(config).run(n)` by step, and for each step whether every unit was active
+    in its batch (from the activation masks, not from the telemetry)."""
+    sim, records, fired = Simulation(config), {}, {}
+    for _ in range(n):
+        record = sim.step()
+        records[record.step] = record
+        fired[record.step] = all(
+            not np.logical_and.reduce(layer.activation.saturated(layer.z, layer.a), 0).any()
+            for layer in sim.net.hidden)
+    return records, fired
+
+
+def _expected_counted(measured, fired, window, every, last):
+    """The steps that count dead units: the window before each measured step m, except
+    after a batch with every unit active when the next measured step comes w − 1 or more
+    steps after m (and m is not the call's last)."""
+    expected, start = [], 1
+    for k, m in enumerate(measured):
+        following = measured[k + 1] if k + 1 < len(measured) else None
+        may_clear = m < last and following is not None and following - m >= window - 1
+        for s in range(max(start, m - window + 1), m):
+            expected.append(s)
+            if fired[s] and may_clear:
+                break
+        expected.append(m)
+        start = m + 1
+    return expected
+
+
 @pytest.mark.parametrize("every", [3, 100, 150])
 @pytest.mark.parametrize("overrides", [DYING_OVERRIDES, (("data.samples", 2000),)],
                          ids=["dying", "healthy"])
 def test_measured_records_are_the_same_when_steps_skip_the_dead_counters(every, overrides):
     """Steps more than w = ⌈DEAD_WINDOW / batch⌉ before the next measured one skip the
-    dead-unit counters, and so do those after a batch that had every unit active; what is
-    measured is what counting every step gives."""
+    dead-unit counters, and so do those after a batch that had every unit active when no
+    later measured step can see it; what is measured is what counting every step gives."""
     config = small_config(*overrides)
-    fired = {}  # step → every unit active in its batch, from the masks, counting every step
-    full_sim = Simulation(config)
-    full = {}
-    for _ in range(300):
-        record = full_sim.step()
-        full[record.step] = record
-        fired[record.step] = all(
-            not np.logical_and.reduce(layer.activation.saturated(layer.z, layer.a), 0).any()
-            for layer in full_sim.net.hidden)
+    full, fired = _every_step(config, 300)
     sim = Simulation(config)
     counted = []
     activity = sim.telemetry.activity
@@ -202,17 +224,38 @@ def test_measured_records_are_the_same_when_steps_skip_the_dead_counters(every, 
     assert [r.step for r in sampled] == measured
     assert sampled == [full[r.step] for r in sampled]
     window = sim.telemetry.dead_batches
-    expected, start = [], 1
-    for m in measured:  # the window before m, up to the first batch with every unit active
-        for s in range(max(start, m - window + 1), m):
-            expected.append(s)
-            if fired[s]:
-                break
-        expected.append(m)
-        start = m + 1
-    assert counted == expected
+    assert counted == _expected_counted(measured, fired, window, every, 300)
     assert sim._skip_dead is False
     if overrides is DYING_OVERRIDES:
         assert len({lr.dead for r in sampled for lr in r.layers}) > 2  # units die and revive
     else:
-        assert every < window or len(counted) <= 2 * len(measured)  # few steps counted
+        assert every < window or len(counted) <= 2 * len(measured) + window  # few counted
+
+
+@pytest.mark.parametrize("batch, every, chunks", [
+    (200, 3, [9]), (200, 6, [9]), (200, 4, [12]), (200, 100, [3, 3, 3]), (64, 10, [200]),
+    (64, 20, [90, 110]), (16, 100, [250, 50])])
+def test_measured_records_are_the_same_for_any_spacing_and_any_calls(batch, every, chunks):
+    """Measured steps closer together than the window, a last step just after a multiple of
+    K, and a run taken in several calls (each call's last step is measured): the records
+    are those of counting every step."""
+    config = small_config(*DYING_OVERRIDES, ("train.batch_size", batch))
+    full, _ = _every_step(config, sum(chunks))
+    sim = Simulation(config)
+    sampled = [r for n in chunks for r in sim.steps(n, every=every) if r.layers]
+    assert sampled and sampled == [full[r.step] for r in sampled]
+    assert any(lr.dead for r in sampled for lr in r.layers)  # dead units are measured
+
+
+@pytest.mark.parametrize("every, head", [(3, 9), (6, 12), (3, 10)])
+def test_a_resumed_run_measures_what_counting_every_step_gives(tmp_path, every, head):
+    """A checkpoint saved after a call (its last step measured) and continued with the same
+    K: the counters it keeps are those every later measured step needs."""
+    config = small_config(*DYING_OVERRIDES, ("train.batch_size", 200))
+    full, _ = _every_step(config, 30)
+    first = Simulation(config)
+    before = [r for r in first.steps(head, every=every) if r.layers]
+    resumed, _ = load(save(first, tmp_path, []))
+    after = [r for r in resumed.steps(30 - head, every=every) if r.layers]
+    assert before[-1].step == head and after[-1].step == 30
+    assert before + after == [full[r.step] for r in before + after]
