@@ -542,12 +542,16 @@ class CurvesView(View):
                                         1 / frame.classes if frame.classes else None)):
             if name == "accuracy" and not has_acc:
                 break
-            mode = "moving average" if frame.smooth else "raw: mean and min–max band"
             head = Text.assemble((f"{name}{' (log)' if log else ''}  ", "bold"),
-                                 ("━ train ", roles["train"]), ("━ validation ", roles["val"]))
+                                 ("━ train ", roles["train"]), ("━ validation ", roles["val"]),
+                                 no_wrap=True, overflow="ellipsis")
             if chance is not None:
                 head.append(f"╌ chance {fmt(chance)} ", roles["muted"])
-            head.append(f"  {mode} (m: change)", roles["muted"])
+            # one line each, whatever the width: the plots take the rows that are left
+            mode = ("moving average (m: change)", "average (m)") if frame.smooth else \
+                ("raw: mean and min–max band (m: change)", "raw, min–max (m)")
+            room = width - head.cell_len - 2
+            head.append(f"  {mode[0] if len(mode[0]) <= room else mode[1]}", roles["muted"])
             lines.append(head)
             n = len(cols)
             series = []

@@ -558,8 +558,14 @@ async def test_the_curves_fill_the_panel_at_every_size():
             await pilot.press("2")
             view = app.query_one("#curves")
             await until(pilot, lambda: view._strips and "step 1" in view._strips[-1].text)
-            assert len(view._strips) == view.size.height, size
-            assert "accuracy" in "\n".join(strip.text for strip in view._strips)
+            for mode in ("moving average", "raw"):  # m: the other mode's longer headers
+                if mode == "raw":
+                    await pilot.press("m")
+                    await until(pilot, lambda: "raw" in view._strips[0].text)
+                assert len(view._strips) == view.size.height, (size, mode)
+                shown = [strip.text for strip in view._strips]
+                assert "step 1" in shown[-1] and shown[-2].strip().startswith("0 ┤"), mode
+                assert sum(line.lstrip().startswith(("loss", "accuracy")) for line in shown) == 2
 
 
 async def test_the_depth_profile_gives_each_layer_the_rows_the_panel_holds():
