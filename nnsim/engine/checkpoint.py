@@ -41,6 +41,8 @@ VERSION = 1
 FILE_NAME = "checkpoint.npz"
 #: step counters read from a checkpoint stay below this (they are int64 in the records)
 MAX_STEP = 2**62
+#: a checkpoint whose arrays hold fewer bytes is made in memory and written in one call
+IN_MEMORY = 16 * 2**20
 
 
 class CheckpointError(NnsimError):
@@ -164,12 +166,15 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
                                              durable)
             arrays.update(bundle)
             files |= named
-        # made in memory and written at once: zipfile's seeks back to each entry's header
-        # would otherwise be a write and a seek each on the file
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub: allow_pickle
         with open(tmp, "wb") as f:
-            f.write(buffer.getbuffer())
+            if sum(a.nbytes for a in arrays.values()) < IN_MEMORY:
+                # made in memory and written at once: zipfile's seeks back to each entry's
+                # header would otherwise be a write and a seek each on the file
+                buffer = io.BytesIO()
+                np.savez(buffer, **arrays)  # type: ignore[arg-type]  # stub: allow_pickle
+                f.write(buffer.getbuffer())
+            else:  # a large network: no second copy of it in memory
+                np.savez(f, **arrays)  # type: ignore[arg-type]
             f.flush()
             if durable:
                 os.fsync(f.fileno())

@@ -257,6 +257,27 @@ def test_periodic_saves_store_records_as_they_are_and_the_final_save_compresses_
     assert dumps(load(tmp_path)[1]) == kept(window, sim.config.model.dtype)
 
 
+@pytest.mark.parametrize("limit, in_memory", [(checkpoint.IN_MEMORY, True), (0, False)])
+def test_a_checkpoint_is_made_in_memory_only_when_small(tmp_path, monkeypatch, limit,
+                                                          in_memory):
+    """A small checkpoint is written in one call; a large one is streamed to the file, so a
+    big network is never held twice in memory. Either loads back the same."""
+    import io
+
+    targets = []
+    savez = np.savez
+    monkeypatch.setattr(checkpoint, "IN_MEMORY", limit)
+    monkeypatch.setattr(checkpoint.np, "savez",
+                        lambda f, **arrays: (targets.append(type(f)), savez(f, **arrays))[1])
+    sim = Simulation(small_config())
+    window = sim.run(30)
+    save(sim, tmp_path, window)
+    assert (targets == [io.BytesIO]) == in_memory and len(targets) == 1
+    loaded, history = load(tmp_path)
+    assert dumps(history) == kept(window, sim.config.model.dtype)
+    assert np.array_equal(loaded.net.params, sim.net.params)
+
+
 def test_the_final_save_compacts_the_periodic_saves_chunks(tmp_path):
     sim, window = Simulation(small_config()), []
     for _ in range(12):  # periodic saves: one small chunk each, old rows left in place
