@@ -28,6 +28,12 @@ def status_text(app) -> str:
     return app.query_one(StatusBar).plain
 
 
+def stepped(app, n: int) -> bool:
+    """The training thread has taken step n and recorded it (its step count moves first)."""
+    last = app.runner.history.last
+    return app.runner.sim.step_count == n and (last.step if last is not None else 0) == n
+
+
 async def test_space_plays_and_pauses():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -46,9 +52,9 @@ async def test_n_takes_exactly_one_step():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
-        await until(pilot, lambda: app.runner.sim.step_count == 1)
+        await until(pilot, lambda: stepped(app, 1))
         await pilot.press("n", "n")
-        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        await until(pilot, lambda: stepped(app, 3))
         assert len(app.runner.history) == 3 and app.runner.paused
         await until(pilot, lambda: "step 3" in status_text(app))
 
@@ -71,12 +77,12 @@ async def test_reset_replays_and_new_seed_changes_the_seed():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(5)
-        await until(pilot, lambda: app.runner.sim.step_count == 5)
+        await until(pilot, lambda: stepped(app, 5))
         first = [r.loss for r in app.runner.history.snapshot()]
         await pilot.press("r")
         await until(pilot, lambda: app.runner.sim.step_count == 0 and not len(app.runner.history))
         app.runner.advance(5)
-        await until(pilot, lambda: app.runner.sim.step_count == 5)
+        await until(pilot, lambda: stepped(app, 5))
         assert [r.loss for r in app.runner.history.snapshot()] == first
         seed = app.runner.sim.config.seed
         await pilot.press("e")
@@ -88,7 +94,7 @@ async def test_number_keys_and_v_switch_panels():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(3)
-        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        await until(pilot, lambda: stepped(app, 3))
         switcher = app.query_one("#views", ContentSwitcher)
         for key, name in [("2", "curves"), ("3", "distributions"), ("4", "boundary"),
                           ("5", "optimizer"), ("1", "layers")]:
@@ -126,7 +132,7 @@ async def test_settings_refuse_bad_values_and_apply_good_ones():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(4)
-        await until(pilot, lambda: app.runner.sim.step_count == 4)
+        await until(pilot, lambda: stepped(app, 4))
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
         screen = app.screen
@@ -160,7 +166,7 @@ async def test_save_load_and_export(tmp_path):
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(7)
-        await until(pilot, lambda: app.runner.sim.step_count == 7)
+        await until(pilot, lambda: stepped(app, 7))
 
         await answer_prompt(pilot, "ctrl+s", str(tmp_path / "exp.toml"))
         await until(pilot, lambda: (tmp_path / "exp.toml").exists())
@@ -243,14 +249,14 @@ async def test_checkpoint_save_and_load_from_the_tui(tmp_path):
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(6)
-        await until(pilot, lambda: app.runner.sim.step_count == 6)
+        await until(pilot, lambda: stepped(app, 6))
         await answer_prompt(pilot, "c", str(tmp_path / "ck"))
         await until(pilot, lambda: (tmp_path / "ck" / "checkpoint.npz").exists())
         saved = [r.loss for r in app.runner.history.snapshot()]
         app.runner.advance(4)
-        await until(pilot, lambda: app.runner.sim.step_count == 10)
+        await until(pilot, lambda: stepped(app, 10))
         await answer_prompt(pilot, "l", str(tmp_path / "ck"))
-        await until(pilot, lambda: app.runner.sim.step_count == 6)
+        await until(pilot, lambda: stepped(app, 6))
         assert [r.loss for r in app.runner.history.snapshot()] == saved
         await answer_prompt(pilot, "l", str(tmp_path / "nowhere"))
         await until(pilot, lambda: any("no such checkpoint" in str(n.message)
@@ -266,7 +272,7 @@ async def test_tui_export_equals_nnsim_run_output(tmp_path, capsys):
     app = make_app(load(tmp_path / "exp.toml"), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(12)
-        await until(pilot, lambda: app.runner.sim.step_count == 12)
+        await until(pilot, lambda: stepped(app, 12))
         app.runner.export_history(tmp_path / "tui.jsonl")
     assert main(["run", str(tmp_path / "exp.toml"), "--steps", "12", "--format", "jsonl"]) == 0
     headless = capsys.readouterr().out
@@ -338,7 +344,7 @@ async def test_settings_refuse_a_config_that_cannot_be_built():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(3)
-        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        await until(pilot, lambda: stepped(app, 3))
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SettingsScreen))
         await submit(pilot, app, "train.batch_size", "5000")
@@ -375,7 +381,7 @@ async def test_window_key_cycles_whole_run_last_1000_last_100():
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(150)
-        await until(pilot, lambda: app.runner.sim.step_count == 150)
+        await until(pilot, lambda: stepped(app, 150))
         view = app.query_one("#layers")
 
         def shown() -> str:
@@ -444,10 +450,15 @@ async def test_a_lessons_set_and_control_follow_every_run_and_the_check(monkeypa
 async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
     from nnsim.tui.compare import BranchScreen
 
+    def kept_to(step):  # the training thread has recorded the step and snapshotted it
+        last = app.runner.history.last
+        steps = app.runner.snapshots.steps()
+        return last is not None and last.step == step and steps and steps[-1] == step
+
     app = make_app(small_config(), paused=True)
     async with app.run_test(size=SIZE) as pilot:
         app.runner.advance(100)
-        await until(pilot, lambda: app.runner.sim.step_count == 100)
+        await until(pilot, lambda: kept_to(100))
         straight = app.runner.history.snapshot()
         steps = app.runner.snapshots.steps()
         assert steps[0] == 0 and steps[-1] == 100
@@ -456,10 +467,10 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         await until(pilot, lambda: f"timeline: step {app.cursor}" in status_text(app))
         back = app.cursor
         await pilot.press("g")
-        await until(pilot, lambda: app.runner.sim.step_count == back)
+        await until(pilot, lambda: stepped(app, back))
         assert [r.step for r in app.runner.history.snapshot()][-1] == back
         app.runner.advance(100 - back)  # the same future again, bit for bit
-        await until(pilot, lambda: app.runner.sim.step_count == 100)
+        await until(pilot, lambda: kept_to(100))
         assert app.runner.history.snapshot()[-(100 - back):] == straight[-(100 - back):]
         await pilot.press("comma", "B")
         await until(pilot, lambda: isinstance(app.screen, PathPrompt))
@@ -554,7 +565,7 @@ async def test_the_curves_fill_the_panel_at_every_size():
         app = make_app(small_config(), paused=True)
         async with app.run_test(size=size) as pilot:
             app.runner.advance(30)
-            await until(pilot, lambda: app.runner.sim.step_count == 30)
+            await until(pilot, lambda: stepped(app, 30))
             await pilot.press("2")
             view = app.query_one("#curves")
             await until(pilot, lambda: view._strips and "step 1" in view._strips[-1].text)
@@ -576,7 +587,7 @@ async def test_the_depth_profile_gives_each_layer_the_rows_the_panel_holds():
     app = make_app(Config.from_dict({}), paused=True)
     async with app.run_test(size=(80, 24)) as pilot:
         app.runner.advance(3)
-        await until(pilot, lambda: app.runner.sim.step_count == 3)
+        await until(pilot, lambda: stepped(app, 3))
         await pilot.press("6")
         view = app.query_one("#depth")
         await until(pilot, lambda: len(view._strips) > 3 and "L1" in view._strips[3].text)
