@@ -52,13 +52,31 @@ class CheckpointError(NnsimError):
 def checkpoint_path(where: str | Path) -> Path:
     """A folder means the checkpoint file inside it; a file path is taken as it is."""
     p = Path(where).expanduser()
-    return p / FILE_NAME if p.is_dir() or not p.suffix else p
+    try:
+        folder = p.is_dir()
+    except OSError as exc:  # a name longer than the system takes, say
+        raise CheckpointError(f"{cap(str(p), 80)}: {exc.strerror or exc}; give --checkpoint "
+                              f"a shorter name") from None
+    return p / FILE_NAME if folder or not p.suffix else p
 
 
 def check_writable(where: str | Path) -> Path:
     """Make sure a checkpoint can be written at `where` (creating its folder), before a run
     spends its time; returns the checkpoint's path."""
     path = checkpoint_path(where)
+    parts = parts_path(path)
+    # the longest name a save writes beside the checkpoint: its temporary file
+    longest = max(len(os.fsencode(n)) for n in (_temporary(path).name, parts.name,
+                                                  f".{path.name}.lock"))
+    try:
+        limit = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    if longest > limit:
+        raise CheckpointError(f"{cap(path.name, 60)}: too long a name for a checkpoint here "
+                              f"(saves write files named {longest} bytes beside it, the "
+                              f"folder takes {limit}); give --checkpoint a name of at most "
+                              f"{len(os.fsencode(path.name)) - (longest - limit)} bytes")
     if path.exists() and path.is_dir():
         raise CheckpointError(f"{path}: is a folder; give --checkpoint a folder or a .npz file")
     try:
@@ -67,7 +85,6 @@ def check_writable(where: str | Path) -> Path:
         raise CheckpointError(f"{path.parent}: cannot create the checkpoint folder "
                               f"({exc.strerror or exc}); give --checkpoint a folder you can "
                               f"write") from None
-    parts = parts_path(path)
     if parts.exists() and not parts.is_dir():
         raise CheckpointError(f"{parts}: is not a folder; a run that saves every N steps keeps "
                               f"its snapshots and new records there; move it, or give "
@@ -107,6 +124,9 @@ def writer_lock(where: str | Path):
         except OSError:
             raise CheckpointError(f"{path}: another nnsim run is saving to this checkpoint "
                                   f"now; give --checkpoint another folder") from None
+        for stale in _stale_temporaries(path):  # left by a writer killed during a save
+            with contextlib.suppress(OSError):
+                stale.unlink()
         yield
 
 
@@ -155,8 +175,7 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
     if sim.telemetry is not None and sim.telemetry.primed:
         arrays["telemetry/inactive_run"] = sim.telemetry.inactive_run
     parts = parts_path(path)
-    # one temporary file per writer: two runs sharing a folder never write the same one
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = _temporary(path)
     try:
         kept, files = encode_history(sim, history, compact, None if compact else parts,
                                      durable)
@@ -180,17 +199,64 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
                 os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc})") from None
     _tidy(parts, files)
     return path
 
 
+def _temporary(path: Path) -> Path:
+    """The file a save writes before renaming it over `path`: one per writer and save, so
+    two runs sharing a folder never write the same one (`_stale_temporaries` finds those
+    of writers that died)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _stale_temporaries(path: Path) -> list[Path]:
+    """Temporary files of saves to `path` whose process is gone (killed during a save)."""
+    head = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        middle = name[len(head):-len(".tmp")] if name.startswith(head) and \
+            name.endswith(".tmp") else ""
+        found = re.fullmatch(r"(\d+)\.[0-9a-f]{8}", middle)
+        if found is None:
+            continue
+        pid = int(found.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            stale.append(path.parent / name)
+        except (OSError, OverflowError):
+            pass  # alive but another user's, or not a process id: leave it
+    return stale
+
+
 def parts_path(path: Path) -> Path:
     """The folder beside the checkpoint file `path` that holds what periodic saves write
     once and do not rewrite (the kept snapshots, and the history, appended to); a final
-    save takes them back into the file and removes the folder."""
-    return path.with_name(f"{path.stem}.parts")
+    save takes them back into the file and removes the folder. `checkpoint.npz` has
+    `checkpoint.parts`; a name without `.npz` keeps all of it (`lr0.01` has `lr0.01.parts`,
+    not `lr0.parts`), so two checkpoints never share one."""
+    name = path.name[:-len(".npz")] if path.name.endswith(".npz") else path.name
+    return path.with_name(f"{name}.parts")
+
+
+def _parts_to_read(path: Path) -> Path:
+    """`parts_path(path)`, or where earlier versions put it for a name without `.npz`
+    (`lr0.01` → `lr0.parts`), when only that one exists."""
+    parts = parts_path(path)
+    legacy = path.with_name(f"{path.stem}.parts")
+    if legacy != parts and not parts.exists() and legacy.is_dir():
+        return legacy
+    return parts
 
 
 def _read_part(parts: Path, name: str) -> np.ndarray:
@@ -201,7 +267,8 @@ def _read_part(parts: Path, name: str) -> np.ndarray:
     except FileNotFoundError:
         raise CheckpointError(f"{parts / name}: missing; this checkpoint was saved while its "
                               f"run was going and keeps its records and snapshots in "
-                              f"{parts.name}/ beside it: copy that folder with it") from None
+                              f"{parts.name}/ beside it: copy that folder with it (after "
+                              f"the file, while the run is going)") from None
     except OSError as exc:
         raise CheckpointError(f"{parts / name}: cannot read ({exc.strerror or exc})") from None
 
@@ -604,7 +671,8 @@ def decode_history(data: dict[str, np.ndarray], parts: Path | None = None
             if offsets is not None:
                 at = offsets[i]
                 if not isinstance(at, int) or not 0 <= at <= blob.size - size:
-                    raise ValueError(f"history chunk {i} lies outside its file")
+                    raise ValueError(f"history chunk {i} lies outside its file (a copy of "
+                                     f"the parts folder older than the checkpoint file?)")
             records.extend(r for r in _unchunk(blob[at:at + size], meta, gnames, lnames)
                            if r.step >= first)
             at += size
@@ -704,7 +772,7 @@ def load(where: str | Path, registry=None):
         config = _saved_config(path, str(data["config"]), registry)
         sim = Simulation(config, registry, telemetry=info.get("telemetry", True))
         _restore(sim, data)
-        history = decode_history(data, parts_path(path))
+        history = decode_history(data, _parts_to_read(path))
         sim.step_count = info["step"]
         sim.best_val = _float(info["best_val"])
         sim.evals_since_best = info["evals_since_best"]
@@ -939,7 +1007,7 @@ def _load_snapshots(path: Path, index: dict, steps: list[int], registry) -> dict
                     if not isinstance(entry[2], str) or not _PART.fullmatch(entry[2]):
                         raise ValueError(f"its file name {cap(repr(entry[2]), 80)} is not one "
                                          f"a checkpoint writes")
-                    raw = _read_part(parts_path(path), entry[2])
+                    raw = _read_part(_parts_to_read(path), entry[2])
                     data = _from_bundle(raw, int(entry[0]), entry[1])
                 else:
                     if blob is None or not isinstance(entry, list) or len(entry) != 2:

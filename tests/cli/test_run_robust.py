@@ -277,7 +277,9 @@ def test_a_second_run_saving_to_the_same_checkpoint_is_refused(tmp_path, capsys)
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "ck" / "checkpoint.npz").exists():  # saving every 50 steps
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr.read()
+            if first.poll() is not None or time.monotonic() > deadline:
+                first.kill()
+                pytest.fail(f"no checkpoint: {first.communicate()[1]}")
             time.sleep(0.05)
         assert main(["run", *SMALL, "--steps", "5", "--checkpoint", ck,
                      "--out", os.devnull]) == 2
@@ -289,3 +291,42 @@ def test_a_second_run_saving_to_the_same_checkpoint_is_refused(tmp_path, capsys)
     # the first run ended (its final checkpoint written): the folder is free again
     assert main(["run", "--resume", ck, "--checkpoint", ck, "--steps", "5",
                  "--out", os.devnull]) == 0
+
+
+def test_checkpoints_whose_names_share_a_stem_keep_their_parts_apart(tmp_path, capsys):
+    """`runs/lr0.01` and `runs/lr0.05` are checkpoint files with their own parts folders: a
+    run saving to one leaves the other's parts alone (they shared `runs/lr0.parts` before,
+    and the second run's save removed the first's)."""
+    first, second = str(tmp_path / "runs" / "lr0.01"), str(tmp_path / "runs" / "lr0.05")
+    killed = subprocess.Popen([*NNSIM, "run", *SMALL, "--steps", "10000000", "--checkpoint",
+                               first, "--checkpoint-every", "20", "--out", os.devnull],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any((tmp_path / "runs").glob("*.parts")):  # its periodic saves began
+            if killed.poll() is not None or time.monotonic() > deadline:
+                killed.kill()
+                pytest.fail(f"no parts folder for lr0.01: {killed.communicate()[1]}")
+            time.sleep(0.05)
+        time.sleep(0.3)
+    finally:
+        killed.kill()  # as a crash: its parts stay, named by its checkpoint
+        killed.wait(timeout=60)
+    assert main(["run", *SMALL, "--steps", "30", "--checkpoint", second,
+                 "--checkpoint-every", "10", "--out", os.devnull]) == 0
+    assert main(["run", "--resume", first, "--steps", "5", "--out", os.devnull]) == 0
+    assert "error" not in capsys.readouterr().err
+    assert len(load(first)[1]) > 0 and len(load(second)[1]) == 30
+
+
+def test_a_checkpoint_name_too_long_is_one_line_before_training(tmp_path, capsys):
+    for name in ("a" * 300, "q9/" + "c" * 240 + ".npz"):
+        start = time.perf_counter()
+        assert main(["run", *SMALL, "--steps", "1000000", "--checkpoint",
+                     str(tmp_path / name), "--out", os.devnull]) == 2
+        assert time.perf_counter() - start < 10
+        out, err = capsys.readouterr()
+        assert err.count("\n") == 1 and "Traceback" not in err and "name" in err, err
+    assert main(["run", "--resume", str(tmp_path / ("b" * 300)), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err

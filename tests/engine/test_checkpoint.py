@@ -534,3 +534,43 @@ def test_a_checkpoint_copied_without_its_parts_says_what_is_missing(tmp_path):
     text = str(info.value)
     assert "\n" not in text and "history-" in text and "checkpoint.parts/ beside it" in text
     assert load(tmp_path / "a")[0].step_count == 20
+
+
+def test_a_run_that_saves_removes_the_temporary_files_of_killed_writers(tmp_path):
+    """A save killed after writing its temporary file leaves it; the next writer of that
+    checkpoint removes those whose process is gone, and no other file."""
+    done = subprocess_pid_that_ended()
+    path = checkpoint.checkpoint_path(tmp_path / "ck")
+    path.parent.mkdir()
+    dead = path.with_name(f".{path.name}.{done}.0123abcd.tmp")
+    alive = path.with_name(f".{path.name}.{os.getppid()}.0123abcd.tmp")  # a live process
+    other = path.with_name(f".other.npz.{done}.0123abcd.tmp")  # another checkpoint's
+    for f in (dead, alive, other):
+        f.write_bytes(b"partial")
+    with checkpoint.writer_lock(tmp_path / "ck"):
+        assert not dead.exists() and alive.exists() and other.exists()
+
+
+def subprocess_pid_that_ended() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_parts_folders_are_named_by_the_whole_checkpoint_name(tmp_path):
+    names = {checkpoint.parts_path(tmp_path / n).name
+             for n in ("checkpoint.npz", "lr0.01", "lr0.05", "x.parts", "run.npz")}
+    assert names == {"checkpoint.parts", "lr0.01.parts", "lr0.05.parts", "x.parts.parts",
+                     "run.parts"}
+
+
+def test_a_periodic_checkpoint_of_an_earlier_version_finds_its_parts(tmp_path):
+    """Earlier versions put the parts of `lr0.01` in `lr0.parts`: still read from there."""
+    sim = Simulation(small_config())
+    window = sim.run(20)
+    path = save(sim, tmp_path / "lr0.01", window, durable=False, compact=False)
+    os.rename(checkpoint.parts_path(path), tmp_path / "lr0.parts")
+    assert dumps(load(path)[1]) == kept(window, sim.config.model.dtype)
