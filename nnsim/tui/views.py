@@ -145,7 +145,7 @@ class View(Widget):
     _drawn: tuple = ()
     _strips: list[Strip] = []
     _made: dict = {}
-    _roles: tuple[str, dict[str, str]] = ("", {})
+    _roles: tuple[str | None, dict[str, str]] = (None, {})  # (theme, roles): none yet
 
     @property
     def roles(self) -> dict[str, str]:

@@ -79,3 +79,18 @@ def test_roles_are_distinct_enough_to_tell_train_from_validation(theme):
     assert roles["bg"] == app.get_css_variables()["background"][:7]
     for role in ("fg", "muted", "grad", "act", "sat", "dead", "train", "val"):
         assert contrast(roles[role], roles["bg"]) >= 4.5, role
+
+
+def test_an_empty_theme_name_still_gives_every_role(monkeypatch):
+    """`TEXTUAL_THEME=` (set but empty) leaves the app's theme name empty: a panel still
+    takes its colours from the theme's variables (it kept an empty role table before, and
+    the first frame failed with KeyError: 'bg')."""
+    class EmptyThemeApp:
+        theme = ""
+
+        def get_css_variables(self):
+            return {"background": "#121212", "foreground": "#e0e0e0"}
+
+    monkeypatch.setattr(View, "app", property(lambda self: EmptyThemeApp()))
+    roles = View().roles
+    assert {"bg", "fg", "train", "val", "muted"} <= set(roles)
