@@ -51,6 +51,14 @@ def layout_of(record: StepRecord) -> tuple[Key, ...]:
     return tuple(keys)
 
 
+def _columns_of(units: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first and the last unit of each of min(n, units) columns of about equal numbers
+    of units, oldest first."""
+    cols = min(n, units)
+    starts = (np.arange(cols) * units) // cols
+    return starts, np.concatenate([starts[1:], [units]]) - 1
+
+
 @dataclass(frozen=True)
 class Columns:
     """A run reduced to columns for drawing: per column, the first and last step it covers
@@ -95,6 +103,8 @@ class Timeline:
     def _reset(self) -> None:
         self.keys: tuple[Key, ...] = ()
         self.index: dict = {}
+        #: the columns of the series a reader asked for, and their index (`resample`)
+        self._picked: tuple = (None, [], {})
         self.count = 0  # records appended
         self.folded = 0  # records already in the buckets
         self.width = 1  # records per bucket
@@ -145,13 +155,12 @@ class Timeline:
         if old and keys[:old] == self.keys:
             grow = n - old
             self.keys, self.index = keys, {k: j for j, k in enumerate(keys)}
-            for name, fill in (("_rows", np.nan), ("_lo", np.inf), ("_hi", -np.inf),
-                               ("_sum", 0.0)):
+            self._rows = np.concatenate(
+                [self._rows, np.full((self._rows.shape[0], grow), np.nan)], axis=1)
+            for name, fill in (("_lo", np.inf), ("_hi", -np.inf), ("_sum", 0.0), ("_cnt", 0)):
                 arr = getattr(self, name)
                 setattr(self, name, np.concatenate(
-                    [arr, np.full((arr.shape[0], grow), fill)], axis=1))
-            self._cnt = np.concatenate([self._cnt, np.zeros((self._cnt.shape[0], grow),
-                                                            dtype=np.int64)], axis=1)
+                    [arr, np.full((grow, arr.shape[1]), fill, dtype=arr.dtype)]))
             return
         ema = self._ema
         self._reset()
@@ -160,10 +169,11 @@ class Timeline:
         self.index = {k: j for j, k in enumerate(keys)}
         f = len(keys)
         self._rows = np.full((self.n_recent, f), np.nan)
-        self._lo = np.full((self.n_buckets, f), np.inf)
-        self._hi = np.full((self.n_buckets, f), -np.inf)
-        self._sum = np.zeros((self.n_buckets, f))
-        self._cnt = np.zeros((self.n_buckets, f), dtype=np.int64)
+        # one row per series, one column per bucket: a series' buckets lie side by side
+        self._lo = np.full((f, self.n_buckets), np.inf)
+        self._hi = np.full((f, self.n_buckets), -np.inf)
+        self._sum = np.zeros((f, self.n_buckets))
+        self._cnt = np.zeros((f, self.n_buckets), dtype=np.int64)
         self._first = np.zeros(self.n_buckets, dtype=np.int64)
         self._last = np.zeros(self.n_buckets, dtype=np.int64)
 
@@ -171,6 +181,13 @@ class Timeline:
         """Fold the rows appended since the last fold into the buckets (lock held)."""
         start, stop = self.folded, self.count
         if stop <= start:
+            return
+        while (stop - 1) // self.width >= self.n_buckets:  # every bucket in use: merge
+            self._merge()
+        w = self.width
+        a, b = start // w, (stop - 1) // w  # the first and the last bucket it touches
+        if (b - a + 1) * w <= 2 * (stop - start) + 64:
+            self._fold_blocks(start, stop, a, b)
             return
         idx = np.arange(start, stop)
         rows = self._rows[idx % self.n_recent]
@@ -189,22 +206,52 @@ class Timeline:
         cnt = np.add.reduceat(finite.astype(np.int64), starts)
         new = ids * self.width == idx[starts]  # buckets that start in this block
         self._first[ids[new]] = steps[starts[new]]
-        self._lo[ids] = np.minimum(self._lo[ids], lo)
-        self._hi[ids] = np.maximum(self._hi[ids], hi)
-        self._sum[ids] += total
-        self._cnt[ids] += cnt
+        self._lo[:, ids] = np.minimum(self._lo[:, ids], lo.T)
+        self._hi[:, ids] = np.maximum(self._hi[:, ids], hi.T)
+        self._sum[:, ids] += total.T
+        self._cnt[:, ids] += cnt.T
         self._last[ids] = steps[np.concatenate([cuts - 1, [len(idx) - 1]])]
+        self.folded = stop
+
+    def _fold_blocks(self, start: int, stop: int, a: int, b: int) -> None:
+        """`_fold` for a block of rows that fills buckets a … b, the first and last perhaps
+        in part: the rows go into a (buckets, width, series) array, NaN where the block does
+        not reach, so that each statistic is one reduction."""
+        w, n, f = self.width, stop - start, self._rows.shape[1]
+        off = start - a * w
+        flat = np.full(((b - a + 1) * w, f), np.nan)
+        np.take(self._rows, np.arange(start, stop) % self.n_recent, axis=0,
+                out=flat[off:off + n])
+        block = flat.reshape(b - a + 1, w, f)
+        finite = np.isfinite(block)
+        lo = np.fmin.reduce(block, axis=1)  # NaN only where a bucket's part has no value
+        hi = np.fmax.reduce(block, axis=1)
+        empty = np.isnan(lo)
+        lo[empty], hi[empty] = np.inf, -np.inf
+        total = np.where(finite, block, 0.0).sum(axis=1)
+        cnt = finite.sum(axis=1)
+        ids = slice(a, b + 1)
+        recent = self.n_recent
+        # the step of each bucket's first row, for the buckets that begin in this block
+        begins = np.arange(a if off == 0 else a + 1, b + 1) * w
+        self._first[begins // w] = self._steps[begins % recent]
+        ends = np.minimum(np.arange(a + 1, b + 2) * w, stop) - 1
+        self._last[ids] = self._steps[ends % recent]
+        np.minimum(self._lo[:, ids], lo.T, out=self._lo[:, ids])
+        np.maximum(self._hi[:, ids], hi.T, out=self._hi[:, ids])
+        self._sum[:, ids] += total.T
+        self._cnt[:, ids] += cnt.T
         self.folded = stop
 
     def _merge(self) -> None:
         """Merge bucket pairs (0, 1), (2, 3) …: half the buckets, each twice as wide."""
         half = self.n_buckets // 2
         for arr, op in ((self._lo, np.minimum), (self._hi, np.maximum)):
-            arr[:half] = op(arr[0::2], arr[1::2])
-            arr[half:] = np.inf if op is np.minimum else -np.inf
+            arr[:, :half] = op(arr[:, 0::2], arr[:, 1::2])
+            arr[:, half:] = np.inf if op is np.minimum else -np.inf
         for total in (self._sum, self._cnt):
-            total[:half] = total[0::2] + total[1::2]
-            total[half:] = 0
+            total[:, :half] = total[:, 0::2] + total[:, 1::2]
+            total[:, half:] = 0
         self._first[:half] = self._first[0::2]
         self._last[:half] = np.where(self._last[1::2] > 0, self._last[1::2], self._last[0::2])
         self._first[half:] = 0
@@ -230,8 +277,13 @@ class Timeline:
         with self._lock:
             pick: list[int] | slice
             if keys is not None:
-                pick = [self.index[k] for k in keys if k in self.index]
-                index = {k: j for j, k in enumerate(k for k in keys if k in self.index)}
+                wanted = (self.keys, tuple(keys))  # the same on every frame of a panel
+                if self._picked[0] != wanted:
+                    self._picked = (wanted, [self.index[k] for k in keys if k in self.index],
+                                    {k: j for j, k in enumerate(k for k in keys
+                                                                if k in self.index)})
+                _, pick, index = self._picked
+                index = dict(index)
             else:
                 pick, index = slice(None), dict(self.index)
             f = len(index)
@@ -239,33 +291,31 @@ class Timeline:
                 empty = np.empty((0, f))
                 return Columns(np.empty(0, np.int64), np.empty(0, np.int64), empty, empty,
                                empty, index)
-            # under the lock only the copies: the appending thread waits for nothing else
             if last is None:  # the buckets: exact while each covers one step
                 self._fold()
-                used = (self.count - 1) // self.width + 1
-                lo, hi = self._lo[:used, pick].copy(), self._hi[:used, pick].copy()
-                total, cnt = self._sum[:used, pick].copy(), self._cnt[:used, pick].copy()
-                first, final = self._first[:used].copy(), self._last[:used].copy()
+                units = (self.count - 1) // self.width + 1
+                starts, ends = _columns_of(units, n)
+                # the series asked for, reduced along their buckets (under the lock: the
+                # appending thread waits for a few copies and reductions)
+                lo = np.minimum.reduceat(self._lo[pick, :units], starts, axis=1).T
+                hi = np.maximum.reduceat(self._hi[pick, :units], starts, axis=1).T
+                total = np.add.reduceat(self._sum[pick, :units], starts, axis=1).T
+                cnt = np.add.reduceat(self._cnt[pick, :units], starts, axis=1).T
+                first, final = self._first[starts], self._last[ends]
                 rows = None
             else:  # the recent rows are exact: every step its own unit
                 k = min(self.count, self.n_recent, last)
                 idx = np.arange(self.count - k, self.count) % self.n_recent
                 rows = self._rows[idx][:, pick]
-                first = final = self._steps[idx]
+                steps = self._steps[idx]
         if rows is not None:
+            starts, ends = _columns_of(len(rows), n)
             finite = np.isfinite(rows)
-            lo = np.where(np.isnan(rows), np.inf, rows)
-            hi = np.where(np.isnan(rows), -np.inf, rows)
-            total, cnt = np.where(finite, rows, 0.0), finite.astype(np.int64)
-        units = len(first)
-        cols = min(n, units)
-        starts = (np.arange(cols) * units) // cols
-        ends = np.concatenate([starts[1:], [units]]) - 1
-        lo = np.minimum.reduceat(lo, starts)
-        hi = np.maximum.reduceat(hi, starts)
-        total = np.add.reduceat(total, starts)
-        cnt = np.add.reduceat(cnt, starts)
-        first, final = first[starts], final[ends]
+            lo = np.minimum.reduceat(np.where(np.isnan(rows), np.inf, rows), starts)
+            hi = np.maximum.reduceat(np.where(np.isnan(rows), -np.inf, rows), starts)
+            total = np.add.reduceat(np.where(finite, rows, 0.0), starts)
+            cnt = np.add.reduceat(finite.astype(np.int64), starts)
+            first, final = steps[starts], steps[ends]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan)
         # a column of nothing but infinities keeps them at its ends, NaN only where empty

@@ -55,7 +55,7 @@ def test_step_one_is_still_there_at_step_100000_in_bounded_memory():
     cols = timeline.resample(10)
     assert cols.first[0] == 1 and cols.last[-1] == 100_000
     assert cols.series("loss", "hi")[0] == 10.0  # the first step's value survives merging
-    assert timeline._sum.shape[0] == 64 and timeline._rows.shape[0] == 32
+    assert timeline._sum.shape[1] == 64 and timeline._rows.shape[0] == 32
     assert timeline.width >= 100_000 / 64
 
 
