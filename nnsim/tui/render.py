@@ -139,27 +139,47 @@ class Runs:
     """A line built from styled runs, turned into one Text at the end: what `Text.append`
     does for plain strings, without its per-call work (a frame appends hundreds of runs)."""
 
-    __slots__ = ("parts", "spans", "pos", "style")
+    __slots__ = ("parts", "styles", "style")
 
     def __init__(self, text: str = "", style: str = "") -> None:
         self.parts: list[str] = []
-        self.spans: list[Span] = []
-        self.pos = 0
+        self.styles: list[str] = []  # each part's style ("" for the line's own)
         self.style = style
         if text:
             self.append(text)
 
     def append(self, text: str, style: str = "") -> None:
-        if not text:
-            return
-        end = self.pos + len(text)
-        if style:
-            self.spans.append(Span(self.pos, end, style))
-        self.parts.append(text)
-        self.pos = end
+        if text:
+            self.parts.append(text)
+            self.styles.append(style)
 
     def text(self) -> Text:
-        return Text("".join(self.parts), style=self.style, spans=self.spans)
+        spans, pos = [], 0
+        for part, style in zip(self.parts, self.styles):
+            end = pos + len(part)
+            if style:
+                spans.append(Span(pos, end, style))
+            pos = end
+        return Text("".join(self.parts), style=self.style, spans=spans)
+
+    def __rich__(self) -> Text:
+        return self.text()
+
+    def key(self) -> tuple:
+        """Equal for two lines drawn alike."""
+        return tuple(self.parts), tuple(self.styles), self.style
+
+    def one_cell_each(self) -> bool:
+        """Whether every character is one terminal cell wide (so widths are lengths)."""
+        return all(map(ONE_CELL.issuperset, self.parts))
+
+
+#: characters one terminal cell wide: the ranges Rich itself counts as one cell without a
+#: lookup (Latin, Greek, Cyrillic, box drawing, blocks, braille) and the symbols the panels
+#: use beside them
+ONE_CELL = frozenset(chr(c) for a, b in ((0x20, 0x7E), (0xA0, 0xAC), (0xAE, 0x2FF),
+                                         (0x370, 0x482), (0x2500, 0x25FC), (0x2800, 0x28FF))
+                     for c in range(a, b + 1)) | frozenset("‖∂…–−→≥≤")
 
 
 BRAILLE_BASE = 0x2800

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -125,10 +126,47 @@ def text_strip(text: Text, width: int, base: Style | None = None) -> Strip:
     return strip.crop_extend(0, width, base)
 
 
-def crop_lines(lines: list[Text]) -> list[Text]:
-    """Lines that never wrap: what does not fit is cut at the panel's edge."""
+def runs_strip(runs: Runs, width: int, base: Style | None = None) -> Strip:
+    """`text_strip(runs.text(), width, base)`, made from the runs themselves: no Text, no
+    spans to sort, and widths that are lengths (lines with a character of another width
+    take the general way)."""
+    if not runs.one_cell_each():
+        return text_strip(runs.text(), width, base)
+    base = (base or Style()) + Style.parse(runs.style or "none")
+    gaps: list[list] = []  # [style, text]: unstyled neighbours are one gap, as in a Text
+    for text, style in zip(runs.parts, runs.styles):
+        if not style and gaps and not gaps[-1][0]:
+            gaps[-1][1] += text
+        else:
+            gaps.append([style, text])
+    merged: list[list] = []  # [style, texts]: neighbours merged as text_strip merges them
+    for style, text in gaps:
+        if merged and (style == merged[-1][0] or (
+                not text.strip() and "on " not in style and "on " not in merged[-1][0]
+                and "underline" not in merged[-1][0])):
+            merged[-1][1].append(text)
+            continue
+        merged.append([style, [text]])
+    segments, used = [], 0
+    for style, texts in merged:
+        text = "".join(texts)
+        if used + len(text) >= width:  # cut at the panel's edge
+            segments.append(Segment(text[:width - used], _style(base, style)))
+            used = width
+            break
+        segments.append(Segment(text, _style(base, style)))
+        used += len(text)
+    if used < width:
+        segments.append(Segment(" " * (width - used), base))
+    return Strip(segments, width)
+
+
+def crop_lines(lines: list) -> list:
+    """Lines that never wrap: what does not fit is cut at the panel's edge (Runs never
+    wrap)."""
     for line in lines:
-        line.no_wrap, line.overflow = True, "crop"
+        if isinstance(line, Text):
+            line.no_wrap, line.overflow = True, "crop"
     return lines
 
 
@@ -184,9 +222,15 @@ class View(Widget):
         if len(old) != len(new):
             self.refresh()
             return
-        for y, (a, b) in enumerate(zip(old, new)):
-            if a is not b and (a.text != b.text or a._segments != b._segments):
-                self.refresh(Region(0, y, width, 1))
+        changed = [y for y, (a, b) in enumerate(zip(old, new))
+                   if a is not b and (a.text != b.text or a._segments != b._segments)]
+        if changed:  # one refresh, one region for each band of neighbouring lines
+            regions, top = [], changed[0]
+            for y, after in zip(changed, changed[1:] + [-1]):
+                if after != y + 1:
+                    regions.append(Region(0, top, width, y + 1 - top))
+                    top = after
+            self.refresh(*regions)
 
     def _build(self, width: int, height: int) -> None:
         self._drawn = (id(self.frame), width, height, self._roles[0])
@@ -194,8 +238,15 @@ class View(Widget):
         strips = []
         # a line drawn as in the last frame reuses its Strip: no new segments, and the
         # comparison in show() finds it unchanged at once
-        previous, made = self._made, {}
+        previous = self._made
+        made: dict[tuple, Strip] = {}
         for line in self.lines(width, height):
+            if isinstance(line, Runs):  # a line of styled runs that never wraps
+                runs_key = (line.key(), width, base)
+                strip = previous.get(runs_key)
+                made[runs_key] = strip if strip is not None else runs_strip(line, width, base)
+                strips.append(made[runs_key])
+                continue
             key = (line.plain, tuple(line.spans), str(line.style), line.no_wrap,
                    line.overflow, width, base)
             strip = previous.get(key)
@@ -217,14 +268,14 @@ class View(Widget):
         self._made = made
         self._strips = strips
 
-    def lines(self, width: int, height: int) -> list[Text]:
-        """The panel as lines of Text, for the current frame and size."""
+    def lines(self, width: int, height: int) -> Sequence[Text | Runs]:
+        """The panel as lines of Text (or Runs), for the current frame and size."""
         if self.frame is None or not self.frame.records:
             return [Text("No steps yet. Press space to train, n for one step.",
                          style=self.roles["muted"])]
         drawn = self.draw(self.frame, max(width, 10), max(height, 3))
         if isinstance(drawn, Group):
-            return [line for line in drawn.renderables if isinstance(line, Text)]
+            return [line for line in drawn.renderables if isinstance(line, (Text, Runs))]
         return [drawn]
 
     def render_line(self, y: int) -> Strip:
@@ -317,7 +368,7 @@ def _band_role(x: float) -> str:
 
 
 def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles,
-                label_of, extra=None, extra_width: int = 0) -> list[Text]:
+                label_of, extra=None, extra_width: int = 0) -> list[Text | Runs]:
     """Rows of sparklines, one block of rows per layer, sized to fill width and height; the
     last line says which steps the sparklines cover."""
     last = frame.last
@@ -352,7 +403,7 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         scale.append(f"{ax[:cell - 1]:<{cell}}")
     if extra_width:
         title.append("learnable (mean)", "bold")
-    lines = [title.text(), scale.text()]
+    lines: list[Text | Runs] = [title, scale]
     drawn = {c.field: sparklines(np.vstack(series[c.field]), spark, *axes[c.field], c.log,
                                  block) for c in cols}
     for i, layer in enumerate(layers):
@@ -390,7 +441,7 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 row.append(" " * (VALUE_WIDTH + 2))
         if extra is not None:
             rows[0].append(extra(layer)[:extra_width])
-        lines += [row.text() for row in rows]
+        lines += rows
         if gap:
             lines.append(Text(""))
     lines.append(steps_line(timeline, frame.window, min(width, label_w + cell * len(cols)),

@@ -111,3 +111,28 @@ def test_plot_lights_each_dot_column_from_its_value_to_the_one_before(values, wi
             want.add((r, j))
         before = row
     assert _lit_dots(lines, width, height) == want
+
+
+_PIECES = st.sampled_from(["abc", "   ", " ", "▁▂▃█", "‖∂L/∂W‖", "0.013 ", "…", "漢字", "x"])
+_STYLES = st.sampled_from(["", "bold", "#ff8800", "bold #ff8800", "on #202020", "underline"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.tuples(_PIECES, _STYLES), max_size=12),
+       line_style=st.sampled_from(["", "bold", "#808080"]), width=st.integers(1, 60))
+def test_a_line_of_runs_gives_the_strip_of_its_text(parts, line_style, width):
+    """The panels' fast way from runs to a Strip makes exactly the segments of the general
+    way through a Text: same text, same styles, cut or padded alike (wide characters take
+    the general way)."""
+    from rich.style import Style
+
+    from nnsim.tui.render import Runs
+    from nnsim.tui.views import runs_strip, text_strip
+
+    runs = Runs(style=line_style)
+    for text, style in parts:
+        runs.append(text, style)
+    base = Style(color="#e0e0e0", bgcolor="#101010")
+    fast, general = runs_strip(runs, width, base), text_strip(runs.text(), width, base)
+    assert list(fast) == list(general)
+    assert fast.cell_length == general.cell_length == width
