@@ -97,6 +97,8 @@ class Telemetry:
         self.unit_starts = bounds[:-1]
         self.unit_widths = np.array(widths, dtype=np.float64)
         self.inactive_views = [self.inactive[a:z] for a, z in zip(bounds[:-1], bounds[1:])]
+        self._masks = np.empty((b, units), bool)  # a batch's saturation masks, side by side
+        self.unit_sizes = self.unit_widths * b  # entries of each layer's mask
         self.saturated = [0.0] * n
         #: batches that make up the window: a unit is dead when inactive on each of the last
         #: `dead_batches` batches (see `Simulation.steps`)
@@ -221,17 +223,19 @@ class Telemetry:
     def activity(self, measured: bool = True) -> None:
         """The dead-unit counters, on every training step, measured or not, so that `dead`
         means the same whichever steps are measured; on measured steps also the saturated
-        shares and the dead shares. An unmeasured step costs one `saturated()` call and one
-        reduction per layer, and nothing more when every unit fired in the batch."""
-        count, all_rows = np.count_nonzero, np.logical_and.reduce
-        saturated = self.saturated
-        i = 0
-        for layer, view in zip(self.net.hidden, self.inactive_views):
-            mask = self._saturated(layer)
-            if measured:
-                saturated[i] = count(mask) / mask.size
-            all_rows(mask, axis=0, out=view)
-            i += 1
+        shares and the dead shares. An unmeasured step costs one `saturated()` call per layer
+        and a few calls for all of them, and nothing more when every unit fired in the
+        batch."""
+        masks = [self._saturated(layer) for layer in self.net.hidden]
+        # the layers' masks side by side, (batch, every unit): one reduction for all
+        if masks[0].shape[0] == self._masks.shape[0]:
+            batch = np.concatenate(masks, axis=1, out=self._masks, casting="unsafe")
+        else:  # a batch of another size (a training split smaller than the batch)
+            batch = np.concatenate(masks, axis=1).astype(bool, copy=False)
+        np.logical_and.reduce(batch, axis=0, out=self.inactive)
+        if measured:
+            counts = np.add.reduceat(np.count_nonzero(batch, axis=0), self.unit_starts)
+            self.saturated = (counts / self.unit_sizes).tolist()
         # examples since each unit was last active: + this batch, or 0 if active in it
         runs = self.inactive_run
         self.all_fired = not self.inactive.any()
