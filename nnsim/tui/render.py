@@ -87,7 +87,7 @@ def sparkline(values: Sequence[float], width: int, lo: float | None = None,
     return sparklines(np.array([values], dtype=np.float64), width, lo, hi, log, height)[0]
 
 
-_EIGHTHS = np.array(list(EIGHTHS))
+_EIGHTHS = np.array([ord(c) for c in EIGHTHS], dtype=np.uint32)  # code points
 
 
 def sparklines(values, width: int, lo: float, hi: float, log: bool = False,
@@ -107,15 +107,16 @@ def sparklines(values, width: int, lo: float, hi: float, log: bool = False,
     nan = np.isnan(level)
     level = np.clip(np.nan_to_num(level, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
     eighths = 1 + (level * (8 * height - 1) + 1e-9).astype(np.int64)
-    pad = " " * (width - k)
-    out: list[list[str]] = [[] for _ in range(n)]
-    for row in range(height):
-        below = height - 1 - row
-        chars = _EIGHTHS[np.clip(eighths - below * 8, 0, 8)]
-        chars[nan] = GAP if row == height - 1 else " "
-        for i, line in enumerate(chars.tolist()):
-            out[i].append(pad + "".join(line))
-    return out
+    # every row of every series at once, as code points, right-aligned in `width`; each
+    # row's code points are then read as one string
+    below = (height - 1 - np.arange(height))[:, None, None] * 8
+    codes = np.full((height, n, width), ord(" "), dtype=np.uint32)
+    codes[:, :, width - k:] = _EIGHTHS[np.clip(eighths[None] - below, 0, 8)]
+    codes[:, :, width - k:][:, nan] = ord(" ")
+    codes[height - 1, :, width - k:][nan] = ord(GAP)
+    rows = codes.view(f"<U{width}").reshape(height, n).T.tolist() if width > 0 else \
+        [[""] * height for _ in range(n)]
+    return rows
 
 
 def bars(counts: Sequence[float], height: int) -> list[str]:
@@ -162,6 +163,15 @@ class Runs:
             pos = end
         return Text("".join(self.parts), style=self.style, spans=spans)
 
+    def extend(self, other: Runs) -> None:
+        """Append another line's runs (in their own styles)."""
+        self.parts += other.parts
+        self.styles += other.styles
+
+    @property
+    def plain(self) -> str:
+        return "".join(self.parts)
+
     def __rich__(self) -> Text:
         return self.text()
 
@@ -192,7 +202,7 @@ _LEFT_BITS, _RIGHT_BITS = (
 
 def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int, height: int,
          lo: float | None = None, hi: float | None = None, log: bool = False
-         ) -> tuple[list[Text], float, float]:
+         ) -> tuple[list[Runs], float, float]:
     """Line plot of several series on one braille canvas (2×4 dots per cell).
 
     Each series is (values, style), drawn over `width` cells with its values spread evenly
@@ -268,9 +278,10 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
     lines = []
     for text, row_owner, bounds in zip(rows, owners.tolist(), cuts):
         bounds.append(width)
-        spans = [Span(start, end, styles[row_owner[start]])
-                 for start, end in zip(bounds, bounds[1:]) if row_owner[start]]
-        lines.append(Text(text, spans=spans))
+        line = Runs()
+        for start, end in zip(bounds, bounds[1:]):
+            line.append(text[start:end], styles[row_owner[start]])
+        lines.append(line)
     return lines, low, high
 
 

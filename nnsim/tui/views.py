@@ -23,7 +23,7 @@ from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.timeline import Columns, Timeline
-from nnsim.tui.render import (Runs, bars, fmt, heatmap, palette_colour, plot, sparklines,
+from nnsim.tui.render import (ONE_CELL, Runs, bars, fmt, heatmap, palette_colour, plot, sparklines,
                               theme_roles)
 
 LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
@@ -254,11 +254,17 @@ class View(Widget):
                 made[key] = strip
                 strips.append(strip)
                 continue
-            if line.no_wrap and line.overflow == "ellipsis" and line.cell_len > width:
+            plain = line.plain
+            narrow = ONE_CELL.issuperset(plain)  # (then its width is its length)
+            cells = len(plain) if narrow else line.cell_len
+            if line.no_wrap and line.overflow == "ellipsis" and cells > width:
                 line = line.copy()
-                line.truncate(width, overflow="ellipsis")
+                if narrow:  # what truncate() does, without measuring each character
+                    line.plain = plain[:width - 1] + "…"
+                else:
+                    line.truncate(width, overflow="ellipsis")
                 strips.append(text_strip(line, width, base))
-            elif line.no_wrap or line.cell_len <= width:
+            elif line.no_wrap or cells <= width:
                 strips.append(text_strip(line, width, base))
             else:  # a long sentence: wrap it the way Rich would
                 strips += [text_strip(part, width, base) for part in line.wrap(
@@ -587,7 +593,7 @@ class CurvesView(View):
         # a header above each plot and the step line below them: every other row is plot
         plot_h = max((height - 3) // 2 if has_acc else height - 2, 2)
         chance_loss = math.log(frame.classes) if frame.classes else None
-        lines = []
+        lines: list[Text | Runs] = []
         for name, key, log, chance in (("loss", "loss", True, chance_loss),
                                        ("accuracy", "accuracy", False,
                                         1 / frame.classes if frame.classes else None)):
@@ -642,7 +648,8 @@ def loss_axis(lows: np.ndarray, highs: np.ndarray, chance: float | None
     return low, high
 
 
-def _axis(result, muted: str, log: bool = False) -> list[Text]:
+def _axis(result, muted: str, log: bool = False) -> list[Runs]:
+    """The plot's lines behind the y axis, in the axis' colour where no series is drawn."""
     lines, low, high = result
     out = []
     for i, line in enumerate(lines):
@@ -652,7 +659,9 @@ def _axis(result, muted: str, log: bool = False) -> list[Text]:
             label = fmt(10 ** low if log else low)
         else:
             label = ""
-        out.append(Text(f"{label:>7} ┤", style=muted) + line)
+        row = Runs(f"{label:>7} ┤", style=muted)
+        row.extend(line)
+        out.append(row)
     return out
 
 
