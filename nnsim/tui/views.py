@@ -29,7 +29,9 @@ from nnsim.tui.render import (ONE_CELL, Runs, bars, fmt, heatmap, palette_colour
 LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
 WIDE_LABEL = 9
 VALUE_WIDTH = 6
-MIN_SPARK = 4
+#: the narrowest sparkline a column gets: on a narrow screen the last columns give way
+#: rather than every column shrinking to a few points of the run (80 columns: four)
+MIN_SPARK = 10
 #: the history windows `t` cycles through: the whole run, then the newest steps
 WINDOWS: tuple[int | None, ...] = (None, 1000, 100)
 
@@ -383,10 +385,11 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     label_w = WIDE_LABEL if width >= 120 else LABEL_WIDTH
     room = width - label_w - extra_width
     min_cell = MIN_SPARK + VALUE_WIDTH + 2
-    cols = cols[:max(1, room // min_cell)]  # the last columns give way on narrow screens
+    cols, hidden = cols[:max(1, room // min_cell)], cols[max(1, room // min_cell):]
+    # (the last columns give way on narrow screens; a line under the table names them)
     cell = max(room // len(cols), min_cell)
     spark = max(cell - VALUE_WIDTH - 2, MIN_SPARK)
-    rows_free = height - 3  # two heading lines, the step line
+    rows_free = height - 3  # two heading lines, the step line (and a note if a row is left)
     per_layer = rows_free // max(len(layers), 1)
     # taller sparklines first; a blank row between layers once there is room for one
     block, gap = (min(6, per_layer - 1), True) if per_layer >= 4 else (max(1, per_layer), False)
@@ -452,7 +455,12 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
             lines.append(Text(""))
     lines.append(steps_line(timeline, frame.window, min(width, label_w + cell * len(cols)),
                             roles["muted"]))
-    return crop_lines(lines)
+    lines = crop_lines(lines)
+    if hidden and len(lines) < height:
+        lines.append(Text(f"not shown at this width: {', '.join(c.title for c in hidden)} "
+                          "(a wider terminal shows them)", style=roles["muted"],
+                          no_wrap=True, overflow="ellipsis"))
+    return lines
 
 
 def _newest(layer: LayerRecord, name: str) -> float:
@@ -492,11 +500,11 @@ class LayersView(View):
         cols = [
             Column("‖∂L/∂W‖", "grad_norm", "grad", log=True),
             Column("act std", "act_std", "act", log=True, output=False),
-            Column("‖ΔW‖/‖W‖", "update_ratio", "good", log=True, lo=-6.0, hi=0.0,
-                   short="ΔW/W", banded=True),
             Column("saturated", "saturated", "sat", lo=0.0, hi=1.0, percent=True,
                    output=False, short="sat"),
             Column("dead", "dead", "dead", lo=0.0, hi=1.0, percent=True, output=False),
+            Column("‖ΔW‖/‖W‖", "update_ratio", "good", log=True, lo=-6.0, hi=0.0,
+                   short="ΔW/W", banded=True),
         ]
         for name in state_names[:1]:
             cols.append(Column(f"‖{name}‖", name, "state", log=True, short=f"‖{name[0]}‖"))

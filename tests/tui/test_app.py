@@ -594,3 +594,31 @@ async def test_the_depth_profile_gives_each_layer_the_rows_the_panel_holds():
         shown = [strip.text.rstrip() for strip in view._strips]
         assert len([line for line in shown if line]) == 3 + 2 * 6 <= view.size.height
         assert shown[4].startswith("32") and shown[5].startswith("L2")
+
+
+async def test_layers_keep_sparklines_readable_on_a_narrow_screen_and_name_what_gave_way():
+    """At 80×24 every column shown has a sparkline of at least ten points of the run (it
+    had four), the columns that give way are named under the table, and at 200×60 every
+    column is shown."""
+    from nnsim.config import Config
+    from nnsim.tui.views import VALUE_WIDTH
+
+    for size, hidden in (((80, 24), "‖ΔW‖/‖W‖, ‖velocity‖"), ((200, 60), None)):
+        app = make_app(Config.from_dict({}), paused=True)
+        async with app.run_test(size=size) as pilot:
+            app.runner.advance(40)
+            await until(pilot, lambda: stepped(app, 40))
+            view = app.query_one("#layers")
+            await until(pilot, lambda: view._strips and "step 40" in "".join(
+                strip.text for strip in view._strips))
+            shown = [strip.text for strip in view._strips]
+            title = shown[0]
+            names = ["‖∂L/∂W‖", "act std", "saturated", "dead", "‖ΔW‖/‖W‖", "‖velocity‖"]
+            present = [name for name in names if name in title]
+            starts = [title.index(name) for name in present]
+            assert min(b - a for a, b in zip(starts, starts[1:])) >= 10 + VALUE_WIDTH + 2, size
+            note = [line for line in shown if line.lstrip().startswith("not shown")]
+            if hidden is None:
+                assert present == names and not note
+            else:
+                assert present == names[:4] and hidden in note[0], shown
