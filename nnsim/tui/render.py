@@ -137,8 +137,9 @@ def bars(counts: Sequence[float], height: int) -> list[str]:
 
 
 class Runs:
-    """A line built from styled runs, turned into one Text at the end: what `Text.append`
-    does for plain strings, without its per-call work (a frame appends hundreds of runs)."""
+    """A line built from styled runs: what `Text.append` does for plain strings, without its
+    per-call work (a frame appends hundreds of runs). A panel hands it over as it is (the
+    panel makes its Strip from the runs, `views.runs_strip`) or as a Text (`text()`)."""
 
     __slots__ = ("parts", "styles", "style")
 

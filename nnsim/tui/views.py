@@ -8,8 +8,8 @@ log scale, and the axis is printed, so a layer at 1e-5 never looks like one at 1
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -486,11 +486,12 @@ class LayersView(View):
             "axis is shared by every layer and printed under its heading, in whole "
             "decades, so heights compare across depth. ‖∂L/∂W‖: gradient norm of the "
             "weights; shrinking towards the first layers is vanishing gradients. act std: "
-            "spread of the activations. ‖ΔW‖/‖W‖: size of the update relative to the "
-            "weights, coloured by its distance from the 1e-3 rule of thumb. saturated: "
-            "units whose local derivative is under 5% of its maximum. dead: units "
-            "saturated for every example of the last ≥ 1,000 (dead ReLUs). ‖velocity‖: "
-            "the optimizer's state.")
+            "spread of the activations. saturated: units whose local derivative is under "
+            "5% of its maximum. dead: units saturated for every example of the last ≥ "
+            "1,000 (dead ReLUs). ‖ΔW‖/‖W‖: size of the update relative to the weights, "
+            "coloured by its distance from the 1e-3 rule of thumb. ‖velocity‖: the "
+            "optimizer's state. On a narrow screen the last columns give way (named under "
+            "the table).")
 
     def columns(self, frame: Frame) -> list[Column]:
         last = frame.last
