@@ -702,12 +702,12 @@ class DepthView(View):
         metrics = DEPTH_METRICS if width >= 70 else DEPTH_METRICS[:3]
         cell = (width - label_w) // len(metrics)
         bar_w = max(cell - VALUE_WIDTH - 2, 4)
-        lines = [Text.assemble(("Depth profile ", "bold"),
+        head = Text.assemble(("Depth profile ", "bold"),
                                (f"█ step {last.step:,}  ┃ step {first.step:,} (as initialized)"
                                 + ("; each axis is shared by every layer" if width >= 90
-                                   else ""), roles["muted"]))]
-        title = Text(f"{'layer':<{label_w}}", style="bold")
-        scale = Text(" " * label_w, style=roles["muted"])
+                                   else ""), roles["muted"]))
+        title = Runs(f"{'layer':<{label_w}}", style="bold")
+        scale = Runs(" " * label_w, style=roles["muted"])
         axes = {}
         for name, fld, role, log, output in metrics:
             title.append(f"{name[:cell - 1]:<{cell}}", f"bold {roles[role]}")
@@ -721,11 +721,11 @@ class DepthView(View):
                 axes[fld] = (0.0, 1.0)
             ax = axis_text(*axes[fld], log, not log)
             scale.append(f"{ax[:cell - 1]:<{cell}}")
-        lines += [title, scale]
+        lines: list[Text | Runs] = [head, title, scale]
         # rows per layer: up to 3, as many as the panel holds below its three header rows
         block = max(1, min(3, (height - 3) // max(len(layers), 1)))
         for layer in layers:
-            rows = [Text() for _ in range(block)]
+            rows = [Runs() for _ in range(block)]
             label = _label(frame)(layer)
             for r in range(block):
                 rows[r].append(f"{label[r] if r < len(label) else '':<{label_w}}"
