@@ -192,10 +192,7 @@ class Timeline:
         idx = np.arange(start, stop)
         rows = self._rows[idx % self.n_recent]
         steps = self._steps[idx % self.n_recent]
-        bucket = idx // self.width
-        while bucket[-1] >= self.n_buckets:  # every bucket in use: merge neighbours
-            self._merge()
-            bucket = idx // self.width
+        bucket = idx // w
         cuts = np.flatnonzero(np.diff(bucket)) + 1
         starts = np.concatenate([[0], cuts])
         ids = bucket[starts]
@@ -204,7 +201,7 @@ class Timeline:
         hi = np.maximum.reduceat(np.where(np.isnan(rows), -np.inf, rows), starts)
         total = np.add.reduceat(np.where(finite, rows, 0.0), starts)
         cnt = np.add.reduceat(finite.astype(np.int64), starts)
-        new = ids * self.width == idx[starts]  # buckets that start in this block
+        new = ids * w == idx[starts]  # buckets that start in this block
         self._first[ids[new]] = steps[starts[new]]
         self._lo[:, ids] = np.minimum(self._lo[:, ids], lo.T)
         self._hi[:, ids] = np.maximum(self._hi[:, ids], hi.T)

@@ -99,33 +99,44 @@ def _style(base: Style, span: str) -> Style:
     return style
 
 
+def _segments(pieces, base: Style) -> list[Segment]:
+    """Segments for a line's (style, text) pieces, in order: unstyled neighbours are one
+    piece, neighbouring pieces of one style one segment, and blank text whose colour does
+    not show joins the segment before it. `base` (the line's colours) is under every one."""
+    gaps: list[list] = []  # [style, text]
+    for style, text in pieces:
+        if not style and gaps and not gaps[-1][0]:
+            gaps[-1][1] += text
+        else:
+            gaps.append([style, text])
+    merged: list[list] = []  # [style, texts]
+    for style, text in gaps:
+        if merged and (style == merged[-1][0] or (
+                not text.strip() and "on " not in style and "on " not in merged[-1][0]
+                and "underline" not in merged[-1][0])):
+            merged[-1][1].append(text)
+            continue
+        merged.append([style, [text]])
+    return [Segment("".join(texts), _style(base, style)) for style, texts in merged]
+
+
 def text_strip(text: Text, width: int, base: Style | None = None) -> Strip:
     """A Strip for a Text built by appending styled runs (non-overlapping spans), without
-    going through Rich's general renderer: a frame is thousands of such runs. Neighbouring
-    runs of one style become one segment. `base` (the panel's colours) is under every run."""
+    going through Rich's general renderer: a frame is thousands of such runs. `base` (the
+    panel's colours) is under every run."""
     plain = text.plain
     base = (base or Style()) + Style.parse(str(text.style or "") or "none")
-    runs: list[list] = []  # [style, start, end]
+    pieces: list[tuple[str, str]] = []  # (style, text): the spans and the gaps between
     pos = 0
     for span in sorted(text.spans, key=lambda sp: sp.start):
         if span.start > pos:
-            runs.append(["", pos, span.start])
+            pieces.append(("", plain[pos:span.start]))
         if span.end > span.start:
-            runs.append([str(span.style), span.start, span.end])
+            pieces.append((str(span.style), plain[span.start:span.end]))
         pos = max(pos, span.end)
     if pos < len(plain):
-        runs.append(["", pos, len(plain)])
-    segments: list[list] = []
-    for style, start, end in runs:
-        if segments and (style == segments[-1][0] or (
-                not plain[start:end].strip() and "on " not in style
-                and "on " not in segments[-1][0] and "underline" not in segments[-1][0])):
-            segments[-1][2] = end  # same style, or blank text whose colour does not show
-            continue
-        segments.append([style, start, end])
-    strip = Strip([Segment(plain[start:end], _style(base, style))
-                   for style, start, end in segments])
-    return strip.crop_extend(0, width, base)
+        pieces.append(("", plain[pos:]))
+    return Strip(_segments(pieces, base)).crop_extend(0, width, base)
 
 
 def runs_strip(runs: Runs, width: int, base: Style | None = None) -> Strip:
@@ -135,29 +146,14 @@ def runs_strip(runs: Runs, width: int, base: Style | None = None) -> Strip:
     if not runs.one_cell_each():
         return text_strip(runs.text(), width, base)
     base = (base or Style()) + Style.parse(runs.style or "none")
-    gaps: list[list] = []  # [style, text]: unstyled neighbours are one gap, as in a Text
-    for text, style in zip(runs.parts, runs.styles):
-        if not style and gaps and not gaps[-1][0]:
-            gaps[-1][1] += text
-        else:
-            gaps.append([style, text])
-    merged: list[list] = []  # [style, texts]: neighbours merged as text_strip merges them
-    for style, text in gaps:
-        if merged and (style == merged[-1][0] or (
-                not text.strip() and "on " not in style and "on " not in merged[-1][0]
-                and "underline" not in merged[-1][0])):
-            merged[-1][1].append(text)
-            continue
-        merged.append([style, [text]])
     segments, used = [], 0
-    for style, texts in merged:
-        text = "".join(texts)
-        if used + len(text) >= width:  # cut at the panel's edge
-            segments.append(Segment(text[:width - used], _style(base, style)))
+    for segment in _segments(zip(runs.styles, runs.parts), base):
+        if used + len(segment.text) >= width:  # cut at the panel's edge
+            segments.append(Segment(segment.text[:width - used], segment.style))
             used = width
             break
-        segments.append(Segment(text, _style(base, style)))
-        used += len(text)
+        segments.append(segment)
+        used += len(segment.text)
     if used < width:
         segments.append(Segment(" " * (width - used), base))
     return Strip(segments, width)
@@ -385,7 +381,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     label_w = WIDE_LABEL if width >= 120 else LABEL_WIDTH
     room = width - label_w - extra_width
     min_cell = MIN_SPARK + VALUE_WIDTH + 2
-    cols, hidden = cols[:max(1, room // min_cell)], cols[max(1, room // min_cell):]
+    fit = max(1, room // min_cell)
+    cols, hidden = cols[:fit], cols[fit:]
     # (the last columns give way on narrow screens; a line under the table names them)
     cell = max(room // len(cols), min_cell)
     spark = max(cell - VALUE_WIDTH - 2, MIN_SPARK)
