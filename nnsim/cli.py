@@ -703,6 +703,8 @@ def _run(args, held: contextlib.ExitStack) -> int:
             except OSError as exc:  # disk full, EIO, broken pipe, closed stdout
                 write_error = exc
 
+    if args.checkpoint_every and sim.telemetry is not None:
+        sim.telemetry.keep_counts(args.checkpoint_every)  # a periodic save's histograms
     with _Signals() as signals:
         try:
             for record in sim.steps(steps, stop_on_divergence=args.on_divergence == "stop",

@@ -386,11 +386,28 @@ def _uniform(layers: list[LayerRecord], layout: list, m: int) -> bool:
             and list(map(_NAME, _chain(map(_LEARN, layers)))) == learn * m)
 
 
-def _columns(records: list[StepRecord], layout: list) -> dict[str, np.ndarray]:
+def _counted(sim, records: list[StepRecord]) -> np.ndarray | None:
+    """The histogram counts of the measured ones of `records`, one row each, as the
+    simulation's telemetry kept them (`Telemetry.keep_counts`), when it kept every one of
+    them, newest last: they then share one layout as well. None otherwise (records read
+    from a checkpoint, more than it keeps, none measured)."""
+    kept = getattr(getattr(sim, "telemetry", None), "counts", None)
+    layers = [r.layers for r in records if r.layers]
+    m = len(layers)
+    if not kept or not m or m > len(kept):
+        return None
+    tail = list(itertools.islice(kept, len(kept) - m, None))
+    if not all(map(operator.is_, map(_NAME, tail), layers)):
+        return None
+    return np.stack(list(map(_VALUE, tail)))
+
+
+def _columns(records: list[StepRecord], layout: list, counts: np.ndarray | None = None
+             ) -> dict[str, np.ndarray]:
     """The records' numbers as arrays, one row per record (rows of unmeasured records: NaN
     statistics, empty histograms). Every measured record must have `layout` (`_runs` makes
     sure). The numbers are gathered by `np.fromiter` over the records' fields, with no
-    Python loop per record."""
+    Python loop per record; the histograms are `counts` when given (`_counted`)."""
     n, g, s = len(records), len(_GLOBAL_FLOATS), len(_LAYER_FLOATS)
     glob = np.array(list(map(_GLOBALS, records)), dtype=object).reshape(n, g)
     none = glob == None  # noqa: E711 — elementwise on an object array
@@ -419,7 +436,8 @@ def _columns(records: list[StepRecord], layout: list) -> dict[str, np.ndarray]:
     hist = np.zeros((n, bins), np.int64)
     if m and layout:
         values[rows] = np.concatenate(blocks, axis=1)
-        hist[rows] = gather(_chain(map(_HIST, layers)), bins, np.int64)
+        hist[rows] = gather(_chain(map(_HIST, layers)), bins, np.int64) if counts is None \
+            else counts
     return {"step": np.fromiter(map(_STEP, records), np.int64, count=n),
             "global": glob.astype(np.float64), "none": none,
             "measured": measured, "values": values, "hist": hist}
@@ -442,11 +460,12 @@ def _encode(cols: dict[str, np.ndarray], layout: list, dtype: str,
     return b"".join(x.tobytes() for x in parts), meta
 
 
-def _chunk(records: list[StepRecord], layout: list, dtype: str, level: int = 1
-           ) -> tuple[np.ndarray, bytes, dict]:
+def _chunk(records: list[StepRecord], layout: list, dtype: str, level: int = 1,
+           counts: np.ndarray | None = None) -> tuple[np.ndarray, bytes, dict]:
     """Records of one layout (or unmeasured: no layers) as columns compressed at `level`,
-    and the chunk's description. Values are kept at the network's precision (`dtype`)."""
-    cols = _columns(records, layout)
+    and the chunk's description. Values are kept at the network's precision (`dtype`).
+    `counts`: the measured records' histograms, as `_counted` gives them."""
+    cols = _columns(records, layout, counts)
     blob, meta = _encode(cols, layout, dtype,
                          {str(r.step): r.nonfinite for r in records if r.nonfinite}, level)
     return cols["step"], blob, meta
@@ -598,7 +617,8 @@ def encode_history(sim, history: Sequence[StepRecord], compact: bool = True,
         for step_col, blob, meta, last in cache["chunks"]:
             if step_col[-1] < first:
                 continue  # fell out of the kept history
-            start = int(np.searchsorted(step_col, first))  # rows before it: dropped on load
+            # rows before `first` are dropped on load
+            start = 0 if step_col[0] >= first else int(np.searchsorted(step_col, first))
             end = done + len(step_col) - start
             if end > len(history) or history[end - 1] is not last:
                 chunks, done = [], 0  # not the history cached (a rewind, a new run)
@@ -607,8 +627,12 @@ def encode_history(sim, history: Sequence[StepRecord], compact: bool = True,
             done = end
     # a periodic save stores its new records uncompressed; the final save compresses
     level = 1 if compact or parts is None else 0
-    for layout, records in _runs(history[done:]):
-        chunks.append((*_chunk(records, layout, dtype, level), records[-1]))
+    new = history[done:]
+    counts = _counted(sim, new)
+    runs = [(_layout(next(r for r in new if r.layers)), new)] if counts is not None \
+        else _runs(new)
+    for layout, records in runs:
+        chunks.append((*_chunk(records, layout, dtype, level, counts), records[-1]))
     if compact and chunks:  # (a lone compressed chunk with only kept rows stays as it is)
         chunks = _merge(chunks, dtype, history[0].step)
     elif len(chunks) > MAX_CHUNKS:  # many small chunks compress less: merge, once in a while

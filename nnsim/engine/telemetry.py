@@ -8,6 +8,7 @@ mean, norms of weights, gradients, updates and optimizer state) are BLAS dot pro
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 
@@ -108,6 +109,18 @@ class Telemetry:
         self.primed = False
         #: whether every unit was active in the last batch `activity` counted
         self.all_fired = False
+        #: the newest measured steps' layer records, each with the histogram counts of every
+        #: layer as the one array they were counted in (`keep_counts`; None: not kept)
+        self.counts: deque[tuple[tuple[LayerRecord, ...], np.ndarray]] | None = None
+        self._counted_state: tuple[str, ...] = ()
+
+    def keep_counts(self, n: int) -> None:
+        """From now on keep, for each of the newest `n` measured steps, its layer records
+        with the histogram counts of all its layers as one array (every layer's 20 bins in
+        turn), as they were counted. A checkpoint saved every N ≤ `n` steps takes them as its
+        histogram columns and knows the records' layout from them, where it would otherwise
+        read a hundred numbers a step back out of the records (`checkpoint.encode_history`)."""
+        self.counts = deque(maxlen=max(1, n))
 
     def _saturated(self, layer) -> np.ndarray:
         act = layer.activation
@@ -209,8 +222,8 @@ class Telemetry:
         np.maximum(h, self.hist_low, out=h)
         np.minimum(h, self.hist_high, out=h)
         np.copyto(self.hist_int, h, casting="unsafe")
-        self.hist = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS).reshape(
-            self.n_hidden, HIST_BINS).tolist()
+        self.hist_counts = np.bincount(self.hist_int, minlength=self.n_hidden * HIST_BINS)
+        self.hist = self.hist_counts.reshape(self.n_hidden, HIST_BINS).tolist()
 
         self.grad_sq = grad_sq
         self.weight_sq = net.square_norms(net.params)
@@ -309,4 +322,13 @@ class Telemetry:
                     sqrt(logit_var) if logit_var >= 0 else (0.0 if logit_var > -1e-12
                                                             else math.nan),
                     (), (0.0, 0.0), 0.0, 0.0, gn, gin, wn, ratio, cos, step, state, ()))
-        return tuple(records)
+        out = tuple(records)
+        if self.counts is not None:
+            # every kept step has one layout: the state names are the only part that could
+            # change (an optimizer adding a state vector), so a change starts afresh
+            names = tuple(self.state_norm)
+            if names != self._counted_state:
+                self.counts.clear()
+                self._counted_state = names
+            self.counts.append((out, self.hist_counts))
+        return out

@@ -618,3 +618,60 @@ def test_a_periodic_checkpoint_of_an_earlier_version_finds_its_parts(tmp_path):
     path = save(sim, tmp_path / "lr0.01", window, durable=False, compact=False)
     os.rename(checkpoint.parts_path(path), tmp_path / "lr0.parts")
     assert dumps(load(path)[1]) == kept(window, sim.config.model.dtype)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_periodic_saves_write_the_same_history_from_the_kept_counts(tmp_path, monkeypatch,
+                                                                    every):
+    """A run whose telemetry keeps its histogram counts for periodic saves
+    (`Telemetry.keep_counts`, as `nnsim run --checkpoint-every` asks) writes the same history
+    bytes as one that reads them back out of the records, measured on every step or not."""
+    taken = []
+    counted = checkpoint._counted
+    monkeypatch.setattr(checkpoint, "_counted",
+                        lambda sim, records: taken.append(counted(sim, records)) or taken[-1])
+    chunks = []
+    for keep in (False, True):
+        sim, window = Simulation(small_config()), []
+        if keep:
+            sim.telemetry.keep_counts(25)
+        measured = []
+        for _ in range(6):
+            new = list(sim.steps(25, every=every))
+            measured.append(sum(bool(r.layers) for r in new))
+            window = (window + new)[-190:]
+            save(sim, tmp_path / str(keep), window, durable=False, compact=False)
+        chunks.append([blob for _, blob, _, _ in sim._history_chunks["chunks"]])
+    assert len(chunks[1]) == 6 and chunks[0] == chunks[1]
+    assert [x is None for x in taken] == [True] * 6 + [False] * 6  # the counts were taken
+    # one row of 20 bins a hidden layer (two of them) for each measured step of the 25 new
+    assert [x.shape for x in taken[6:]] == [(m, 2 * 20) for m in measured]
+    assert min(measured) < 25 if every > 1 else min(measured) == 25
+
+
+def test_kept_counts_serve_only_the_records_they_were_counted_for():
+    sim = Simulation(small_config())
+    sim.telemetry.keep_counts(10)
+    records = sim.run(12)
+    assert checkpoint._counted(sim, records[-10:]) is not None
+    assert checkpoint._counted(sim, records) is None  # more than it keeps
+    other = Simulation(small_config()).run(10)  # the same numbers, other objects
+    assert checkpoint._counted(sim, other) is None
+    sim.telemetry.state_norm["extra"] = [0.0] * len(sim.net.dense)  # a new state vector
+    sim.telemetry.layers(np.zeros((4, 3)))
+    assert len(sim.telemetry.counts) == 1  # a new layout starts afresh
+
+
+def test_run_with_periodic_saves_takes_the_kept_counts(tmp_path, monkeypatch, capsys):
+    from nnsim.cli import main
+
+    taken = []
+    counted = checkpoint._counted
+    monkeypatch.setattr(checkpoint, "_counted",
+                        lambda sim, records: taken.append(counted(sim, records)) or taken[-1])
+    config = tmp_path / "small.toml"
+    config.write_text(small_config().to_toml())
+    assert main(["run", str(config), "--steps", "60", "--out", os.devnull, "--checkpoint",
+                 str(tmp_path / "ck"), "--checkpoint-every", "20"]) == 0
+    # three periodic saves of 20 new records each; the final save takes all 60 back
+    assert [None if x is None else x.shape for x in taken] == [(20, 40)] * 3 + [None]
