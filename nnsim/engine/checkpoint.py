@@ -399,7 +399,7 @@ def _counted(sim, records: list[StepRecord]) -> np.ndarray | None:
     tail = list(itertools.islice(kept, len(kept) - m, None))
     if not all(map(operator.is_, map(_NAME, tail), layers)):
         return None
-    return np.stack(list(map(_VALUE, tail)))
+    return np.concatenate(list(map(_VALUE, tail))).reshape(m, len(tail[0][1]))
 
 
 def _columns(records: list[StepRecord], layout: list, counts: np.ndarray | None = None
