@@ -703,7 +703,8 @@ def _run(args, held: contextlib.ExitStack) -> int:
             except OSError as exc:  # disk full, EIO, broken pipe, closed stdout
                 write_error = exc
 
-    if args.checkpoint_every and sim.telemetry is not None:
+    if args.checkpoint_every and args.checkpoint_every <= checkpoint.KEEP_COUNTS_EVERY \
+            and sim.telemetry is not None:
         sim.telemetry.keep_counts(args.checkpoint_every)  # a periodic save's histograms
     with _Signals() as signals:
         try:

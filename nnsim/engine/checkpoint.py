@@ -44,6 +44,9 @@ FILE_NAME = "checkpoint.npz"
 MAX_STEP = 2**62
 #: a checkpoint whose arrays hold fewer bytes is made in memory and written in one call
 IN_MEMORY = 16 * 2**20
+#: saves at most this many steps apart take their histograms from the telemetry's kept
+#: counts (`Telemetry.keep_counts`); rarer ones cost too little for the counts' memory
+KEEP_COUNTS_EVERY = 1000
 
 
 class CheckpointError(NnsimError):
@@ -195,10 +198,11 @@ def save(sim, where: str | Path, history: Sequence[StepRecord] = (), durable: bo
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, TypeError) as exc:  # TypeError: an array of objects, from a plugin
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CheckpointError(f"{path}: cannot write ({why})") from None
     _tidy(parts, files)
     return path
 
@@ -207,6 +211,7 @@ _LOCAL = struct.Struct("<4sHHHHHIIIHH")  # a zip entry's local header
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # … its central directory record
 _END = struct.Struct("<4sHHHHIIH")  # the end of the central directory
 _DOS_DATE = 0x21  # 1980-01-01, as zip counts days
+_UTF8 = 0x800  # the flag saying an entry's name is UTF-8 (names come from plugins too)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -227,10 +232,11 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
         head, data = header.getvalue(), a.tobytes()
         crc, size = zlib.crc32(data, zlib.crc32(head)), len(head) + len(data)
         fname = f"{name}.npy".encode()
-        local = _LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, _DOS_DATE, crc, size, size,
+        flags = 0 if fname.isascii() else _UTF8  # as zipfile marks a name beyond ASCII
+        local = _LOCAL.pack(b"PK\x03\x04", 20, flags, 0, 0, _DOS_DATE, crc, size, size,
                             len(fname), 0)
-        central.append(_CENTRAL.pack(b"PK\x01\x02", 20, 20, 0, 0, 0, _DOS_DATE, crc, size, size,
-                                     len(fname), 0, 0, 0, 0, 0, at) + fname)
+        central.append(_CENTRAL.pack(b"PK\x01\x02", 20, 20, flags, 0, 0, _DOS_DATE, crc, size,
+                                     size, len(fname), 0, 0, 0, 0, 0, at) + fname)
         pieces += [local, fname, head, data]
         at += len(local) + len(fname) + size
     directory = b"".join(central)

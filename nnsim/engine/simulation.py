@@ -130,9 +130,10 @@ class Simulation:
         self.optimizer = cfg.optimizer.build(reg, "optimizer")
         state = call_plugin(self.optimizer, "init_state", self.net.params)
         for name, value in state.items():
-            if not isinstance(value, np.ndarray) or value.shape != self.net.params.shape:
-                raise PluginError.at(self.optimizer, "init_state", f"must return arrays shaped "
-                                     f"like the parameters, got {name!r}")
+            if not isinstance(value, np.ndarray) or value.shape != self.net.params.shape \
+                    or value.dtype.hasobject:
+                raise PluginError.at(self.optimizer, "init_state", f"must return arrays of "
+                                     f"numbers shaped like the parameters, got {name!r}")
         self.opt_state: dict[str, np.ndarray] = state
         self.telemetry = Telemetry(self.net, state, reports_step(self.optimizer)) \
             if self.telemetry_enabled else None

@@ -495,3 +495,21 @@ def test_a_lesson_check_that_raises_is_one_line_naming_it():
     assert str(info.value) == ("lesson 'raising_lesson' (from nnsim-bad 0.1): check() raised "
                                "KeyError: 'loss_after'")
     assert info.value.family == "lesson" and info.value.method == "check"
+
+
+class ObjectStateOptimizer(Optimizer):
+    name = "object_state"
+
+    def init_state(self, params):
+        return {"notes": np.empty(params.shape, dtype=object)}
+
+    def update(self, params, grads, state, t):
+        params -= 0.1 * grads
+
+
+def test_an_optimizer_state_of_objects_is_refused_when_the_simulation_is_built():
+    """A checkpoint stores numbers, never pickles: a state of Python objects is named at
+    once, not at the first save."""
+    with pytest.raises(PluginError, match="init_state.. must return arrays of numbers "
+                                          "shaped like the parameters, got 'notes'"):
+        simulation("optimizer", ObjectStateOptimizer, "optimizer.name")
