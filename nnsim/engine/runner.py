@@ -151,12 +151,13 @@ class Runner:
         seed = int(np.random.default_rng().integers(0, 2**31))
         self.reset(seed)
 
-    def reconfigure(self, config: Config) -> None:
-        """Adopt a new config: optimizer hyperparameters live, anything else rebuilds. A
-        config that cannot be built is refused with a notice; the run goes on unchanged."""
+    def reconfigure(self, config: Config, rebuild: bool = False) -> None:
+        """Adopt a new config: optimizer hyperparameters live, anything else (or everything,
+        with `rebuild`: a new run from the seed) rebuilds. A config that cannot be built is
+        refused with a notice; the run goes on unchanged."""
         def apply():
             try:
-                rebuilt = self.sim.reconfigure(config)
+                rebuilt = self.sim.reconfigure(config, rebuild)
             except NnsimError as exc:
                 self.notices.put(("error", f"not applied: {exc}"))
                 return

@@ -165,10 +165,10 @@ class Simulation:
             vars(self).update(before)
             raise
 
-    def reconfigure(self, config: Config) -> bool:
-        """Adopt a new config. Optimizer hyperparameters apply live; anything else rebuilds
-        from the seed. Returns True when it rebuilt."""
-        if config.structure_key() == self.config.structure_key():
+    def reconfigure(self, config: Config, rebuild: bool = False) -> bool:
+        """Adopt a new config. Optimizer hyperparameters apply live (unless `rebuild`);
+        anything else rebuilds from the seed. Returns True when it rebuilt."""
+        if not rebuild and config.structure_key() == self.config.structure_key():
             for key, value in config.optimizer.hypers.items():
                 setattr(self.optimizer, key, value)
             self.config = config

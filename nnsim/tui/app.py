@@ -358,7 +358,8 @@ class NnsimApp(RunnerControls, App):
                                              self.runner.sim.config.seed, self.control)
 
     def action_next_run(self) -> None:
-        """Switch the lesson to its next configuration (rebuilt from the seed)."""
+        """Switch the lesson to its next configuration: a new run from the seed, whatever
+        the last one did (it may have diverged), started at once."""
         if self.lesson is None:
             self.notify("Not in a lesson: try nnsim lessons", timeout=3)
             return
@@ -366,10 +367,13 @@ class NnsimApp(RunnerControls, App):
 
         labels = list(self.lesson.runs)
         self.lesson_run = labels[(labels.index(self.lesson_run) + 1) % len(labels)]
+        # runs that differ only in a hyperparameter (the learning-rate lesson) would take it
+        # live, on the old run: rebuild
         self.runner.reconfigure(run_config(self.lesson, self.lesson_run, self.registry,
                                            seed=self.runner.sim.config.seed,
                                            overrides=self.lesson_overrides,
-                                           control=self.control))
+                                           control=self.control), rebuild=True)
+        self.runner.play()
         self.show_lesson()
 
     def action_check_lesson(self) -> None:

@@ -622,3 +622,23 @@ async def test_layers_keep_sparklines_readable_on_a_narrow_screen_and_name_what_
                 assert present == names and not note
             else:
                 assert present == names[:4] and hidden in note[0], shown
+
+
+async def test_a_lessons_next_run_starts_afresh_after_the_last_one_diverged():
+    """The learning-rate lesson's runs differ only in lr: `o` after `lr 10` diverged must
+    build `lr 1e-5` from the seed and train it, not give the new lr to the diverged run."""
+    from nnsim.lessons import run_config
+    from nnsim.pluginmanager import default_registry
+    from nnsim.tui.app import LessonPanel
+
+    registry = default_registry()
+    lesson = registry.get("lesson", "learning_rate")()
+    app = make_app(run_config(lesson, "lr 10", registry), registry=registry, lesson=lesson)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: app.runner.state == "diverged", timeout=20)
+        await pilot.press("o")
+        await until(pilot, lambda: app.runner.sim.step_count > 20, timeout=20)
+        assert app.runner.sim.lr == 1e-5 and app.runner.state == "running"
+        assert "▶ lr 1e-5" in str(app.query_one(LessonPanel).content)
+        await until(pilot, lambda: "running" in app.query_one(StatusBar).plain)
+        assert "diverged" not in app.query_one(StatusBar).plain
