@@ -227,8 +227,10 @@ def diagnose(records: list[StepRecord], config: Config, classes: int | None,
     return examine(Evidence(records, config, classes, first, sim=sim), registry)
 
 
-def diagnose_simulation(sim, records: list[StepRecord]) -> list[Finding]:
+def diagnose_simulation(sim, records: list[StepRecord], first: StepRecord | None = None
+                        ) -> list[Finding]:
     """The findings on the records of `sim`'s run, with `sim` at hand for the checks that
-    measure at the current weights."""
+    measure at the current weights. `first`: the run's first record, when `records` are
+    only its newest (the TUI's window), so that "since the start" means the run's start."""
     classes = sim.data.outputs if sim.task == "classification" else None
-    return diagnose(records, sim.config, classes, sim.registry, sim=sim)
+    return diagnose(records, sim.config, classes, sim.registry, first=first, sim=sim)

@@ -171,7 +171,12 @@ class LearningRateHigh(DoctorCheck):
         recent = ev.losses(20)
         if not found and len(losses) >= max(40, ev.threshold("min_steps")):
             low = min(statistics.fmean(losses[i:i + 10]) for i in range(0, len(losses) - 9, 5))
-            start, now = losses[0], statistics.fmean(recent)
+            # the fall is measured from the run's first loss, not the window's: the TUI's
+            # doctor sees the newest 600 steps, and a fall that happened before them is
+            # still one the loss has not given back
+            first = ev.first.loss if ev.first is not None else math.nan
+            start = first if math.isfinite(first) else losses[0]
+            now = statistics.fmean(recent)
             # rising: well above its lowest, and having given back a real part of what it
             # had gained (a converged loss's noise near 0 is neither)
             if low > 0 and now > ev.threshold("rising") * low and \

@@ -304,11 +304,14 @@ class Runner:
         from nnsim.doctor import diagnose_simulation
 
         try:
-            findings = diagnose_simulation(self.sim, self.history.snapshot(DOCTOR_RECORDS))
+            findings = diagnose_simulation(self.sim, self.history.snapshot(DOCTOR_RECORDS),
+                                           self.history.first)
         except NnsimError as exc:
             self.notices.put(("error", f"the doctor could not look: {exc}"))
             findings = []
-        if [f.title for f in findings] != [f.title for f in self.findings]:
+        # the same findings on newer steps are news too: their evidence and steps move on
+        if [(f.title, f.evidence, f.steps) for f in findings] != \
+                [(f.title, f.evidence, f.steps) for f in self.findings]:
             self.findings = findings
             self._changed()
 

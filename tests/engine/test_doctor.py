@@ -87,3 +87,43 @@ def test_findings_apply_as_config_overrides_that_cure():
     assert "vanishing_gradients" not in {f.code for f in
                                          diagnose_simulation(cured, cured.run(cls.steps))}
     assert dataclasses.asdict(finding)["code"] == "vanishing_gradients"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_doctor_on_the_newest_600_steps_judges_the_loss_from_the_runs_start(seed):
+    """The TUI's doctor sees the newest 600 records. Given the run's first record, the
+    healthy default run's noisy loss is never 'rising' in any window, as it is not for
+    the CLI's doctor over the whole run; judged from the window's own first loss, it was
+    (in about half the windows)."""
+    sim = Simulation(Config.default().with_overrides([("seed", seed)]), REGISTRY)
+    records = sim.run(2000)
+    windows = [records[end - 600:end] for end in range(600, 2001, 100)]
+
+    def rising(window, first):
+        return any(f.code == "learning_rate_high"
+                   for f in diagnose_simulation(sim, window, first))
+    assert not any(rising(w, records[0]) for w in windows)
+    assert sum(rising(w, None) for w in windows) >= 3  # the control: the window's start
+
+
+def test_the_runners_doctor_shows_the_newest_evidence(monkeypatch):
+    """The same finding on newer steps replaces the old one (its evidence and steps move
+    on); the doctor is given the run's first record."""
+    import nnsim.doctor
+    from nnsim.components import Finding
+    from nnsim.engine.runner import Runner
+
+    seen = []
+
+    def doctor(sim, records, first=None):
+        seen.append(first)
+        return [Finding("x", "the same title", f"at step {records[-1].step}", "", "",
+                        steps=(records[0].step, records[-1].step))]
+    monkeypatch.setattr(nnsim.doctor, "diagnose_simulation", doctor)
+    runner = Runner(Config.default().with_overrides([("seed", 0)]), REGISTRY, paused=True)
+    runner._advance(10)
+    runner.diagnose(force=True)
+    runner._advance(10)
+    runner.diagnose(force=True)
+    assert runner.findings[0].evidence == "at step 20"
+    assert seen and all(first is not None and first.step == 1 for first in seen)
