@@ -326,9 +326,13 @@ class Simulation:
         for seg in segments:
             if not np.isfinite(flat[seg.start:seg.stop]).all():
                 return f"layer {seg.layer + 1} {what} {seg.name}"
-        # every entry is finite but the sum of squares is not: past √(largest float)
+        # every entry is finite but the sum of squares is not: past √(largest float); the
+        # layer holding the largest entry is where it grew
         noun = "gradient" if what.startswith("gradient") else "parameter"
-        return f"{noun} norm (beyond the {flat.dtype} range)"
+        seg = max(segments, key=lambda seg: float(np.abs(flat[seg.start:seg.stop]).max(
+            initial=0.0)))
+        return (f"{noun} norm (beyond the {flat.dtype} range; largest in layer "
+                f"{seg.layer + 1} {seg.name})")
 
     def _early_stopping(self, val_loss: float | None) -> None:
         patience = self.config.train.early_stopping

@@ -33,6 +33,8 @@ VIEWS = (("layers", "1 Layers", LayersView), ("curves", "2 Curves", CurvesView),
 REFRESH_HZ = 30
 STATE_ROLE = {"running": "good", "paused": "warn", "diverged": "bad", "halted": "bad"}
 NEXT_STEP = "press r to reset (same seed), e for a new seed, s to change the settings"
+#: the same, as the status line puts it first (a narrow screen cuts the cause, not this)
+NEXT_KEYS = "r: reset (same seed) · e: new seed · s: settings"
 
 
 class StatusBar(View):
@@ -94,9 +96,9 @@ class StatusBar(View):
             second.append(f"doctor: {top.title}{more}", f"bold {roles['warn']}")
             second.append(" — " + ("f: fix · " if top.fix else "") + "7: details · ")
         if frame.message:
-            second.append(frame.message, f"bold {roles['bad']}")
             if state in ("diverged", "halted"):
-                second.append(f" — {NEXT_STEP}", "bold")
+                second.append(f"{NEXT_KEYS} — ", "bold")
+            second.append(frame.message, f"bold {roles['bad']}")
         else:
             if last is not None:
                 second.append(f"epoch {last.epoch:.2f} · ")

@@ -202,7 +202,7 @@ async def test_divergence_pauses_and_every_view_keeps_drawing():
         for key in "23451":
             await pilot.press(key)
             await pilot.pause(0.1)
-        assert "press r to reset" in status_text(app)  # and says what to do next
+        assert "r: reset (same seed)" in status_text(app)  # and says what to do next
         await pilot.press("space")  # a diverged run stays paused until reset
         await pilot.pause(0.2)
         assert app.runner.paused and app.runner.state == "diverged"
@@ -642,3 +642,20 @@ async def test_a_lessons_next_run_starts_afresh_after_the_last_one_diverged():
         assert "▶ lr 1e-5" in str(app.query_one(LessonPanel).content)
         await until(pilot, lambda: "running" in app.query_one(StatusBar).plain)
         assert "diverged" not in app.query_one(StatusBar).plain
+
+
+async def test_a_diverged_runs_status_line_keeps_the_keys_in_view_at_80_columns():
+    """At 80 columns the second status line is cut: the keys come first, so what is cut
+    is the end of the cause."""
+    from nnsim.tui.app import StatusBar
+
+    config = small_config(("model.activation", "relu"), ("optimizer.name", "sgd"),
+                          ("optimizer.lr", 10.0), ("model.initializer", "he_normal"),
+                          ("model.hidden", [64, 64, 64]))
+    app = make_app(config, paused=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "diverged at step" in status_text(app))
+        await pilot.pause(0.2)
+        bar = app.query_one(StatusBar)
+        shown = "".join(segment.text for segment in bar.render_line(1))
+        assert "r: reset (same seed) · e: new seed · s: settings — diverged at step" in shown
