@@ -859,11 +859,26 @@ class BoundaryView(View):
             r = ((y1 - xs[:, 1]) / (y1 - y0) * (rows - 1) / 2).round().astype(int)
             classes = ys.tolist() if ys.ndim == 1 else [0] * len(xs)
             points += [(rr, cc, k, mark) for rr, cc, k in zip(r.tolist(), c.tolist(), classes)]
-        legend = Text(f"step {grid['step']}: ● training, ○ validation, in their class's colour; "
-                      "background = predicted class, brighter = more confident   ",
-                      style=roles["muted"])
-        for k in range(min(grid["classes"], 10)):
-            legend.append(f"■ class {k} ", palette_colour(k))
+        classes = min(grid["classes"], 10)
+        # the longest legend that fits, the classes' colours with it where they fit too
+        wordings = (f"step {grid['step']}: ● training, ○ validation, in their class's colour; "
+                    "background = predicted class, brighter = more confident   ",
+                    f"step {grid['step']}: ● training ○ validation; background = predicted "
+                    "class, brighter = surer  ",
+                    f"step {grid['step']}: ● train ○ val · background = predicted class, "
+                    "brighter = surer ")
+        swatches = [(f"■ class {k} ", f"■ {k} ") for k in range(classes)]
+        legend = Text(wordings[-1], style=roles["muted"])
+        for text in wordings:
+            for long in (True, False):
+                if len(text) + sum(len(w[0 if long else 1]) for w in swatches) <= width:
+                    legend = Text(text, style=roles["muted"])
+                    for k, names in enumerate(swatches):
+                        legend.append(names[0 if long else 1], palette_colour(k))
+                    break
+            else:
+                continue
+            break
         legend.no_wrap, legend.overflow = True, "crop"
         dark = roles["bg"] == "default" or _is_dark(roles["bg"])
         body = heatmap(label, conf, grid["classes"], points, dark=dark)
@@ -871,8 +886,8 @@ class BoundaryView(View):
         n = len(body)
         for i, line in enumerate(body):
             y = y1 - (y1 - y0) * (2 * i + 0.5) / max(rows - 1, 1)
-            tick = f"{y:>{self.AXIS - 2}.2g} ┤" if i in (0, n // 2, n - 1) else \
-                f"{'':>{self.AXIS - 2}} │"
+            tick = f"{axis_number(y, y1 - y0, self.AXIS - 2):>{self.AXIS - 2}} ┤" \
+                if i in (0, n // 2, n - 1) else f"{'':>{self.AXIS - 2}} │"
             out.append(Text(tick, style=roles["muted"]) + line)
         ticks = [" "] * (cols + 1)
         labels = Text(" " * self.AXIS, style=roles["muted"])
@@ -880,7 +895,7 @@ class BoundaryView(View):
         for frac in (0.0, 0.5, 1.0):
             c = min(cols - 1, int(frac * (cols - 1)))
             ticks[c] = "┬"
-            text = f"{x0 + (x1 - x0) * frac:.2g}"
+            text = axis_number(x0 + (x1 - x0) * frac, x1 - x0, 8)
             at = max(0, min(cols - len(text), c - len(text) // 2))
             row[at:at + len(text)] = list(text)
         out.append(Text(" " * (self.AXIS - 1) + "└" + "".join(ticks[:cols]).replace(" ", "─"),
@@ -896,6 +911,22 @@ class BoundaryView(View):
         rows = (self.size.height - 3) * 2
         n = max(min(width, rows), 4)
         return n, n
+
+
+def axis_number(value: float, span: float, width: int) -> str:
+    """`value` on an axis that spans `span`, in at most `width` characters, to the
+    precision the span gives (two significant digits of it): a row centred at -0.0091 of an
+    axis from -2.6 to 2.9 reads 0.0. Fewer digits are given before any is cut."""
+    decimals = max(0, 1 - math.floor(math.log10(abs(span)))) if span else 2
+    value = round(value, decimals) + 0.0  # (+ 0.0: no "-0.0")
+    text = f"{value:.{decimals}f}"
+    if len(text) <= width:
+        return text
+    for spec in (".2g", ".1g", ".0e"):
+        text = f"{value:{spec}}".replace("e+0", "e").replace("e-0", "e-")
+        if len(text) <= width:
+            return text
+    return text[:width]
 
 
 def _is_dark(colour: str) -> bool:

@@ -136,3 +136,37 @@ def test_a_line_of_runs_gives_the_strip_of_its_text(parts, line_style, width):
     fast, general = runs_strip(runs, width, base), text_strip(runs.text(), width, base)
     assert list(fast) == list(general)
     assert fast.cell_length == general.cell_length == width
+
+
+@given(st.floats(-1e6, 1e6), st.floats(1e-6, 1e7), st.integers(5, 8))
+def test_an_axis_number_fits_its_width_and_is_near_the_value(value, span, width):
+    """To two significant digits of the span where that fits the width, else to fewer."""
+    from nnsim.tui.views import axis_number
+
+    text = axis_number(value, span, width)
+    assert len(text) <= width and not text.startswith("-0.0")
+    decimals = max(0, 1 - math.floor(math.log10(span)))
+    if len(f"{value:.{decimals}f}") <= width - 1:  # room for it (and a sign's change)
+        assert abs(float(text) - value) <= 0.5 * 10 ** -decimals * (1 + 1e-9)
+
+
+async def test_the_boundary_plots_rows_line_up_at_80x24():
+    """Every row of the plot starts in the same column: a middle label of -0.0091 was two
+    characters wider than the others and shifted its row right."""
+    from nnsim.tui.app import make_app
+    from nnsim.tui.views import BoundaryView
+    from tests.helpers import small_config, until
+
+    app = make_app(small_config(), paused=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        view = app.query_one(BoundaryView)
+
+        def rows():
+            return ["".join(s.text for s in view.render_line(y)) for y in range(view.size.height)]
+        await until(pilot, lambda: any("┤" in line for line in rows()), timeout=20)
+        axis = [line for line in rows() if "┤" in line or "│" in line]
+        assert len(axis) > 5 and len({line.index("┤" if "┤" in line else "│")
+                                      for line in axis}) == 1
+        legend = rows()[0]
+        assert "background = predicted class" in legend  # the legend's meaning fits too
