@@ -619,7 +619,8 @@ class MomentumIllConditioned(Lesson):
                    "consistent one along the valley: it settles where the gradient is zero. "
                    "On well-scaled inputs there is no valley and the two end alike. Full-batch "
                    "gradients, so every zig-zag is the valley's, not noise.")
-    watch = "the loss curve: a thick band for sgd (up, down, up), a thin line for momentum."
+    watch = ("the loss curve in raw mode (press m): a thick band for sgd (up, down, up), a "
+             "thin line for momentum.")
     panel = "curves"
     base = {"data.name": "gauss", "data.noise": 1.0, "data.samples": 250,
             "data.stretch": 20.0, "data.preprocess": "none", "model.hidden": [8],

@@ -68,7 +68,8 @@ class LayerRecord(NamedTuple):
     - `update_cos`: cosine between −ΔW and the gradient the optimizer was given (1 for plain
       SGD, clipped or not).
     - `step_size`: ‖ΔW‖/‖∂L/∂W‖ (the gradient before clipping): lr for plain SGD. Under
-      momentum it approaches lr/(1−β) only while successive gradients agree; where they
+      momentum it approaches lr/(1−β) while successive gradients agree, and exceeds it
+      while the gradient shrinks (the velocity holds larger past gradients); where they
       disagree (across a narrow valley) the velocity cancels and it stays near lr or below.
     - `state`: the norm of each optimizer state vector over the layer's weights after the
       update (e.g. ('velocity', 0.3)); `learnable`: the mean of each learnable parameter of

@@ -173,7 +173,7 @@ class NnsimApp(RunnerControls, App):
         ("e", "reset with a new seed", [Binding("e", "reseed", "New seed", show=False)]),
         ("1 … 7, d, v", "switch panel: " + ", ".join(
             label.split(maxsplit=1)[1].lower() + (" (also d)" if name == "depth" else "")
-            for name, label, _ in VIEWS),
+            for name, label, _ in VIEWS) + "; v: the next panel",
          # a panel's number from its tab label ("6 Depth" → 6), plus any extra key
          [*(Binding(label.split()[0] + {"depth": ",d"}.get(name, ""), f"view('{name}')",
                     label.split(maxsplit=1)[1], show=False) for name, label, _ in VIEWS),

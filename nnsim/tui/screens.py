@@ -46,12 +46,13 @@ class HelpScreen(Dismissable):
     def compose(self) -> ComposeResult:
         text = Text()
         text.append("Keys\n", "bold")
-        for key, what in self.keys:
-            text.append(f"  {key:<12}", "bold cyan")
+        width = max((len(key) for key, _ in self.keys), default=0) + 2
+        for key, what in self.keys:  # (the theme's text colour: readable in every theme)
+            text.append(f"  {key:<{width}}", "bold")
             text.append(f"{what}\n")
         text.append("\nPanels\n", "bold")
         for name, what in self.panels:
-            text.append(f"  {name}\n", "bold cyan")
+            text.append(f"  {name}\n", "bold")
             text.append(f"    {what}\n")
         text.append("\nThe status line shows the step, epoch, training and validation loss and "
                     "accuracy, the learning rate, steps per second and the state. A run that "
@@ -70,7 +71,7 @@ class PluginsScreen(Dismissable):
         for family, table in self.registry.families.items():
             text.append(f"{family}s\n", "bold")
             for name, entry in table.items():
-                text.append(f"  {name:<16}", "bold cyan")
+                text.append(f"  {name:<16}", "bold")
                 text.append(f"{entry.cls.summary()} ")
                 text.append(f"[{entry.source}]\n", "dim")
         text.append("\nfailed plugins\n", "bold")

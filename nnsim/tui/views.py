@@ -528,7 +528,8 @@ class OptimizerView(View):
     """Per layer: optimizer state norms, cos(update, gradient), effective step size."""
     HELP = ("Optimizer state norms per layer, the cosine between the update and the "
             "negative gradient, and the effective step ‖ΔW‖/‖∂L/∂W‖: with momentum it "
-            "grows towards lr/(1−β) only while successive gradients agree (cos near 1).")
+            "grows towards lr/(1−β) while successive gradients agree (cos near 1), and "
+            "past it while the gradient shrinks (the velocity still holds larger ones).")
 
     def draw(self, frame: Frame, width: int, height: int):
         last = frame.last
@@ -546,9 +547,10 @@ class OptimizerView(View):
         if "velocity" in state_names and beta is not None and beta < 1:
             ceiling = frame.lr / (1 - beta)
             say = (f"Momentum: the step ‖ΔW‖/‖∂L/∂W‖ grows from lr = {fmt(frame.lr)} towards "
-                   f"lr/(1−β) = {fmt(ceiling)} only while successive gradients agree (cos "
-                   "near 1); where they disagree the velocity cancels and the step stays "
-                   "near lr.")
+                   f"lr/(1−β) = {fmt(ceiling)} while successive gradients agree (cos near 1), "
+                   "and goes past it while the gradient shrinks (the velocity still holds "
+                   "larger ones); where they disagree the velocity cancels and the step "
+                   "stays near lr.")
         elif not state_names:
             say = "No state kept: each step follows the newest gradient (cos = 1 without "\
                   "clipping or decay)."

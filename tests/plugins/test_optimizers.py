@@ -86,6 +86,25 @@ def test_momentum_velocity_is_the_sum_of_decayed_gradients():
     assert params[0] == pytest.approx(-0.1 * (1 + 1.5 + 1.75))
 
 
+@pytest.mark.parametrize("shrink,above", [(0.8, True), (1.0, False), (1.25, False)])
+def test_momentums_step_passes_lr_over_1_minus_beta_only_while_the_gradient_shrinks(
+        shrink, above):
+    """What the Optimizer panel says of ‖ΔW‖/‖g‖: it tends to lr/(1−β) under gradients
+    that agree and keep their size, and passes it while they shrink (the velocity still
+    holds the larger ones); growing gradients keep it below."""
+    lr, beta = 0.05, 0.9
+    opt = REG.get("optimizer", "momentum")(lr=lr, beta=beta)
+    params = np.zeros(1)
+    state = opt.init_state(params)
+    for t in range(1, 61):
+        g = np.array([shrink ** t])
+        before = params.copy()
+        opt.update(params, g, state, t)
+    ratio = abs(params[0] - before[0]) / g[0]
+    assert bool(ratio > lr / (1 - beta) * 1.01) is above
+    assert ratio == pytest.approx(lr / (1 - beta), rel=1e-2) or shrink != 1.0
+
+
 def test_adam_first_step_moves_each_weight_by_lr():
     """Bias correction makes the first Adam step ±lr whatever the gradient's scale."""
     opt = REG.get("optimizer", "adam")(lr=0.01)
