@@ -20,6 +20,8 @@ from nnsim.config import Config, load
 from nnsim.engine.runner import Runner
 from nnsim.errors import NnsimError
 from nnsim.pluginmanager import Registry, default_registry
+from nnsim.tui.chrome import CSS as CHROME_CSS
+from nnsim.tui.chrome import ReadableChrome
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls, redraw_covered
 from nnsim.tui.render import fmt
 from nnsim.tui.screens import HelpScreen, PathPrompt, PluginsScreen, SettingsScreen
@@ -158,11 +160,12 @@ class LessonPanel(VerticalScroll):
         self.query_one("#lesson-text", Static).update(text)
 
 
-class NnsimApp(RunnerControls, App):
+class NnsimApp(ReadableChrome, RunnerControls, App):
     """Watch a deep network train, live, layer by layer."""
 
     TITLE = "nnsim"
     CSS_PATH = "app.tcss"
+    CSS = CHROME_CSS
     #: every key of the app, once: its line in the help screen and the bindings it stands for
     KEYMAP: list[tuple[str, str, list[Binding]]] = [
         ("space", "play / pause", [CONTROL_BINDINGS[0]]),

@@ -12,6 +12,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from nnsim.engine.lockstep import Lockstep
+from nnsim.tui.chrome import CSS as CHROME_CSS
+from nnsim.tui.chrome import ReadableChrome
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls, redraw_covered
 from nnsim.tui.render import fmt, palette_colour, sparkline
 from nnsim.tui.views import VALUE_WIDTH, View, _layer_series, crop_lines
@@ -144,7 +146,7 @@ class LockstepPanel(_PanelHost):
         self.tick()
 
 
-class CompareApp(LockstepPanel, RunnerControls, App):
+class CompareApp(ReadableChrome, LockstepPanel, RunnerControls, App):
     """Runs that differ in chosen settings, side by side."""
 
     TITLE = "nnsim compare"
@@ -153,7 +155,7 @@ class CompareApp(LockstepPanel, RunnerControls, App):
         Binding("m", "metric", "Next statistic"),
         Binding("q", "quit", "Quit"),
     ]
-    CSS = "#status { height: 1; padding: 0 1; background: $boost; }"
+    CSS = "#status { height: 1; padding: 0 1; background: $boost; }" + CHROME_CSS
 
     def __init__(self, runner: Lockstep) -> None:
         super().__init__()

@@ -9,6 +9,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from nnsim.landscape import SURFACES, Landscape
+from nnsim.tui.chrome import CSS as CHROME_CSS
+from nnsim.tui.chrome import ReadableChrome
 from nnsim.tui.controls import CONTROL_BINDINGS
 from nnsim.tui.render import fmt, palette_colour
 from nnsim.tui.views import View, crop_lines
@@ -126,7 +128,7 @@ class LandscapeView(View):
         return crop_lines(lines)
 
 
-class LandscapeApp(App):
+class LandscapeApp(ReadableChrome, App):
     """Optimizers racing on a loss surface."""
 
     TITLE = "nnsim landscape"
@@ -135,7 +137,7 @@ class LandscapeApp(App):
         Binding("s", "surface", "Next surface"),
         Binding("q", "quit", "Quit"),
     ]
-    CSS = "#status { height: 1; padding: 0 1; background: $boost; }"
+    CSS = "#status { height: 1; padding: 0 1; background: $boost; }" + CHROME_CSS
 
     def __init__(self, landscape: Landscape, paused: bool = False) -> None:
         super().__init__()
