@@ -48,8 +48,12 @@ class LandscapeView(View):
         land = self.landscape
         if land is None:
             return [Text("")]
-        cols, rows = max(width, 10), max(height - len(land.paths) - 1, 4)
         s = land.surface
+        legend = [f"{s.title}; darker = lower; ✕ minimum; ● now",
+                  "arrows: velocity (Adam: m), where it pushes; lr*: each optimizer's best lr"]
+        if len(legend[0]) + len(legend[1]) + 2 <= width:
+            legend = [f"{legend[0]}; {legend[1]}"]
+        cols, rows = max(width, 10), max(height - len(land.paths) - len(legend), 4)
         x0, x1, y0, y1 = s.extent
         xs = np.linspace(x0, x1, cols)
         ys = np.linspace(y1, y0, rows * 2)
@@ -109,9 +113,9 @@ class LandscapeView(View):
                 run.append(ch)
             text.append("".join(run), run_style)
             lines.append(text)
-        lines.append(Text(f"{s.title}; darker = lower; ✕ minimum; arrows: the optimizer's "
-                          "state (velocity, m) as the direction it pushes; lr*: the "
-                          "optimizer's own best lr here", style="dim"))
+        lines += [Text(line, style="dim") for line in legend]
+        name_w = max((len(path.label) for path in land.paths), default=0) + 1
+        hyper_w = max((len(_hypers(path)) for path in land.paths), default=0) + 1
         for k, path in enumerate(land.paths):
             x, y = path.points[-1]
             state = ("diverged at step %d" % path.diverged_at if path.diverged_at else
@@ -119,8 +123,8 @@ class LandscapeView(View):
                      "distance to the minimum " + fmt(s.distance(np.array([x, y]))))
             line = Text()
             line.append("■ ", palette_colour(k))
-            line.append(f"{path.label:<22}", "bold")
-            line.append(f" {_hypers(path):<22}", "dim")
+            line.append(f"{path.label:<{name_w}}", "bold")
+            line.append(f"{_hypers(path):<{hyper_w}}", "dim")
             line.append(f" f = {fmt(s.value(x, y))}  {state}")
             if path.escaped_at is not None:
                 line.append(f", escaped at step {path.escaped_at}")

@@ -416,8 +416,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         rows = [Runs(style="bold") for _ in range(block)]
         label = label_of(layer)
         for r in range(block):
-            rows[r].append(f"{label[r] if r < len(label) else '':<{label_w}}"
-                           [:label_w], "bold" if r == 0 else roles["muted"])
+            text = fit_label(label[r] if r < len(label) else "", label_w)
+            rows[r].append(f"{text:<{label_w}}", "bold" if r == 0 else roles["muted"])
         for col in cols:
             if layer.kind == "output" and not col.output:
                 for row in rows:
@@ -445,8 +445,12 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                            f"bold {roles[value_role]}")
             for row in rows[1:]:
                 row.append(" " * (VALUE_WIDTH + 2))
-        if extra is not None:
-            rows[0].append(extra(layer)[:extra_width])
+        if extra is not None:  # one entry a row, the rest on the last row
+            items = extra(layer)
+            for r, row in enumerate(rows):
+                text = " ".join(items[r:]) if r == len(rows) - 1 else \
+                    (items[r] if r < len(items) else "")
+                row.append(fit_label(text, extra_width + 1) if text else "")
         lines += rows
         if gap:
             lines.append(Text(""))
@@ -465,6 +469,12 @@ def _newest(layer: LayerRecord, name: str) -> float:
     if value is None:
         value = dict(layer.state).get(name, dict(layer.learnable).get(name))
     return math.nan if value is None else float(value)
+
+
+def fit_label(text: str, width: int) -> str:
+    """`text` in a column `width` wide with a blank after it: cut with … when longer
+    ('sigmoid' in 6 columns is 'sigm…', not 'sigmoi' running into the sparkline)."""
+    return text if len(text) < width else text[:max(width - 2, 0)] + "…"
 
 
 def _label(frame: Frame):
@@ -517,8 +527,8 @@ class LayersView(View):
             return Text("Telemetry is off: no per-layer statistics.", style=self.roles["muted"])
         learn = 18 if any(layer.learnable for layer in last.layers) and width >= 110 else 0
 
-        def learnable(layer: LayerRecord) -> str:
-            return " ".join(f"{k}={fmt(v)}" for k, v in layer.learnable)
+        def learnable(layer: LayerRecord) -> list[str]:
+            return [f"{k} {fmt(v)}" for k, v in layer.learnable]
 
         return Group(*layer_table(frame, self.columns(frame), width, height, self.roles,
                                   _label(frame), learnable if learn else None, learn))
@@ -727,8 +737,8 @@ class DepthView(View):
             rows = [Runs() for _ in range(block)]
             label = _label(frame)(layer)
             for r in range(block):
-                rows[r].append(f"{label[r] if r < len(label) else '':<{label_w}}"
-                               [:label_w], "bold" if r == 0 else roles["muted"])
+                text = fit_label(label[r] if r < len(label) else "", label_w)
+                rows[r].append(f"{text:<{label_w}}", "bold" if r == 0 else roles["muted"])
             for name, fld, role, log, output in metrics:
                 if layer.kind == "output" and not output:
                     for row in rows:
