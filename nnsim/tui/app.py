@@ -120,10 +120,26 @@ class LessonPanel(VerticalScroll):
     LessonPanel { width: 34%; min-width: 28; max-width: 48; height: 1fr; padding: 0 1;
                   border-left: solid $accent; }
     LessonPanel > Static { width: 1fr; }
+    LessonPanel > #lesson-more { dock: bottom; height: 1; text-style: bold reverse;
+                                 display: none; }
     """
 
     def compose(self):
         yield Static(id="lesson-text")
+        # said while more of the lesson lies below what the panel shows
+        yield Static("▼ more below: PgDn", id="lesson-more")
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._more()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._more)
+
+    def _more(self) -> None:
+        more = self.query("#lesson-more")
+        if more:
+            more.first().display = self.scroll_y < self.max_scroll_y - 0.5
 
     @property
     def content(self):
@@ -158,6 +174,7 @@ class LessonPanel(VerticalScroll):
             text.append("\nControl", "bold")
             text.append(f" (nnsim lesson {lesson.name} --control): {note}\n")
         self.query_one("#lesson-text", Static).update(text)
+        self.call_after_refresh(self._more)
 
 
 class NnsimApp(ReadableChrome, RunnerControls, App):
@@ -219,6 +236,9 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
          [Binding("o", "next_run", "Lesson: next run", show=False),
           Binding("k", "check_lesson", "Lesson: check", show=False),
           Binding("i", "toggle_lesson", "Lesson: hide/show", show=False)]),
+        ("PgDn / PgUp", "in a lesson: scroll the lesson panel",
+         [Binding("pagedown", "scroll_lesson(1)", "Lesson: scroll down", show=False),
+          Binding("pageup", "scroll_lesson(-1)", "Lesson: scroll up", show=False)]),
         ("ctrl+p", "command palette", []),  # Textual's own
         ("?", "this help", [Binding("question_mark", "help", "Help", key_display="?")]),
         ("q", "quit", [Binding("q", "quit", "Quit")]),
@@ -407,6 +427,11 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
     def _checked(self, text: str) -> None:
         self.verdict = text
         self.show_lesson()
+
+    def action_scroll_lesson(self, direction: int) -> None:
+        if self.lesson is not None:
+            panel = self.query_one(LessonPanel)
+            (panel.scroll_page_down if direction > 0 else panel.scroll_page_up)(animate=False)
 
     def action_toggle_lesson(self) -> None:
         if self.lesson is not None:

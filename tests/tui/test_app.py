@@ -659,3 +659,24 @@ async def test_a_diverged_runs_status_line_keeps_the_keys_in_view_at_80_columns(
         bar = app.query_one(StatusBar)
         shown = "".join(segment.text for segment in bar.render_line(1))
         assert "r: reset (same seed) · e: new seed · s: settings — diverged at step" in shown
+
+
+async def test_a_lesson_too_long_for_its_panel_says_so_and_scrolls_with_page_keys():
+    from nnsim.lessons import run_config
+    from nnsim.pluginmanager import default_registry
+    from nnsim.tui.app import LessonPanel
+
+    registry = default_registry()
+    lesson = registry.get("lesson", "dead_relu")()
+    app = make_app(run_config(lesson, "relu", registry), paused=True, registry=registry,
+                   lesson=lesson)
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(LessonPanel)
+        more = app.query_one("#lesson-more")
+        await until(pilot, lambda: panel.max_scroll_y > 0 and more.display)
+        for _ in range(20):  # page down to the end, whatever the panel's height
+            await pilot.press("pagedown")
+            await pilot.pause(0.05)
+        assert panel.scroll_y == panel.max_scroll_y and not more.display
+        await pilot.press("pageup")
+        await until(pilot, lambda: panel.scroll_y < panel.max_scroll_y and more.display)
