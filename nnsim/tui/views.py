@@ -494,8 +494,9 @@ class LayersView(View):
             "decades, so heights compare across depth. ‖∂L/∂W‖: gradient norm of the "
             "weights; shrinking towards the first layers is vanishing gradients. act std: "
             "spread of the activations. saturated: units whose local derivative is under "
-            "5% of its maximum. dead: units saturated for every example of the last ≥ "
-            "1,000 (dead ReLUs). ‖ΔW‖/‖W‖: size of the update relative to the weights, "
+            "5% of its maximum (ReLU: input ≤ 0; tanh, sigmoid: the flat ends; a leaky "
+            "ReLU with slope ≥ 0.05: never). dead: units saturated for every example of "
+            "the last ≥ 1,000 (dead ReLUs). ‖ΔW‖/‖W‖: size of the update relative to the weights, "
             "coloured by its distance from the 1e-3 rule of thumb. ‖velocity‖: the "
             "optimizer's state. On a narrow screen the last columns give way (named under "
             "the table).")
