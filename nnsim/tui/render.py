@@ -93,9 +93,14 @@ _EIGHTHS = np.array([ord(c) for c in EIGHTHS], dtype=np.uint32)  # code points
 def sparklines(values, width: int, lo: float, hi: float, log: bool = False,
                height: int = 1) -> list[list[str]]:
     """`sparkline` for several series at once on one fixed range: `values` is (series,
-    points), the newest `width` points of each are drawn; returns, per series, its rows."""
+    points), the newest `width` points of each are drawn; returns, per series, its rows.
+    A linear range around 0 (lo < 0 < hi) drawn two rows high or more has its bars grow
+    from 0: up for positive values, down for negative ones, with ▔ marking 0
+    (`signed_sparklines`)."""
     v = np.asarray(values, dtype=np.float64)[:, -width:] if width > 0 else \
         np.empty((len(values), 0))
+    if not log and lo < 0 < hi and height >= 2:
+        return signed_sparklines(v, width, lo, hi, height)
     n, k = v.shape
     with np.errstate(divide="ignore", invalid="ignore"):
         if log:
@@ -117,6 +122,36 @@ def sparklines(values, width: int, lo: float, hi: float, log: bool = False,
     rows = codes.view(f"<U{width}").reshape(height, n).T.tolist() if width > 0 else \
         [[""] * height for _ in range(n)]
     return rows
+
+
+_HALVES = np.array([ord(c) for c in " ▀█"], dtype=np.uint32)  # from the top of a cell
+_ZERO = ord("▔")  # the zero line, where nothing is drawn below it
+
+
+def signed_sparklines(v: np.ndarray, width: int, lo: float, hi: float, height: int
+                      ) -> list[list[str]]:
+    """Bars that grow from 0 for values in [lo, hi] with lo < 0 < hi: the upper
+    ⌈height/2⌉ rows hold positive values (eighth blocks, up from the middle), the lower
+    ⌊height/2⌋ negative ones (half blocks, down from it), and the first lower row shows the
+    zero line (▔) where no bar goes down. A cosine of 0 is no bar at all, not half a bar
+    as on a range drawn up from -1."""
+    n, k = v.shape
+    up, down = (height + 1) // 2, height // 2
+    nan = np.isnan(v)
+    w = np.nan_to_num(v, nan=0.0, posinf=hi, neginf=lo)
+    rise = np.rint(np.clip(w / hi, 0.0, 1.0) * up * 8).astype(np.int64)
+    fall = np.rint(np.clip(w / lo, 0.0, 1.0) * down * 2).astype(np.int64)
+    codes = np.full((height, n, width), ord(" "), dtype=np.uint32)
+    for r in range(up):  # top row first: the farthest from 0
+        codes[r, :, width - k:] = _EIGHTHS[np.clip(rise - (up - 1 - r) * 8, 0, 8)]
+    for j in range(down):
+        codes[up + j, :, width - k:] = _HALVES[np.clip(fall - 2 * j, 0, 2)]
+    first = codes[up, :, width - k:]
+    first[fall == 0] = _ZERO
+    codes[:, :, width - k:][:, nan] = ord(" ")
+    codes[height - 1, :, width - k:][nan] = ord(GAP)
+    return codes.view(f"<U{width}").reshape(height, n).T.tolist() if width > 0 else \
+        [[""] * height for _ in range(n)]
 
 
 def bars(counts: Sequence[float], height: int) -> list[str]:

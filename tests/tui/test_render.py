@@ -2,10 +2,11 @@
 
 import math
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnsim.tui.render import bars, fmt, heatmap, plot, sparkline
+from nnsim.tui.render import bars, fmt, heatmap, plot, sparkline, sparklines
 
 
 def test_sparkline_rises_through_the_blocks():
@@ -144,7 +145,7 @@ def test_an_axis_number_fits_its_width_and_is_near_the_value(value, span, width)
     from nnsim.tui.views import axis_number
 
     text = axis_number(value, span, width)
-    assert len(text) <= width and not text.startswith("-0.0")
+    assert len(text) <= width and not (text.startswith("-") and float(text) == 0)  # no -0.0
     decimals = max(0, 1 - math.floor(math.log10(span)))
     if len(f"{value:.{decimals}f}") <= width - 1:  # room for it (and a sign's change)
         assert abs(float(text) - value) <= 0.5 * 10 ** -decimals * (1 + 1e-9)
@@ -170,3 +171,20 @@ async def test_the_boundary_plots_rows_line_up_at_80x24():
                                       for line in axis}) == 1
         legend = rows()[0]
         assert "background = predicted class" in legend  # the legend's meaning fits too
+
+
+@given(st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=12), st.integers(2, 6))
+def test_a_signed_range_grows_its_bars_from_zero(values, height):
+    """On a range around 0 (a cosine's -1…1) a bar goes up for a positive value and down
+    for a negative one, in proportion, and 0 is no bar at all (drawn up from -1 it was half
+    a bar), with ▔ marking the zero line."""
+    from nnsim.tui.render import EIGHTHS
+
+    (rows,) = sparklines(np.array([values]), len(values), -1.0, 1.0, False, height)
+    up, down = (height + 1) // 2, height // 2
+    for col, v in enumerate(values):
+        above = sum(EIGHTHS.index(row[col]) for row in rows[:up])
+        below = sum(" ▀█".index(row[col]) if row[col] in " ▀█" else 0 for row in rows[up:])
+        assert above == round(max(v, 0.0) * up * 8)
+        assert below == round(max(-v, 0.0) * down * 2)
+        assert (rows[up][col] == "▔") == (below == 0)
