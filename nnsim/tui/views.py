@@ -121,14 +121,19 @@ def _segments(pieces, base: Style) -> list[Segment]:
 
 
 def text_strip(text: Text, width: int, base: Style | None = None) -> Strip:
-    """A Strip for a Text built by appending styled runs (non-overlapping spans), without
-    going through Rich's general renderer: a frame is thousands of such runs. `base` (the
-    panel's colours) is under every run."""
+    """A Strip for a Text built by appending styled runs, without going through Rich's
+    general renderer: a frame is thousands of such runs. `base` (the panel's colours) is
+    under every run. Spans that overlap (a Text with a style of its own appended to
+    another) are combined as Rich combines them: the later on top."""
     plain = text.plain
     base = (base or Style()) + Style.parse(str(text.style or "") or "none")
     pieces: list[tuple[str, str]] = []  # (style, text): the spans and the gaps between
     pos = 0
-    for span in sorted(text.spans, key=lambda sp: sp.start):
+    spans = sorted(text.spans, key=lambda sp: sp.start)
+    for span in spans:
+        if span.start < pos:  # overlapping: style each stretch between span ends
+            return Strip(_segments(_layered(text.spans, plain), base)).crop_extend(
+                0, width, base)
         if span.start > pos:
             pieces.append(("", plain[pos:span.start]))
         if span.end > span.start:
@@ -137,6 +142,15 @@ def text_strip(text: Text, width: int, base: Style | None = None) -> Strip:
     if pos < len(plain):
         pieces.append(("", plain[pos:]))
     return Strip(_segments(pieces, base)).crop_extend(0, width, base)
+
+
+def _layered(spans, plain: str) -> list[tuple[str, str]]:
+    """(style, text) pieces for spans that may overlap: each stretch between span ends
+    takes every span over it, in the spans' order (Rich's: a later span on top)."""
+    ends = sorted({0, len(plain), *(min(max(x, 0), len(plain)) for sp in spans
+                                    for x in (sp.start, sp.end))})
+    return [(" ".join(str(sp.style) for sp in spans if sp.start <= a and sp.end >= b),
+             plain[a:b]) for a, b in zip(ends, ends[1:]) if b > a]
 
 
 def runs_strip(runs: Runs, width: int, base: Style | None = None) -> Strip:
@@ -324,16 +338,39 @@ def axis_text(lo: float, hi: float, log: bool, percent: bool = False) -> str:
     return f"{fmt(lo, 2)}…{fmt(hi, 2)}"
 
 
-def steps_line(cols: Columns, window: int | None, width: int, muted: str) -> Text:
-    """Under a chart: the steps its first and last columns cover, and the window."""
+def steps_line(cols: Columns, window: int | None, width: int, muted: str,
+               marker: tuple[int, str] | None = None) -> Text:
+    """Under a chart: the steps its first and last columns cover, and the window;
+    `marker` (cell, style) puts a ▲ under that cell (the timeline's step)."""
     if not len(cols):
         return Text("")
     left = f"step {int(cols.first[0]):,}"
     right = f"step {int(cols.last[-1]):,}"
     middle = f" {window_text(window)} (t: change) "
     gap = max(1, width - len(left) - len(right) - len(middle))
-    line = Text(f"{left}{'─' * (gap // 2)}{middle}{'─' * (gap - gap // 2)}{right}", muted)
-    return line
+    plain = f"{left}{'─' * (gap // 2)}{middle}{'─' * (gap - gap // 2)}{right}"
+    if marker is None or not 0 <= marker[0] < len(plain):
+        return Text(plain, muted)
+    at = marker[0]
+    return Text.assemble((plain[:at], muted), ("▲", marker[1]), (plain[at + 1:], muted))
+
+
+def cursor_index(cols: Columns, step: int | None) -> int | None:
+    """The column of `cols` that covers `step` (the timeline's cursor), or None."""
+    if step is None or not len(cols):
+        return None
+    j = int(np.searchsorted(cols.last, step))
+    return j if j < len(cols) and cols.first[j] <= step else None
+
+
+def _marked(row: Runs, text: str, style: str, at: int | None) -> None:
+    """`text` onto `row`, the character at `at` (if inside it) in reverse."""
+    if at is None or not 0 <= at < len(text):
+        row.append(text, style)
+        return
+    row.append(text[:at], style)
+    row.append(text[at], f"reverse {style}".strip())
+    row.append(text[at + 1:], style)
 
 
 # ---------------------------------------------------------------- the layer table
@@ -412,6 +449,9 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     lines: list[Text | Runs] = [title, scale]
     drawn = {c.field: sparklines(np.vstack(series[c.field]), spark, *axes[c.field], c.log,
                                  block) for c in cols}
+    # the timeline's step (, and .): its cell of every sparkline in reverse
+    at = cursor_index(timeline, frame.extras.get("cursor"))
+    mark = None if at is None else spark - len(timeline) + at
     for i, layer in enumerate(layers):
         rows = [Runs(style="bold") for _ in range(block)]
         label = label_of(layer)
@@ -432,12 +472,13 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 bands = [_band_role(v) for v in tail]
                 runs = [0] + [k for k in range(1, len(bands)) if bands[k] != bands[k - 1]]
                 for r, row_chars in enumerate(chars):
-                    rows[r].append(row_chars[:pad])
+                    _marked(rows[r], row_chars[:pad], "", mark)
                     for a, b in zip(runs, runs[1:] + [len(bands)]):
-                        rows[r].append(row_chars[pad + a:pad + b], roles[bands[a]])
+                        _marked(rows[r], row_chars[pad + a:pad + b], roles[bands[a]],
+                                None if mark is None else mark - pad - a)
             else:
                 for r, row_chars in enumerate(chars):
-                    rows[r].append(row_chars, roles[col.role])
+                    _marked(rows[r], row_chars, roles[col.role], mark)
             value_role = col.role if not col.banded else _band_role(newest)
             if col.field == "dead" and newest > 0:
                 value_role = "dead"
@@ -647,7 +688,12 @@ class CurvesView(View):
                 lo, hi = 0.0, 1.0
             drawn = plot(series, plot_w, plot_h, lo=lo, hi=hi, log=log)
             lines += _axis(drawn, roles["muted"], log=log)
-        lines.append(Text(" " * 9) + steps_line(cols, frame.window, plot_w, roles["muted"]))
+        at = cursor_index(cols, frame.extras.get("cursor"))
+        # plot() spreads the n columns evenly over its 2·plot_w dot columns, 2 a cell
+        marker = None if at is None else \
+            ((at * (2 * plot_w - 1)) // max(len(cols) - 1, 1) // 2, f"bold {roles['warn']}")
+        lines.append(Text(" " * 9) + steps_line(cols, frame.window, plot_w, roles["muted"],
+                                                marker))
         return Group(*lines)
 
 

@@ -680,3 +680,46 @@ async def test_a_lesson_too_long_for_its_panel_says_so_and_scrolls_with_page_key
         assert panel.scroll_y == panel.max_scroll_y and not more.display
         await pilot.press("pageup")
         await until(pilot, lambda: panel.scroll_y < panel.max_scroll_y and more.display)
+
+
+async def test_the_timelines_step_is_marked_on_the_charts():
+    """, and . pick a kept step: Layers shows it as one reversed cell in every sparkline
+    (the same cell in each), Curves as a ▲ under the plot, at the place of that step."""
+    from nnsim.tui.views import View
+
+    def lines(name):
+        view = app.query_one(f"#{name}", View)
+        return [list(view.render_line(y)) for y in range(view.size.height)]
+
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(100)
+        await until(pilot, lambda: app.runner.history.last is not None
+                    and app.runner.history.last.step == 100
+                    and app.runner.snapshots.steps()[-1] == 100)
+        await pilot.press("comma", "comma", "comma", "comma")
+        step = app.cursor
+        assert step is not None and 0 < step < 100
+        await until(pilot, lambda: any(s.style and s.style.reverse
+                                       for line in lines("layers") for s in line))
+        marked = set()  # where the reversed cells are, over every row of every layer
+        for line in lines("layers"):
+            x = 0
+            for segment in line:
+                if segment.style and segment.style.reverse:
+                    assert segment.cell_length == 1
+                    marked.add(x)
+                x += segment.cell_length
+        # one place in each column's sparklines, the same in every layer: places a
+        # sparkline (≥ 10 cells) apart
+        places = sorted(marked)
+        assert len(places) >= 2 and all(b - a >= 10 for a, b in zip(places, places[1:]))
+        await pilot.press("2")
+        await until(pilot, lambda: any("▲" in "".join(s.text for s in line)
+                                       for line in lines("curves")))
+        (steps_line,) = ["".join(s.text for s in line) for line in lines("curves")
+                         if "▲" in "".join(s.text for s in line)]
+        assert steps_line.count("▲") == 1
+        at = steps_line.index("▲") - steps_line.index("step 1")
+        width = len(steps_line.rstrip()) - steps_line.index("step 1")
+        assert abs(at / width - step / 100) < 0.1  # where the step is on the plot's width

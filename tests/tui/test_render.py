@@ -188,3 +188,41 @@ def test_a_signed_range_grows_its_bars_from_zero(values, height):
         assert above == round(max(v, 0.0) * up * 8)
         assert below == round(max(-v, 0.0) * down * 2)
         assert (rows[up][col] == "▔") == (below == 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.tuples(_PIECES.filter(lambda p: p != "漢字"), _STYLES), min_size=1,
+                      max_size=6),
+       outer=st.sampled_from(["", "bold", "#808080", "italic #00ff00"]),
+       split=st.integers(0, 5), width=st.integers(1, 60))
+def test_text_strip_layers_overlapping_spans_as_rich_does(parts, outer, split, width):
+    """A Text with a style of its own appended to another gives overlapping spans; the
+    strip takes each character's style as Rich's renderer does (it once drew a piece twice,
+    a ▲ under the Curves plot and again at the end of the line)."""
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.style import Style
+    from rich.text import Text
+
+    from nnsim.tui.views import text_strip
+
+    inner = Text(style=outer)
+    for piece, style in parts[split:]:
+        inner.append(piece, style)
+    text = Text()
+    for piece, style in parts[:split]:
+        text.append(piece, style)
+    text.append(inner)
+    base = Style(color="#e0e0e0", bgcolor="#101010")
+    ours = text_strip(text, width, base)
+    console = Console(width=1000, color_system="truecolor")
+    theirs = [Segment(s.text, base + s.style if s.style else base)
+              for s in text.render(console) if s.text != "\n"]
+    # character by character: the same text in the same style
+    def cells(segments):
+        return [(ch, seg.style) for seg in segments for ch in seg.text]
+    assert "".join(ch for ch, _ in cells(ours)).rstrip() == \
+        "".join(ch for ch, _ in cells(theirs))[:width].rstrip()
+    for (a, sa), (b, sb) in zip(cells(ours), cells(theirs)):
+        if a.strip():
+            assert sa == sb, (a, sa, sb)
