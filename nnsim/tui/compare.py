@@ -16,7 +16,8 @@ from nnsim.tui.chrome import CSS as CHROME_CSS
 from nnsim.tui.chrome import ReadableChrome
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls, redraw_covered
 from nnsim.tui.render import fmt, palette_colour, sparkline
-from nnsim.tui.views import VALUE_WIDTH, View, _layer_series, crop_lines
+from nnsim.tui.views import (VALUE_WIDTH, View, _layer_series, axis_text, crop_lines,
+                             decade_range)
 
 if TYPE_CHECKING:
     from textual.dom import DOMNode
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 else:
     _PanelHost = object
 
-LABEL_WIDTH = 9  # "accuracy" and "L6 out" fit
+LABEL_WIDTH = 9  # "accuracy" fits
 
 METRICS = (("grad_norm", "‖∂L/∂W‖", True), ("act_std", "act std", True),
            ("update_ratio", "‖ΔW‖/‖W‖", True), ("saturated", "saturated", False),
@@ -71,23 +72,22 @@ class CompareView(View):
                 row.append(f"{fmt(value) + state:<{cell}}", palette_colour(k))
             lines.append(row)
         lines.append(Text(""))
-        lines.append(Text(f"{title} per layer" + (" (log scale, shared)" if log else
-                                                  " (0 to 100%)") + "   m: next statistic",
-                          "bold"))
         depth = max((len(r[-1].layers) for r in records.values() if r), default=0)
         series = {label: [_layer_series(records[label], i, field) for i in range(depth)]
                   for label in labels}
         finite = [v for per in series.values() for s in per for v in s
                   if v is not None and math.isfinite(v) and (v > 0 or not log)]
-        if log and finite:
-            lo, hi = math.log10(min(finite)), math.log10(max(finite))
-        else:
-            lo, hi = 0.0, 1.0
+        # one axis for every layer and both runs, in whole decades, printed
+        lo, hi = decade_range(finite) if log else (0.0, 1.0)
+        scale = axis_text(lo, hi, log, percent=not log)
+        lines.append(Text.assemble((f"{title} per layer", "bold"),
+                                   (f"  axis {scale}{', log, shared' if log else ''}"
+                                    "   m: next statistic", "dim")))
         block = max(1, min(4, (height - len(lines) - 1) // max(depth, 1) - 1))
         for i in range(depth):
             kinds = [records[label][-1].layers[i].kind for label in labels
                      if records[label] and i < len(records[label][-1].layers)]
-            name = f"L{i + 1}" + (" out" if kinds and all(k == "output" for k in kinds) else "")
+            name = "out" if kinds and all(k == "output" for k in kinds) else f"L{i + 1}"
             rows = [Text(f"{name if r == 0 else '':<{LABEL_WIDTH}}", "bold")
                     for r in range(block)]
             for k, label in enumerate(labels):
@@ -99,6 +99,11 @@ class CompareView(View):
                     text = fmt(value) if r == 0 else ""
                     rows[r].append(f" {text:>{VALUE_WIDTH}} ", palette_colour(k))
             lines += rows + [Text("")]
+        steps = [r[-1].step for r in records.values() if r]
+        firsts = [r[0].step for r in records.values() if r]
+        if steps:  # what the sparklines cover: the newest steps of each run
+            lines.append(Text(f"{'':<{LABEL_WIDTH}}steps {min(firsts):,}–{max(steps):,} (the "
+                              f"newest {spark} of each run)", "dim"))
         return crop_lines(lines)
 
 
