@@ -237,8 +237,10 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
           Binding("k", "check_lesson", "Lesson: check", show=False),
           Binding("i", "toggle_lesson", "Lesson: hide/show", show=False)]),
         ("PgDn / PgUp", "in a lesson: scroll the lesson panel",
-         [Binding("pagedown", "scroll_lesson(1)", "Lesson: scroll down", show=False),
-          Binding("pageup", "scroll_lesson(-1)", "Lesson: scroll up", show=False)]),
+         [Binding("pagedown", "scroll_lesson(1)", "Lesson: scroll down", show=False,
+                  key_display="PgDn"),
+          Binding("pageup", "scroll_lesson(-1)", "Lesson: scroll up", show=False,
+                  key_display="PgUp")]),
         ("ctrl+p", "command palette", []),  # Textual's own
         ("?", "this help", [Binding("question_mark", "help", "Help", key_display="?")]),
         ("q", "quit", [Binding("q", "quit", "Quit")]),
