@@ -151,10 +151,11 @@ class Runner:
         seed = int(np.random.default_rng().integers(0, 2**31))
         self.reset(seed)
 
-    def reconfigure(self, config: Config, rebuild: bool = False) -> None:
+    def reconfigure(self, config: Config, rebuild: bool = False, start: bool = False
+                    ) -> None:
         """Adopt a new config: optimizer hyperparameters live, anything else (or everything,
-        with `rebuild`: a new run from the seed) rebuilds. A config that cannot be built is
-        refused with a notice; the run goes on unchanged."""
+        with `rebuild`: a new run from the seed) rebuilds, and with `start` trains it. A
+        config that cannot be built is refused with a notice; the run goes on unchanged."""
         def apply():
             try:
                 rebuilt = self.sim.reconfigure(config, rebuild)
@@ -163,6 +164,8 @@ class Runner:
                 return
             if rebuilt:
                 self._after_rebuild()
+            if start:
+                self._set_paused(False)
             self._changed()
         self.submit(apply)
 

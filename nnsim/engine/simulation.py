@@ -131,7 +131,7 @@ class Simulation:
         state = call_plugin(self.optimizer, "init_state", self.net.params)
         for name, value in state.items():
             if not isinstance(value, np.ndarray) or value.shape != self.net.params.shape \
-                    or value.dtype.hasobject:
+                    or value.dtype.kind not in "biufc":  # numbers: no objects, text, dates
                 raise PluginError.at(self.optimizer, "init_state", f"must return arrays of "
                                      f"numbers shaped like the parameters, got {name!r}")
         self.opt_state: dict[str, np.ndarray] = state

@@ -399,8 +399,7 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         self.runner.reconfigure(run_config(self.lesson, self.lesson_run, self.registry,
                                            seed=self.runner.sim.config.seed,
                                            overrides=self.lesson_overrides,
-                                           control=self.control), rebuild=True)
-        self.runner.play()
+                                           control=self.control), rebuild=True, start=True)
         self.show_lesson()
 
     def action_check_lesson(self) -> None:

@@ -99,11 +99,12 @@ class CompareView(View):
                     text = fmt(value) if r == 0 else ""
                     rows[r].append(f" {text:>{VALUE_WIDTH}} ", palette_colour(k))
             lines += rows + [Text("")]
-        steps = [r[-1].step for r in records.values() if r]
-        firsts = [r[0].step for r in records.values() if r]
-        if steps:  # what the sparklines cover: the newest steps of each run
-            lines.append(Text(f"{'':<{LABEL_WIDTH}}steps {min(firsts):,}–{max(steps):,} (the "
-                              f"newest {spark} of each run)", "dim"))
+        covered = Text(f"{'':<{LABEL_WIDTH}}")  # what each run's sparklines cover
+        for k, label in enumerate(labels):
+            recs = records[label]
+            text = f"steps {recs[0].step:,}–{recs[-1].step:,}" if recs else ""
+            covered.append(f"{text:<{cell}}", palette_colour(k))
+        lines.append(covered)
         return crop_lines(lines)
 
 

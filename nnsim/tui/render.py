@@ -236,6 +236,17 @@ _LEFT_BITS, _RIGHT_BITS = (
     for c in (0, 1))
 
 
+def plot_cell(j: int, n: int, width: int) -> int:
+    """The cell of a `plot` `width` cells wide where the j-th of n values first shows:
+    spread over 2·width dot columns as `plot` spreads them (several values to a dot column
+    when n is larger, else each value repeated over its dot columns)."""
+    dots = 2 * width
+    if n > dots:  # the dot column whose values include j
+        return (int(np.searchsorted((np.arange(dots) * n) // dots, j, side="right")) - 1) // 2
+    # the first dot column d with d·(n−1) // (dots−1) == j
+    return -(-j * max(dots - 1, 1) // max(n - 1, 1)) // 2 if n > 1 else 0
+
+
 def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int, height: int,
          lo: float | None = None, hi: float | None = None, log: bool = False
          ) -> tuple[list[Runs], float, float]:

@@ -23,8 +23,8 @@ from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.timeline import Columns, Timeline
-from nnsim.tui.render import (ONE_CELL, Runs, bars, fmt, heatmap, palette_colour, plot, sparklines,
-                              theme_roles)
+from nnsim.tui.render import (ONE_CELL, Runs, bars, fmt, heatmap, palette_colour, plot,
+                              plot_cell, sparklines, theme_roles)
 
 LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
 WIDE_LABEL = 9
@@ -338,21 +338,25 @@ def axis_text(lo: float, hi: float, log: bool, percent: bool = False) -> str:
     return f"{fmt(lo, 2)}…{fmt(hi, 2)}"
 
 
-def steps_line(cols: Columns, window: int | None, width: int, muted: str,
-               marker: tuple[int, str] | None = None) -> Text:
-    """Under a chart: the steps its first and last columns cover, and the window;
-    `marker` (cell, style) puts a ▲ under that cell (the timeline's step)."""
+def steps_line(cols: Columns, window: int | None, width: int, muted: str) -> Text:
+    """Under a chart: the steps its first and last columns cover, and the window."""
     if not len(cols):
         return Text("")
     left = f"step {int(cols.first[0]):,}"
     right = f"step {int(cols.last[-1]):,}"
     middle = f" {window_text(window)} (t: change) "
     gap = max(1, width - len(left) - len(right) - len(middle))
-    plain = f"{left}{'─' * (gap // 2)}{middle}{'─' * (gap - gap // 2)}{right}"
-    if marker is None or not 0 <= marker[0] < len(plain):
-        return Text(plain, muted)
-    at = marker[0]
-    return Text.assemble((plain[:at], muted), ("▲", marker[1]), (plain[at + 1:], muted))
+    return Text(f"{left}{'─' * (gap // 2)}{middle}{'─' * (gap - gap // 2)}{right}", muted)
+
+
+def marker_line(at: int, width: int, step: int, style: str) -> Text:
+    """A ▲ under cell `at` of a chart `width` cells wide, with the step it marks beside
+    it (on the side with room)."""
+    label = f" timeline: step {step:,}"
+    if at + 1 + len(label) <= width:
+        return Text.assemble(" " * at, ("▲" + label, style))
+    start = max(at - len(label) + 1, 0)
+    return Text.assemble(" " * start, (f"{label.strip()} ▲"[-(at - start + 1):], style))
 
 
 def cursor_index(cols: Columns, step: int | None) -> int | None:
@@ -363,13 +367,14 @@ def cursor_index(cols: Columns, step: int | None) -> int | None:
     return j if j < len(cols) and cols.first[j] <= step else None
 
 
-def _marked(row: Runs, text: str, style: str, at: int | None) -> None:
-    """`text` onto `row`, the character at `at` (if inside it) in reverse."""
+def _marked(row: Runs, text: str, style: str, at: int | None, on: str) -> None:
+    """`text` onto `row`, the character at `at` (if inside it) on the background `on`:
+    the bar keeps its shape and colour, a blank cell shows the mark too."""
     if at is None or not 0 <= at < len(text):
         row.append(text, style)
         return
     row.append(text[:at], style)
-    row.append(text[at], f"reverse {style}".strip())
+    row.append(text[at], f"{style} on {on}".strip())
     row.append(text[at + 1:], style)
 
 
@@ -449,9 +454,10 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     lines: list[Text | Runs] = [title, scale]
     drawn = {c.field: sparklines(np.vstack(series[c.field]), spark, *axes[c.field], c.log,
                                  block) for c in cols}
-    # the timeline's step (, and .): its cell of every sparkline in reverse
+    # the timeline's step (, and .): its cell of every sparkline on a background of its own
     at = cursor_index(timeline, frame.extras.get("cursor"))
     mark = None if at is None else spark - len(timeline) + at
+    on = roles["muted"]
     for i, layer in enumerate(layers):
         rows = [Runs(style="bold") for _ in range(block)]
         label = label_of(layer)
@@ -472,13 +478,13 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 bands = [_band_role(v) for v in tail]
                 runs = [0] + [k for k in range(1, len(bands)) if bands[k] != bands[k - 1]]
                 for r, row_chars in enumerate(chars):
-                    _marked(rows[r], row_chars[:pad], "", mark)
+                    _marked(rows[r], row_chars[:pad], "", mark, on)
                     for a, b in zip(runs, runs[1:] + [len(bands)]):
                         _marked(rows[r], row_chars[pad + a:pad + b], roles[bands[a]],
-                                None if mark is None else mark - pad - a)
+                                None if mark is None else mark - pad - a, on)
             else:
                 for r, row_chars in enumerate(chars):
-                    _marked(rows[r], row_chars, roles[col.role], mark)
+                    _marked(rows[r], row_chars, roles[col.role], mark, on)
             value_role = col.role if not col.banded else _band_role(newest)
             if col.field == "dead" and newest > 0:
                 value_role = "dead"
@@ -486,11 +492,19 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                            f"bold {roles[value_role]}")
             for row in rows[1:]:
                 row.append(" " * (VALUE_WIDTH + 2))
-        if extra is not None:  # one entry a row, the rest on the last row
+        if extra is not None:  # one entry a row; the last row takes what fits whole
             items = extra(layer)
             for r, row in enumerate(rows):
-                text = " ".join(items[r:]) if r == len(rows) - 1 else \
-                    (items[r] if r < len(items) else "")
+                if r < len(rows) - 1 or len(items) <= r + 1:
+                    text = items[r] if r < len(items) else ""
+                else:
+                    rest, text = items[r:], ""
+                    for k, item in enumerate(rest):
+                        more = "" if k == len(rest) - 1 else " …"
+                        if len(f"{text} {item}{more}".strip()) > extra_width:
+                            text = f"{text} …".strip()
+                            break
+                        text = f"{text} {item}".strip()
                 row.append(fit_label(text, extra_width + 1) if text else "")
         lines += rows
         if gap:
@@ -650,8 +664,12 @@ class CurvesView(View):
         cols = frame.columns(plot_w * 2, ("loss", "accuracy", "val_loss", "val_accuracy",
                                           "loss_smooth", "accuracy_smooth"))
         has_acc = bool(np.isfinite(cols.series("accuracy")).any())
-        # a header above each plot and the step line below them: every other row is plot
-        plot_h = max((height - 3) // 2 if has_acc else height - 2, 2)
+        cursor = frame.extras.get("cursor")
+        at = cursor_index(cols, cursor)
+        # a header above each plot, the step line below them (and the timeline's step under
+        # it, when one is picked in the window): every other row is plot
+        rows = height - (at is not None)
+        plot_h = max((rows - 3) // 2 if has_acc else rows - 2, 2)
         chance_loss = math.log(frame.classes) if frame.classes else None
         lines: list[Text | Runs] = []
         for name, key, log, chance in (("loss", "loss", True, chance_loss),
@@ -688,12 +706,10 @@ class CurvesView(View):
                 lo, hi = 0.0, 1.0
             drawn = plot(series, plot_w, plot_h, lo=lo, hi=hi, log=log)
             lines += _axis(drawn, roles["muted"], log=log)
-        at = cursor_index(cols, frame.extras.get("cursor"))
-        # plot() spreads the n columns evenly over its 2·plot_w dot columns, 2 a cell
-        marker = None if at is None else \
-            ((at * (2 * plot_w - 1)) // max(len(cols) - 1, 1) // 2, f"bold {roles['warn']}")
-        lines.append(Text(" " * 9) + steps_line(cols, frame.window, plot_w, roles["muted"],
-                                                marker))
+        lines.append(Text(" " * 9) + steps_line(cols, frame.window, plot_w, roles["muted"]))
+        if at is not None and cursor is not None:
+            lines.append(Text(" " * 9) + marker_line(plot_cell(at, len(cols), plot_w), plot_w,
+                                                     cursor, f"bold {roles['warn']}"))
         return Group(*lines)
 
 

@@ -680,3 +680,13 @@ def test_run_with_periodic_saves_takes_the_kept_counts(tmp_path, monkeypatch, ca
     assert main(["run", str(config), "--steps", every, "--out", os.devnull, "--checkpoint",
                  str(tmp_path / "far"), "--checkpoint-every", every]) == 0
     assert taken == [None, None]
+
+
+def test_a_buffer_of_python_objects_is_a_one_line_error_not_a_pickle(tmp_path, monkeypatch):
+    sim = Simulation(small_config())
+    sim.run(3)
+    monkeypatch.setattr(sim.net, "buffers", lambda: {"layer1.notes": np.array([{}], object)})
+    with pytest.raises(CheckpointError, match="cannot write buffer/layer1.notes: it holds "
+                                              "Python objects, not numbers"):
+        save(sim, tmp_path, sim.run(1))
+    assert not list(tmp_path.iterdir())  # nothing half-written

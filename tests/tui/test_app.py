@@ -683,9 +683,11 @@ async def test_a_lesson_too_long_for_its_panel_says_so_and_scrolls_with_page_key
 
 
 async def test_the_timelines_step_is_marked_on_the_charts():
-    """, and . pick a kept step: Layers shows it as one reversed cell in every sparkline
-    (the same cell in each), Curves as a ▲ under the plot, at the place of that step."""
-    from nnsim.tui.views import View
+    """, and . pick a kept step: Layers shows it as one cell on a background of its own in
+    every row of every sparkline (blank cells too, bars keeping their shape), Curves as a ▲
+    on a line of its own under the cell where the plot draws that step."""
+    from nnsim.tui.render import plot_cell
+    from nnsim.tui.views import View, cursor_index
 
     def lines(name):
         view = app.query_one(f"#{name}", View)
@@ -697,29 +699,45 @@ async def test_the_timelines_step_is_marked_on_the_charts():
         await until(pilot, lambda: app.runner.history.last is not None
                     and app.runner.history.last.step == 100
                     and app.runner.snapshots.steps()[-1] == 100)
+        view = app.query_one("#layers", View)
+        base = view.render_line(3)  # a row of sparklines before any step is picked
+        background = {s.style.bgcolor for s in base if s.style and s.style.bgcolor}
         await pilot.press("comma", "comma", "comma", "comma")
         step = app.cursor
         assert step is not None and 0 < step < 100
-        await until(pilot, lambda: any(s.style and s.style.reverse
-                                       for line in lines("layers") for s in line))
-        marked = set()  # where the reversed cells are, over every row of every layer
-        for line in lines("layers"):
-            x = 0
-            for segment in line:
-                if segment.style and segment.style.reverse:
-                    assert segment.cell_length == 1
-                    marked.add(x)
-                x += segment.cell_length
-        # one place in each column's sparklines, the same in every layer: places a
-        # sparkline (≥ 10 cells) apart
-        places = sorted(marked)
+
+        def marks():
+            found = []  # (row, x) of each cell on another background than the panel's
+            for y, line in enumerate(lines("layers")):
+                x = 0
+                for segment in line:
+                    if segment.style and segment.style.bgcolor not in background | {None}:
+                        found += [(y, x + k) for k in range(segment.cell_length)]
+                    x += segment.cell_length
+            return found
+        await until(pilot, lambda: len(marks()) > 0)
+        found = marks()
+        places = sorted({x for _, x in found})
+        rows = {y for y, _ in found}
+        # the same place in every row that has sparklines, once per column of the table
         assert len(places) >= 2 and all(b - a >= 10 for a, b in zip(places, places[1:]))
+        per_row = {y: [x for yy, x in found if yy == y] for y in rows}
+        # one cell a column in every row; the hidden layers' rows have every column (the
+        # output layer's skip the activation's), blank cells included
+        assert all(len(xs) == len(set(xs)) for xs in per_row.values())
+        assert sum(sorted(xs) == places for xs in per_row.values()) >= 2 * len(rows) // 3
         await pilot.press("2")
-        await until(pilot, lambda: any("▲" in "".join(s.text for s in line)
-                                       for line in lines("curves")))
-        (steps_line,) = ["".join(s.text for s in line) for line in lines("curves")
-                         if "▲" in "".join(s.text for s in line)]
-        assert steps_line.count("▲") == 1
-        at = steps_line.index("▲") - steps_line.index("step 1")
-        width = len(steps_line.rstrip()) - steps_line.index("step 1")
-        assert abs(at / width - step / 100) < 0.1  # where the step is on the plot's width
+
+        def marker():
+            text = ["".join(s.text for s in line) for line in lines("curves")]
+            return [t for t in text if "▲" in t]
+        await until(pilot, lambda: len(marker()) == 1)
+        (line,) = marker()
+        curves = app.query_one("#curves", View)
+        plot_w = max(curves.size.width - 10, 10)
+        cols = app.frame().columns(plot_w * 2, ("loss",))
+        assert f"timeline: step {step:,}" in line
+        steps_line = next("".join(s.text for s in ln) for ln in lines("curves")
+                          if "whole run" in "".join(s.text for s in ln))
+        assert "step 1" in steps_line and "step 100" in steps_line  # the labels intact
+        assert line.index("▲") - 9 == plot_cell(cursor_index(cols, step), len(cols), plot_w)

@@ -226,3 +226,18 @@ def test_text_strip_layers_overlapping_spans_as_rich_does(parts, outer, split, w
     for (a, sa), (b, sb) in zip(cells(ours), cells(theirs)):
         if a.strip():
             assert sa == sb, (a, sa, sb)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 90), st.integers(1, 400), st.data())
+def test_plot_cell_is_where_plot_draws_a_value(width, n, data):
+    """The timeline's ▲ goes under the cell where `plot` draws that column's value."""
+    from nnsim.tui.render import plot_cell
+
+    j = data.draw(st.integers(0, n - 1))
+    values = np.full(n, np.nan)
+    values[j] = 0.5
+    rows, _, _ = plot([(values, "")], width, 2, lo=0.0, hi=1.0)
+    texts = [row.plain for row in rows]
+    lit = [c for c in range(width) if any(t[c] != " " for t in texts)]
+    assert lit and lit[0] == plot_cell(j, n, width)
