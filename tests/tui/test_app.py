@@ -28,6 +28,17 @@ def status_text(app) -> str:
     return app.query_one(StatusBar).plain
 
 
+def lesson_app(name: str, run: str | None = None, paused: bool = True):
+    """The TUI on a built-in lesson's run (its first by default)."""
+    from nnsim.lessons import run_config
+    from nnsim.pluginmanager import default_registry
+
+    registry = default_registry()
+    lesson = registry.get("lesson", name)()
+    return make_app(run_config(lesson, run or next(iter(lesson.runs)), registry),
+                    paused=paused, registry=registry, lesson=lesson)
+
+
 def stepped(app, n: int) -> bool:
     """The training thread has taken step n and recorded it (its step count moves first)."""
     last = app.runner.history.last
@@ -319,14 +330,9 @@ async def test_lesson_mode_shows_the_lesson_switches_runs_and_checks(monkeypatch
 
 
 async def test_lesson_runs_and_check_stay_in_view_at_80x24():
-    from nnsim.lessons import run_config
-    from nnsim.pluginmanager import default_registry
     from nnsim.tui.app import LessonPanel
 
-    registry = default_registry()
-    lesson = registry.get("lesson", "dead_relu")()
-    app = make_app(run_config(lesson, next(iter(lesson.runs)), registry), paused=True,
-                   registry=registry, lesson=lesson)
+    app = lesson_app("dead_relu")
     async with app.run_test(size=(80, 24)) as pilot:
         panel = app.query_one(LessonPanel)
         await until(pilot, lambda: "Check (k" in str(panel.content))
@@ -627,13 +633,9 @@ async def test_layers_keep_sparklines_readable_on_a_narrow_screen_and_name_what_
 async def test_a_lessons_next_run_starts_afresh_after_the_last_one_diverged():
     """The learning-rate lesson's runs differ only in lr: `o` after `lr 10` diverged must
     build `lr 1e-5` from the seed and train it, not give the new lr to the diverged run."""
-    from nnsim.lessons import run_config
-    from nnsim.pluginmanager import default_registry
     from nnsim.tui.app import LessonPanel
 
-    registry = default_registry()
-    lesson = registry.get("lesson", "learning_rate")()
-    app = make_app(run_config(lesson, "lr 10", registry), registry=registry, lesson=lesson)
+    app = lesson_app("learning_rate", "lr 10", paused=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await until(pilot, lambda: app.runner.state == "diverged", timeout=20)
         await pilot.press("o")
@@ -662,14 +664,9 @@ async def test_a_diverged_runs_status_line_keeps_the_keys_in_view_at_80_columns(
 
 
 async def test_a_lesson_too_long_for_its_panel_says_so_and_scrolls_with_page_keys():
-    from nnsim.lessons import run_config
-    from nnsim.pluginmanager import default_registry
     from nnsim.tui.app import LessonPanel
 
-    registry = default_registry()
-    lesson = registry.get("lesson", "dead_relu")()
-    app = make_app(run_config(lesson, "relu", registry), paused=True, registry=registry,
-                   lesson=lesson)
+    app = lesson_app("dead_relu", "relu")
     async with app.run_test(size=(80, 24)) as pilot:
         panel = app.query_one(LessonPanel)
         more = app.query_one("#lesson-more")
