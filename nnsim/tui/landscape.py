@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -12,7 +14,7 @@ from nnsim.landscape import SURFACES, Landscape
 from nnsim.tui.chrome import CSS as CHROME_CSS
 from nnsim.tui.chrome import ReadableChrome
 from nnsim.tui.controls import CONTROL_BINDINGS
-from nnsim.tui.render import fmt, palette_colour
+from nnsim.tui.render import fmt, palette_colour, readable
 from nnsim.tui.views import View, crop_lines
 
 SPEEDS = (1, 2, 5, 10, 25)
@@ -20,6 +22,17 @@ BANDS = 9  # contour bands, from the lowest f to the highest
 BAND_COLOURS = [f"#{int(20 + 9 * i):02x}{int(28 + 11 * i):02x}{int(48 + 13 * i):02x}"
                 for i in range(BANDS)]
 
+
+
+@functools.lru_cache(maxsize=256)
+def _on_band(style: str, band: str) -> str:
+    """`style` ("bold #rrggbb" or "#rrggbb") drawn on `band`, its colour moved just far
+    enough to stand out at 3:1 (Adam's red was 1.2:1 on the blue bands)."""
+    words = style.split()
+    colour = next((w for w in words if w.startswith("#")), None)
+    if colour is not None:
+        words[words.index(colour)] = readable(colour, band, 3.0)
+    return f"{' '.join(words)} on {band}"
 
 
 def _hypers(path) -> str:
@@ -102,8 +115,8 @@ class LandscapeView(View):
             run: list[str] = []
             for c in range(cols):
                 mark = marks.get((r, c))
-                if mark:
-                    ch, style = mark[0], f"{mark[1]} on {BAND_COLOURS[bottom[c]]}"
+                if mark:  # a path's colour moved to 3:1 on the band under it (a graphic)
+                    ch, style = mark[0], _on_band(mark[1], BAND_COLOURS[bottom[c]])
                 else:
                     ch, style = "▀", f"{BAND_COLOURS[top[c]]} on {BAND_COLOURS[bottom[c]]}"
                 if style != run_style and run:

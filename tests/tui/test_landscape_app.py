@@ -27,3 +27,28 @@ def test_landscape_snapshot(snap_compare):
     land = Landscape("quadratic", ["sgd", "momentum", "adam"])
     land.run(60)
     assert snap_compare(LandscapeApp(land, paused=True), terminal_size=(100, 30))
+
+
+def test_every_path_mark_stands_out_from_the_band_under_it():
+    """Paths, heads and arrows at 3:1 or more on the contour band they cross (a graphic's
+    minimum): Adam's red on the blue bands was 1.2:1, its path nearly invisible."""
+    from rich.style import Style
+
+    from nnsim.tui.render import contrast
+
+    land = Landscape("quadratic", ["sgd", "momentum", "nesterov", "adam"])
+    land.run(40)
+    view = LandscapeView()
+    view.landscape = land
+    checked = 0
+    for line in view.lines(100, 30):
+        for span in line.spans:
+            text = line.plain[span.start:span.end]
+            style = Style.parse(str(span.style))
+            if not set(text) & set("·●∙➤") or style.bgcolor is None:
+                continue
+            fg, bg = style.color.get_truecolor(), style.bgcolor.get_truecolor()
+            ratio = contrast("#%02x%02x%02x" % tuple(fg), "#%02x%02x%02x" % tuple(bg))
+            assert ratio >= 3.0, (text, str(span.style), ratio)
+            checked += 1
+    assert checked > 20
