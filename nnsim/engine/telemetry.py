@@ -243,12 +243,14 @@ class Telemetry:
         # the layers' masks side by side, (batch, every unit): one reduction for all
         if masks[0].shape[0] == self._masks.shape[0]:
             batch = np.concatenate(masks, axis=1, out=self._masks, casting="unsafe")
-        else:  # a batch of another size (a training split smaller than the batch)
+            sizes = self.unit_sizes
+        else:  # a batch of another size than the network's
             batch = np.concatenate(masks, axis=1).astype(bool, copy=False)
+            sizes = self.unit_widths * batch.shape[0]
         np.logical_and.reduce(batch, axis=0, out=self.inactive)
         if measured:
             counts = np.add.reduceat(np.count_nonzero(batch, axis=0), self.unit_starts)
-            self.saturated = (counts / self.unit_sizes).tolist()
+            self.saturated = (counts / sizes).tolist()
         # examples since each unit was last active: + this batch, or 0 if active in it
         runs = self.inactive_run
         self.all_fired = not self.inactive.any()

@@ -73,6 +73,18 @@ def test_layer_statistics_match_a_direct_computation():
     assert record.layers[-1].kind == "output" and len(record.layers) == 3
 
 
+def test_saturated_shares_are_of_the_batch_counted_whatever_its_size():
+    """The shares divide by the entries of the batch the masks came from: a batch of
+    another size than the network's (the fallback way) is not divided by the usual one."""
+    sim = Simulation(small_config(("model.activation", "relu"), ("model.hidden", [16, 8])))
+    sim.run(3)
+    x = sim.data.train_x[:5]  # 5 rows, where the network's batch is 16
+    sim.net.forward(x)
+    sim.telemetry.activity()
+    assert sim.telemetry.saturated == [np.count_nonzero(h.z <= 0) / h.z.size
+                                       for h in sim.net.hidden]
+
+
 def test_learnable_parameters_are_reported():
     sim = Simulation(small_config(("model.activation", "prelu"), ("model.normalizer", "batchnorm")))
     sim.run(2)
