@@ -117,11 +117,18 @@ def sparklines(values, width: int, lo: float, hi: float, log: bool = False,
     below = (height - 1 - np.arange(height))[:, None, None] * 8
     codes = np.full((height, n, width), ord(" "), dtype=np.uint32)
     codes[:, :, width - k:] = _EIGHTHS[np.clip(eighths[None] - below, 0, 8)]
-    codes[:, :, width - k:][:, nan] = ord(" ")
-    codes[height - 1, :, width - k:][nan] = ord(GAP)
-    rows = codes.view(f"<U{width}").reshape(height, n).T.tolist() if width > 0 else \
+    return _rows(codes, nan)
+
+
+def _rows(codes: np.ndarray, nan: np.ndarray) -> list[list[str]]:
+    """Per series, its rows as strings, from code points (height, series, width) whose
+    newest `nan.shape[1]` columns are drawn: a missing value is blank, · on the bottom row."""
+    height, n, width = codes.shape
+    drawn = codes[:, :, width - nan.shape[1]:]
+    drawn[:, nan] = ord(" ")
+    drawn[height - 1][nan] = ord(GAP)
+    return codes.view(f"<U{width}").reshape(height, n).T.tolist() if width > 0 else \
         [[""] * height for _ in range(n)]
-    return rows
 
 
 _HALVES = np.array([ord(c) for c in " ▀█"], dtype=np.uint32)  # from the top of a cell
@@ -148,10 +155,7 @@ def signed_sparklines(v: np.ndarray, width: int, lo: float, hi: float, height: i
         codes[up + j, :, width - k:] = _HALVES[np.clip(fall - 2 * j, 0, 2)]
     first = codes[up, :, width - k:]
     first[fall == 0] = _ZERO
-    codes[:, :, width - k:][:, nan] = ord(" ")
-    codes[height - 1, :, width - k:][nan] = ord(GAP)
-    return codes.view(f"<U{width}").reshape(height, n).T.tolist() if width > 0 else \
-        [[""] * height for _ in range(n)]
+    return _rows(codes, nan)
 
 
 def bars(counts: Sequence[float], height: int) -> list[str]:
@@ -236,15 +240,21 @@ _LEFT_BITS, _RIGHT_BITS = (
     for c in (0, 1))
 
 
+def _spread(n: int, dots: int) -> np.ndarray:
+    """How `plot` spreads n values over `dots` dot columns: for each dot column the first
+    value it draws (with more values than dot columns, each draws the mean of those from
+    there to the next one's; else each value is repeated over its dot columns)."""
+    if n > dots:
+        return (np.arange(dots) * n) // dots
+    return (np.arange(dots) * max(n - 1, 0)) // max(dots - 1, 1)
+
+
 def plot_cell(j: int, n: int, width: int) -> int:
-    """The cell of a `plot` `width` cells wide where the j-th of n values first shows:
-    spread over 2·width dot columns as `plot` spreads them (several values to a dot column
-    when n is larger, else each value repeated over its dot columns)."""
-    dots = 2 * width
-    if n > dots:  # the dot column whose values include j
-        return (int(np.searchsorted((np.arange(dots) * n) // dots, j, side="right")) - 1) // 2
-    # the first dot column d with d·(n−1) // (dots−1) == j
-    return -(-j * max(dots - 1, 1) // max(n - 1, 1)) // 2 if n > 1 else 0
+    """The cell of a `plot` `width` cells wide where the j-th of n values first shows."""
+    first = _spread(n, 2 * width)
+    if n > len(first):  # the dot column whose values include j
+        return (int(np.searchsorted(first, j, side="right")) - 1) // 2
+    return int(np.searchsorted(first, j)) // 2  # the first dot column that draws it
 
 
 def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int, height: int,
@@ -269,7 +279,7 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
                              np.where(np.isnan(v), np.nan, -np.inf))
         n = len(v)
         if n > dots_w:  # several values per dot column: draw the mean of the finite ones
-            edges = (np.arange(dots_w) * n) // dots_w
+            edges = _spread(n, dots_w)
             ok = np.isfinite(v)
             sums = np.add.reduceat(np.where(ok, v, 0.0), edges)
             counts = np.add.reduceat(ok.astype(np.int64), edges)
@@ -279,7 +289,7 @@ def plot(series: Sequence[tuple[Sequence[float] | np.ndarray, str]], width: int,
             pos_inf = np.add.reduceat((v == np.inf).astype(np.int64), edges)
             col = np.where((counts == 0) & (pos_inf > 0), np.inf, col)
         elif n:
-            col = v[(np.arange(dots_w) * (n - 1)) // max(dots_w - 1, 1)]
+            col = v[_spread(n, dots_w)]
         else:
             col = np.full(dots_w, np.nan)
         columns.append((col, style))

@@ -495,16 +495,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         if extra is not None:  # one entry a row; the last row takes what fits whole
             items = extra(layer)
             for r, row in enumerate(rows):
-                if r < len(rows) - 1 or len(items) <= r + 1:
-                    text = items[r] if r < len(items) else ""
-                else:
-                    rest, text = items[r:], ""
-                    for k, item in enumerate(rest):
-                        more = "" if k == len(rest) - 1 else " …"
-                        if len(f"{text} {item}{more}".strip()) > extra_width:
-                            text = f"{text} …".strip()
-                            break
-                        text = f"{text} {item}".strip()
+                text = _whole(items[r:], extra_width) if r == len(rows) - 1 else \
+                    (items[r] if r < len(items) else "")
                 row.append(fit_label(text, extra_width + 1) if text else "")
         lines += rows
         if gap:
@@ -524,6 +516,20 @@ def _newest(layer: LayerRecord, name: str) -> float:
     if value is None:
         value = dict(layer.state).get(name, dict(layer.learnable).get(name))
     return math.nan if value is None else float(value)
+
+
+def _whole(items: list[str], width: int) -> str:
+    """As many of `items` as fit whole in `width`, joined by blanks, with … for the rest
+    (one item is given as it is)."""
+    if len(items) <= 1:
+        return "".join(items)
+    text = ""
+    for k, item in enumerate(items):
+        more = "" if k == len(items) - 1 else " …"
+        if len(f"{text} {item}{more}".strip()) > width:
+            return f"{text} …".strip()
+        text = f"{text} {item}".strip()
+    return text
 
 
 def fit_label(text: str, width: int) -> str:
@@ -943,17 +949,13 @@ class BoundaryView(View):
                     f"step {grid['step']}: ● train ○ val · background = predicted class, "
                     "brighter = surer ")
         swatches = [(f"■ class {k} ", f"■ {k} ") for k in range(classes)]
-        legend = Text(wordings[-1], style=roles["muted"])
-        for text in wordings:
-            for long in (True, False):
-                if len(text) + sum(len(w[0 if long else 1]) for w in swatches) <= width:
-                    legend = Text(text, style=roles["muted"])
-                    for k, names in enumerate(swatches):
-                        legend.append(names[0 if long else 1], palette_colour(k))
-                    break
-            else:
-                continue
-            break
+        text, names = next(((text, [w[n] for w in swatches]) for text in wordings
+                            for n in (0, 1)
+                            if len(text) + sum(len(w[n]) for w in swatches) <= width),
+                           (wordings[-1], []))
+        legend = Text(text, style=roles["muted"])
+        for k, name in enumerate(names):
+            legend.append(name, palette_colour(k))
         legend.no_wrap, legend.overflow = True, "crop"
         dark = roles["bg"] == "default" or _is_dark(roles["bg"])
         body = heatmap(label, conf, grid["classes"], points, dark=dark)
