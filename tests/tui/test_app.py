@@ -418,6 +418,9 @@ async def test_the_doctor_names_a_finding_shows_it_and_applies_its_fix():
         await until(pilot, lambda: all(getattr(app.runner.sim.config.model, key.split(".")[1]
                                                ).name == value
                                        for key, value in first.fix if key.startswith("model.")))
+        # the fix rebuilt the run and started it: hold it, so that a slow machine cannot
+        # take it past the next look of the doctor before the findings are read
+        app.runner.pause()
         await until(pilot, lambda: app.runner.findings == [] and app.runner.sim.step_count < 60)
 
 
