@@ -135,15 +135,19 @@ class LockstepPanel(_PanelHost):
                                      "bold red"))
 
     def tick(self) -> None:
-        own = self if isinstance(self, Screen) else self.app.screen_stack[0]
+        stack = self.app.screen_stack
+        own = self if isinstance(self, Screen) else (stack[0] if stack else None)
+        views = own.query(CompareView) if own is not None else []
+        if not views:  # the app is closing: its screens are gone before its timers
+            return
         if not redraw_covered(self.app.screen is not own, self._covered_drawn):
             return
-        view = self.query_one(CompareView)
+        view = views.first()
         key = (self.runner.version, view.metric)
         if key == self._drawn:
             return
         self._drawn = key
-        self.query_one("#status", Static).update(self.status(), layout=False)
+        own.query_one("#status", Static).update(self.status(), layout=False)
         view.show_runs(self.runner)
 
     def action_metric(self) -> None:

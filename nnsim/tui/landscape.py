@@ -8,6 +8,7 @@ import numpy as np
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Static
 
 from nnsim.landscape import SURFACES, Landscape
@@ -176,7 +177,10 @@ class LandscapeApp(ReadableChrome, App):
             return
         for _ in range(SPEEDS[self.speed]):
             self.landscape.step()
-        self.draw()
+        try:
+            self.draw()
+        except NoMatches:
+            pass  # the app is closing: its screens are gone before its timers
 
     def draw(self) -> None:
         land = self.landscape

@@ -21,6 +21,8 @@ async def test_landscape_keys():
         assert app.speed == speed + 1
         text = "\n".join(line.plain for line in app.query_one(LandscapeView).lines(96, 26))
         assert "Rosenbrock" in text and "■ sgd" in text and "■ momentum" in text
+    app.paused = False
+    app.tick()  # a timer's last tick after the screens are gone: no error
 
 
 def test_landscape_snapshot(snap_compare):
