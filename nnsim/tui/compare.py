@@ -136,9 +136,11 @@ class LockstepPanel(_PanelHost):
 
     def tick(self) -> None:
         stack = self.app.screen_stack
-        own = self if isinstance(self, Screen) else (stack[0] if stack else None)
-        views = own.query(CompareView) if own is not None else []
-        if not views:  # the app is closing: its screens are gone before its timers
+        if not isinstance(self, Screen) and not stack:
+            return  # the app is closing: its screens are gone before its timers
+        own = self if isinstance(self, Screen) else stack[0]
+        views = own.query(CompareView)
+        if not views:  # (nor the panel, while they go)
             return
         if not redraw_covered(self.app.screen is not own, self._covered_drawn):
             return
