@@ -514,8 +514,9 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         except (NnsimError, KeyError) as exc:
             self.notify(f"no branch: {exc}", severity="error", timeout=6)
             return
+        # started at once: the user asked to see the two go their ways
         runner = Lockstep.of([("as it went", original), (f"{change[0]}={change[1]}",
-                                                         changed)])
+                                                         changed)], paused=False)
         self.push_screen(BranchScreen(runner, text.strip()))
 
     def action_fix(self) -> None:

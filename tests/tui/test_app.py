@@ -487,11 +487,16 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, BranchScreen))
         lockstep = app.screen.runner
-        start = lockstep.sim.step_count
-        await pilot.press("n", "n", "n")
-        await until(pilot, lambda: all(s.step_count == start + 3
+        start = lockstep.start
+        assert start == app.cursor  # from the step picked on the timeline
+        # the branch trains at once, without a key: both runs move on from the step
+        await until(pilot, lambda: all(s.step_count >= start + 3
                                        for s in lockstep.sims.values()))
-        original, branch = (lockstep.histories[label].snapshot() for label in lockstep.labels)
+        assert not lockstep.paused
+        await until(pilot, lambda: str(app.screen.query_one("#status", Static).content)
+                    .lstrip().startswith("running"))
+        original, branch = (lockstep.histories[label].snapshot()[:3]
+                            for label in lockstep.labels)
         assert [r.loss for r in original] == [r.loss for r in straight[start:start + 3]]
         assert [r.loss for r in branch] != [r.loss for r in original]
         await pilot.press("escape")
