@@ -131,19 +131,41 @@ class LandscapeView(View):
         name_w = max((len(path.label) for path in land.paths), default=0) + 1
         hyper_w = max((len(_hypers(path)) for path in land.paths), default=0) + 1
         for k, path in enumerate(land.paths):
-            x, y = path.points[-1]
-            state = ("diverged at step %d" % path.diverged_at if path.diverged_at else
-                     "converged at step %d" % path.converged_at if path.converged_at else
-                     "distance to the minimum " + fmt(s.distance(np.array([x, y]))))
-            line = Text()
-            line.append("■ ", palette_colour(k))
-            line.append(f"{path.label:<{name_w}}", "bold")
-            line.append(f"{_hypers(path):<{hyper_w}}", "dim")
-            line.append(f" f = {fmt(s.value(x, y))}  {state}")
-            if path.escaped_at is not None:
-                line.append(f", escaped at step {path.escaped_at}")
-            lines.append(line)
+            lines.append(_path_line(k, path, s, width, name_w, hyper_w))
         return crop_lines(lines)
+
+
+def _path_line(k: int, path, surface, width: int, name_w: int, hyper_w: int) -> Text:
+    """A path's legend line in `width` cells. What it has done (converged or diverged at
+    step k, or how far it is from the minimum) is never cut: when the line is too wide, f
+    goes first, then the hyperparameters, then the wording is shortened, and only then is
+    the end cut with … (a clipped "converged at step 146" read "converged at step 1")."""
+    x, y = path.points[-1]
+    distance = fmt(surface.distance(np.array([x, y])))
+    states = (("diverged at step %d" % path.diverged_at, "diverged: %d" % path.diverged_at)
+              if path.diverged_at else
+              ("converged at step %d" % path.converged_at, "converged: %d" % path.converged_at)
+              if path.converged_at else
+              ("distance to the minimum " + distance, "distance " + distance))
+    escaped = (f", escaped at step {path.escaped_at}", f", escaped: {path.escaped_at}") \
+        if path.escaped_at is not None else ("", "")
+    f = f" f = {fmt(surface.value(x, y))}  "
+    hypers = f"{_hypers(path):<{hyper_w}}"
+    name = f"{path.label:<{name_w}}"
+    for with_f, with_hypers, wording in ((True, True, 0), (False, True, 0), (False, False, 0),
+                                         (False, False, 1)):
+        tail = (f if with_f else " ") + states[wording] + escaped[wording]
+        if 2 + len(name) + (len(hypers) if with_hypers else 0) + len(tail) <= width:
+            break
+    line = Text()
+    line.append("■ ", palette_colour(k))
+    line.append(name, "bold")
+    if with_hypers:
+        line.append(hypers, "dim")
+    line.append(tail)
+    if line.cell_len > width:
+        line.truncate(max(width, 1), overflow="ellipsis")
+    return line
 
 
 class LandscapeApp(ReadableChrome, App):

@@ -54,3 +54,27 @@ def test_every_path_mark_stands_out_from_the_band_under_it():
             assert ratio >= 3.0, (text, str(span.style), ratio)
             checked += 1
     assert checked > 20
+
+
+def test_what_each_path_did_is_never_cut_at_any_width():
+    """The legend says when each path converged (or how far it is) in full at every width,
+    or not at all: at 80 columns "converged at step 146" was cropped to "converged at step
+    1". What makes room is f, then the hyperparameters, then shorter words, then …"""
+    import re
+
+    land = Landscape("quadratic", ["sgd", "momentum", "nesterov", "adam"], condition=50)
+    land.run(400)
+    done = {p.label: p.converged_at for p in land.paths}
+    assert all(done.values()) and max(done.values()) >= 100
+    view = LandscapeView()
+    view.landscape = land
+    for width in (200, 100, 80, 60, 40):
+        legend = [line.plain for line in view.lines(width, 30)][-len(land.paths):]
+        for path, line in zip(land.paths, legend):
+            assert len(line) <= width
+            found = re.search(r"converged(?: at step|:) (\d+)", line)
+            assert found and int(found.group(1)) == path.converged_at, (width, line)
+            if width == 200:
+                assert "f = " in line and "lr " in line
+            if width == 40:  # f and the hyperparameters made room
+                assert "f = " not in line and "lr " not in line, line
