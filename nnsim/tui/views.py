@@ -436,8 +436,15 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                                      for layer in layers])
     series = {c.field: [timeline.series((c.field, layer.index)) for layer in layers]
               for c in cols}
-    axes = {c.field: c.axis([s for s, layer in zip(series[c.field], layers)
-                             if layer.kind == "hidden" or c.output]) for c in cols}
+    # each axis spans the least and the greatest value of every step in the window (each
+    # column's min and max, not only its mean): over the whole run the early steps merge
+    # into wider buckets whose means span less, and an axis taken from the means narrowed
+    # as the run went on, so a climbing value could draw lower than before (a momentum
+    # step of 0.36 on 0.01…1 stood taller than 0.55 on 0.1…1)
+    extent = {c.field: [timeline.series((c.field, layer.index), which)
+                        for layer in layers if layer.kind == "hidden" or c.output
+                        for which in ("lo", "hi")] for c in cols}
+    axes = {c.field: c.axis(extent[c.field]) for c in cols}
     title = Runs(f"{'layer':<{label_w}}", style="bold")
     scale = Runs(" " * label_w, style=roles["muted"])
     for c in cols:

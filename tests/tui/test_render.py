@@ -241,3 +241,46 @@ def test_plot_cell_is_where_plot_draws_a_value(width, n, data):
     texts = [row.plain for row in rows]
     lit = [c for c in range(width) if any(t[c] != " " for t in texts)]
     assert lit and lit[0] == plot_cell(j, n, width)
+
+
+def test_a_whole_run_axis_never_narrows_as_the_run_grows():
+    """Over the whole run, the layer table's log axes span every step's values (each
+    column's min and max), so an axis only widens as the run goes on. Taken from the
+    columns' means, it narrowed as early steps merged into wider buckets, and a climbing
+    value drew lower than before (the momentum step: 0.36 on 0.01…1, then 0.55 on 0.1…1)."""
+    from nnsim.engine import Simulation
+    from nnsim.engine.timeline import Timeline
+    from nnsim.tui.views import Column, Frame, layer_table
+    from tests.helpers import small_config
+
+    sim = Simulation(small_config(("optimizer.name", "momentum"),
+                                  ("model.initializer", "normal")))
+    timeline = Timeline(buckets=64, recent=64)  # merges early, as a long run does
+    cols = [Column("grad", "grad_norm", "grad", log=True),
+            Column("step", "step_size", "grad", log=True),
+            Column("act", "act_std", "act", log=True)]
+    roles = {k: "white" for k in ("grad", "act", "muted", "good", "warn", "bad")}
+    seen: dict[int, list[tuple[str, str]]] = {}
+    records = []
+    for step in range(1, 1201):
+        records.append(sim.step())
+        timeline.append(records[-1])
+        if step % 40 == 0:
+            frame = Frame(records=records[-5:], evals=[], state="running", message="",
+                          rate=0.0, speed="", activation="tanh", optimizer="momentum",
+                          lr=sim.lr, timeline=timeline, first=records[0])
+            scale = layer_table(frame, cols, 120, 20, roles, lambda layer: [f"L{layer.index}"])[1]
+            seen[step] = [tuple(cell.split("…")) for cell in scale.plain.split()]
+    decades = {"0.01": -2, "0.1": -1, "1": 0, "10": 1, "100": 2}
+
+    def exponent(text: str) -> int:
+        return decades[text] if text in decades else int(text[2:])
+
+    widened = 0
+    steps = sorted(seen)
+    for before, after in zip(steps, steps[1:]):
+        for (lo0, hi0), (lo1, hi1) in zip(seen[before], seen[after]):
+            assert exponent(lo1) <= exponent(lo0) and exponent(hi1) >= exponent(hi0), \
+                (before, after, seen[before], seen[after])
+            widened += (lo1, hi1) != (lo0, hi0)
+    assert widened  # the run does reach values beyond its first axes
