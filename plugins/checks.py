@@ -236,15 +236,24 @@ class StuckAtChance(DoctorCheck):
         if off >= limit:
             return []
         good = ev.good_initializer()
+        normalized = ev.config.model.normalizer.name != "none"
         fix = (("model.initializer", good),) if ev.config.model.initializer.name != good \
-            else (("model.normalizer", "batchnorm"),)
+            else () if normalized else (("model.normalizer", "batchnorm"),)
+        lecture = good.replace("_normal", "")
+        # the remedy names what `f` applies: the initializer, or batch norm when it is
+        # already the lecture's (it said "check the initialization" beside a batch-norm fix)
+        remedy = (f"check the initialization (for {ev.activation} the lecture's is {lecture}) "
+                  "and the learning rate" if fix and fix[0][0] == "model.initializer" else
+                  f"the initialization is already the lecture's ({lecture}): try batch norm, "
+                  "which keeps each layer's inputs where the activation has a slope, and "
+                  "check the learning rate" if fix else
+                  f"the initialization ({lecture}) and the normalizer are in place: check the "
+                  "learning rate and the data")
         return [Finding(
             self.name, f"no learning: the loss is still ln {ev.classes} = {chance:.3g} after "
                        f"{ev.step:,} steps",
             f"mean loss {_fmt(loss)} over the last 20 steps, within {limit:.0%} of ln C",
-            f"check the initialization (for {ev.activation} the lecture's is "
-            f"{good.replace('_normal', '')}) and the learning rate; make sure the net can "
-            "overfit a small batch first", PROCESS,
+            f"{remedy}; make sure the net can overfit a small batch first", PROCESS,
             math.log(limit / max(off, 1e-9)), (), ev.steps, fix)]
 
 

@@ -545,7 +545,7 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
             self.runner.play()
         fix = ", ".join(f"{k} = {v}" for k, v in finding.fix)
         self.notify(f"{fix}: " + ("applied live" if live else "rebuilt from the seed")
-                    + f". Watch whether '{finding.code.replace('_', ' ')}' goes away.",
+                    + f". Watch whether '{finding.title.split(':')[0]}' goes away.",
                     title="The doctor's fix", timeout=5)
 
     def action_window(self) -> None:

@@ -2,6 +2,7 @@
 its good run does not, and the healthy default run shows nothing at all."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -127,3 +128,30 @@ def test_the_runners_doctor_shows_the_newest_evidence(monkeypatch):
     runner.diagnose(force=True)
     assert runner.findings[0].evidence == "at step 20"
     assert seen and all(first is not None and first.step == 1 for first in seen)
+
+
+@pytest.mark.parametrize("initializer,normalizer,fix", [
+    ("normal", "none", ("model.initializer", "xavier_normal")),
+    ("xavier_normal", "none", ("model.normalizer", "batchnorm")),
+    ("xavier_normal", "batchnorm", None)])
+def test_no_learning_remedy_says_what_its_fix_does(initializer, normalizer, fix):
+    """The 'no learning' finding's words and its fix (`f` in the TUI) agree: with the
+    lecture's initializer already in place it said "check the initialization" and `f` added
+    batch norm; with batch norm too there is no one setting to change."""
+    config = Config.default().with_overrides([
+        ("model.activation", "sigmoid"), ("model.initializer", initializer),
+        ("model.normalizer", normalizer), ("optimizer.lr", 1e-6)])
+    sim = Simulation(config)
+    records = list(sim.steps(THRESHOLDS["chance_steps"].value + 10))
+    # the loss held at ln 3: the net predicts the class prior
+    found = [f for f in diagnose([r._replace(loss=math.log(3)) for r in records], config, 3)
+             if f.code == "stuck_at_chance"]
+    assert len(found) == 1
+    finding = found[0]
+    assert finding.fix == ((fix,) if fix else ())
+    if fix is None:
+        assert "batch norm" not in finding.remedy and "learning rate" in finding.remedy
+    elif fix[0] == "model.initializer":
+        assert finding.remedy.startswith("check the initialization")
+    else:
+        assert "already the lecture's" in finding.remedy and "batch norm" in finding.remedy

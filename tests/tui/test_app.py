@@ -418,6 +418,9 @@ async def test_the_doctor_names_a_finding_shows_it_and_applies_its_fix():
         await until(pilot, lambda: all(getattr(app.runner.sim.config.model, key.split(".")[1]
                                                ).name == value
                                        for key, value in first.fix if key.startswith("model.")))
+        # the note names the finding as the screen does ('vanishing gradients'), not its code
+        said = " ".join(note.message for note in app._notifications)
+        assert f"Watch whether '{first.title.split(':')[0]}' goes away" in said, said
         # the fix rebuilt the run and started it: hold it, so that a slow machine cannot
         # take it past the next look of the doctor before the findings are read
         app.runner.pause()
