@@ -90,13 +90,15 @@ class StatusBar(View):
         cursor = frame.extras.get("cursor")
         if cursor is not None:
             kept = frame.extras.get("kept", 0)
-            second.append(f"timeline: step {cursor:,} ({kept} steps kept)", f"bold {roles['warn']}")
-            second.append(" — , . move · g: go back there · B: branch there · ")
+            second.append(f"timeline: step {cursor:,} ({kept} kept)", f"bold {roles['warn']}")
+            second.append(" — , . move · g: go back · B: branch · ")
         elif frame.findings and not frame.message:
+            # the keys first, as after a divergence: a narrow screen cuts the title, not them
             top = frame.findings[0]
-            more = f" (+{len(frame.findings) - 1})" if len(frame.findings) > 1 else ""
+            more = f" (+{len(frame.findings) - 1} more: 7)" if len(frame.findings) > 1 else ""
+            second.append(("f: fix · " if top.fix else "") + "7: details — ", "bold")
             second.append(f"doctor: {top.title}{more}", f"bold {roles['warn']}")
-            second.append(" — " + ("f: fix · " if top.fix else "") + "7: details · ")
+            second.append(" · ")
         if frame.message:
             if state in ("diverged", "halted"):
                 second.append(f"{NEXT_KEYS} — ", "bold")

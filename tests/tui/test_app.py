@@ -409,6 +409,8 @@ async def test_the_doctor_names_a_finding_shows_it_and_applies_its_fix():
         await until(pilot, lambda: any(f.code == "vanishing_gradients"
                                        for f in app.runner.findings), timeout=20)
         await until(pilot, lambda: "doctor: " in status_text(app))
+        # its keys first, so that a narrow screen cuts the finding's title, not them
+        assert status_text(app).splitlines()[1].startswith("f: fix · 7: details — doctor: ")
         await pilot.press("7")
         view = app.query_one("#doctor")
         await until(pilot, lambda: "vanishing gradients" in
