@@ -15,7 +15,7 @@ from nnsim.engine.lockstep import Lockstep
 from nnsim.tui.chrome import CSS as CHROME_CSS
 from nnsim.tui.chrome import ReadableChrome
 from nnsim.tui.controls import CONTROL_BINDINGS, RunnerControls, redraw_covered
-from nnsim.tui.render import fmt, palette_colour, sparkline
+from nnsim.tui.render import fmt, run_colour, sparkline
 from nnsim.tui.views import (VALUE_WIDTH, View, _layer_series, axis_text, crop_lines,
                              decade_range)
 
@@ -56,9 +56,11 @@ class CompareView(View):
         spark = cell - VALUE_WIDTH - 2
         records = {label: runner.histories[label].snapshot(spark) for label in labels}
         lines = []
+        bg = self.roles["bg"]
+        colour = [run_colour(k, bg) for k in range(len(labels))]  # text: 4.5:1 on the panel
         head = Text(f"{'':<{LABEL_WIDTH}}")
         for k, label in enumerate(labels):
-            head.append(f"{label[:cell - 1]:<{cell}}", f"bold {palette_colour(k)}")
+            head.append(f"{label[:cell - 1]:<{cell}}", f"bold {colour[k]}")
         lines.append(head)
         for name, attr in (("loss", "loss"), ("accuracy", "accuracy")):
             row = Text(f"{name:<{LABEL_WIDTH}}", "bold")
@@ -69,7 +71,7 @@ class CompareView(View):
                 sim = runner.sims[label]
                 if name == "loss" and sim.divergence is not None:
                     state = " diverged"
-                row.append(f"{fmt(value) + state:<{cell}}", palette_colour(k))
+                row.append(f"{fmt(value) + state:<{cell}}", colour[k])
             lines.append(row)
         lines.append(Text(""))
         depth = max((len(r[-1].layers) for r in records.values() if r), default=0)
@@ -95,15 +97,15 @@ class CompareView(View):
                 value = values[-1] if values else None
                 chars = sparkline(values, spark, lo, hi, log, block)
                 for r, part in enumerate(chars):
-                    rows[r].append(part, palette_colour(k))
+                    rows[r].append(part, colour[k])
                     text = fmt(value) if r == 0 else ""
-                    rows[r].append(f" {text:>{VALUE_WIDTH}} ", palette_colour(k))
+                    rows[r].append(f" {text:>{VALUE_WIDTH}} ", colour[k])
             lines += rows + [Text("")]
         covered = Text(f"{'':<{LABEL_WIDTH}}")  # what each run's sparklines cover
         for k, label in enumerate(labels):
             recs = records[label]
             text = f"steps {recs[0].step:,}–{recs[-1].step:,}" if recs else ""
-            covered.append(f"{text:<{cell}}", palette_colour(k))
+            covered.append(f"{text:<{cell}}", colour[k])
         lines.append(covered)
         return crop_lines(lines)
 

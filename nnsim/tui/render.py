@@ -352,6 +352,14 @@ def palette_colour(k: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
+def run_colour(k: int, background: str) -> str:
+    """The k-th palette colour as text on `background` ('#rrggbb', or 'default': the
+    terminal's own), moved just far enough to read at 4.5:1 (the palette's orange was
+    2.0:1 on the light theme's background)."""
+    colour = palette_colour(k)
+    return colour if background == "default" else readable(colour, background)
+
+
 SHADES = 5  # brightness levels: few levels make long runs of one style, drawn fast
 DARK_BASE, LIGHT_BASE = (24, 24, 32), (246, 246, 240)
 

@@ -23,8 +23,8 @@ from textual.widget import Widget
 
 from nnsim.engine.records import LayerRecord, StepRecord
 from nnsim.engine.timeline import Columns, Timeline
-from nnsim.tui.render import (ONE_CELL, Runs, bars, fmt, heatmap, palette_colour, plot,
-                              plot_cell, sparklines, theme_roles)
+from nnsim.tui.render import (ONE_CELL, Runs, bars, fmt, heatmap, plot, plot_cell,
+                              run_colour, sparklines, theme_roles)
 
 LABEL_WIDTH = 6  # the layer label column on narrow screens; wide ones get WIDE_LABEL
 WIDE_LABEL = 9
@@ -962,7 +962,7 @@ class BoundaryView(View):
                            (wordings[-1], []))
         legend = Text(text, style=roles["muted"])
         for k, name in enumerate(names):
-            legend.append(name, palette_colour(k))
+            legend.append(name, run_colour(k, roles["bg"]))
         legend.no_wrap, legend.overflow = True, "crop"
         dark = roles["bg"] == "default" or _is_dark(roles["bg"])
         body = heatmap(label, conf, grid["classes"], points, dark=dark)

@@ -65,3 +65,41 @@ def test_compare_snapshot(snap_compare):
 
     app = CompareApp(Lockstep(runs("optimizer.name=sgd,momentum"), paused=True))
     assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+async def test_the_runs_read_at_four_and_a_half_to_one_in_every_theme():
+    """Each run's column (its name, loss, sparklines) is text in the run's colour: moved to
+    4.5:1 on the panel's background in every built-in theme (the palette's orange was 2.0:1
+    and its blue 2.6:1 on textual-light)."""
+    from textual.theme import BUILTIN_THEMES
+
+    from nnsim.tui.render import contrast
+
+    app = CompareApp(Lockstep(runs("optimizer.name=sgd,momentum,adam"), paused=True))
+    failures, checked = [], 0
+    async with app.run_test(size=(120, 36)) as pilot:
+        app.runner.advance(20)
+        deadline = time.monotonic() + 10
+        while app.runner.sim.step_count < 20:
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        for theme in [name for name in BUILTIN_THEMES if not name.startswith("ansi")]:
+            app.theme = theme
+            await pilot.pause(0.05)
+            view = app.query_one(CompareView)
+            view.show_runs(app.runner)
+            await pilot.pause(0.05)
+            for y in range(view.size.height):
+                for segment in view.render_line(y):
+                    style = segment.style
+                    if not segment.text.strip() or style is None or style.color is None \
+                            or style.bgcolor is None:
+                        continue
+                    fg = "#%02x%02x%02x" % tuple(style.color.get_truecolor())
+                    bg = "#%02x%02x%02x" % tuple(style.bgcolor.get_truecolor())
+                    checked += 1
+                    if contrast(fg, bg) < 4.5:
+                        failures.append(f"{theme}: {segment.text[:16]!r} {fg} on {bg} = "
+                                        f"{contrast(fg, bg):.2f}")
+    assert checked > 100
+    assert not failures, "\n".join(failures[:10]) + f"\n({len(failures)} in all)"
