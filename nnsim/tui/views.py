@@ -8,6 +8,7 @@ log scale, and the axis is printed, so a layer at 1e-5 never looks like one at 1
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -495,7 +496,9 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
             value_role = col.role if not col.banded else _band_role(newest)
             if col.field == "dead" and newest > 0:
                 value_role = "dead"
-            rows[0].append(f" {col.value_text(newest):>{VALUE_WIDTH}} ",
+            # beside its own sparkline, the gap before the next column's (right-aligned,
+            # a value sat against the next sparkline and read as its label)
+            rows[0].append(f" {col.value_text(newest):<{VALUE_WIDTH}} ",
                            f"bold {roles[value_role]}")
             for row in rows[1:]:
                 row.append(" " * (VALUE_WIDTH + 2))
@@ -825,13 +828,14 @@ class DepthView(View):
                 then = getattr(begin[layer.index], fld) if layer.index in begin else None
                 bar = _hbar(now, then, lo, hi, log, bar_w)
                 for row in rows:
-                    row.append(bar[0], roles[role])
+                    _track_runs(row, bar[0], roles[role], roles["muted"])
                     row.append(bar[1], f"bold {roles['fg']}" if roles['fg'] != "default"
                                else "bold")
-                    row.append(bar[2], roles[role])
+                    _track_runs(row, bar[2], roles[role], roles["muted"])
                 value = (f"{now * 100:.0f}%" if not log and math.isfinite(now)
                          else fmt(now, 2))
-                rows[0].append(f" {value:>{VALUE_WIDTH}} ", f"bold {roles[role]}")
+                # beside its own bar, the gap before the next column's
+                rows[0].append(f" {value:<{VALUE_WIDTH}} ", f"bold {roles[role]}")
                 for row in rows[1:]:
                     row.append(" " * (VALUE_WIDTH + 2))
             lines += rows
@@ -848,17 +852,29 @@ def _position(value: float | None, lo: float, hi: float, log: bool, width: int) 
     return max(0.0, min(1.0, frac)) * width
 
 
+#: the empty part of a depth bar: its extent shows, so the ┃ of a value at the bottom of
+#: its axis reads as a mark on a bar, not as a border between columns
+TRACK = "·"
+
+
+def _track_runs(row: Runs, text: str, style: str, track_style: str) -> None:
+    """Append a bar's text: its blocks in `style`, its track in `track_style`."""
+    for part in re.split(f"({re.escape(TRACK)}+)", text):
+        if part:
+            row.append(part, track_style if part[0] == TRACK else style)
+
+
 def _hbar(now: float, then: float | None, lo: float, hi: float, log: bool, width: int
           ) -> tuple[str, str, str]:
     """A horizontal bar for `now` in eighths of a cell, with the cell of `then` marked ┃:
-    returned as (before the mark, the mark, after the mark)."""
+    returned as (before the mark, the mark, after the mark); the empty cells are TRACK."""
     eighths = round(_position(now, lo, hi, log, width) * 8)
     if now is not None and math.isfinite(now) and (now > 0 or not log) and eighths == 0 \
             and now != 0:
         eighths = 1
     full, part = divmod(eighths, 8)
     cells = ["█"] * full + ([" ▏▎▍▌▋▊▉"[part]] if part and full < width else [])
-    cells += [" "] * (width - len(cells))
+    cells += [TRACK] * (width - len(cells))
     if then is None:
         return "".join(cells), "", ""
     mark = min(width - 1, int(_position(then, lo, hi, log, width)))

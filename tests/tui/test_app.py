@@ -1,6 +1,7 @@
 """Pilot tests: every key binding, the settings flow, files, the diverged state, quitting."""
 
 import asyncio
+import re
 import time
 
 from textual.widgets import ContentSwitcher, Input, Select, Static
@@ -613,6 +614,12 @@ async def test_the_depth_profile_gives_each_layer_the_rows_the_panel_holds():
         shown = [strip.text.rstrip() for strip in view._strips]
         assert len([line for line in shown if line]) == 3 + 2 * 6 <= view.size.height
         assert shown[4].startswith("32") and shown[5].startswith("L2")
+        # every bar has its whole extent drawn (its empty cells a · track), so an
+        # as-initialized ┃ at the bottom of an axis reads as a mark on a bar, not a border
+        for row in shown[3:]:
+            for bar in re.findall(r"[█▏▎▍▌▋▊▉┃·]+", row):
+                assert len(bar) == len(re.findall(r"[█▏▎▍▌▋▊▉┃·]+", shown[3])[0]), row
+        assert "┃·" in "".join(shown)  # at step 3 the dead shares sit at 0, on the mark
 
 
 async def test_layers_keep_sparklines_readable_on_a_narrow_screen_and_name_what_gave_way():
@@ -636,6 +643,12 @@ async def test_layers_keep_sparklines_readable_on_a_narrow_screen_and_name_what_
             present = [name for name in names if name in title]
             starts = [title.index(name) for name in present]
             assert min(b - a for a, b in zip(starts, starts[1:])) >= 10 + VALUE_WIDTH + 2, size
+            # each newest value sits one cell after its own sparkline, its gap before the
+            # next column's (right-aligned, "0.6" sat against the next sparkline as a label)
+            for row in (line for line in shown if line.lstrip().startswith("L")):
+                for start, after in zip(starts, starts[1:]):
+                    at = after - VALUE_WIDTH - 1  # the cell's sparkline ends at at − 1
+                    assert row[at - 1] == " " and row[at] not in " ▁▂▃▄▅▆▇█", (size, row)
             note = [line for line in shown if line.lstrip().startswith("not shown")]
             if hidden is None:
                 assert present == names and not note
