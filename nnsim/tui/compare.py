@@ -75,9 +75,26 @@ class CompareView(View):
             lines.append(row)
         lines.append(Text(""))
         depth = max((len(r[-1].layers) for r in records.values() if r), default=0)
-        series = {label: [_layer_series(records[label], i, field) for i in range(depth)]
-                  for label in labels}
-        finite = [v for per in series.values() for s in per for v in s
+        # each run over its whole course (from the step they set out from), in buckets of
+        # min, mean and max: the sparkline draws the means, the shared axis spans the
+        # extremes; without a timeline, the newest records
+        series, extent, covered_steps = {}, [], {}
+        for label in labels:
+            timeline = runner.histories[label].timeline
+            if timeline is None or not records[label]:
+                series[label] = [_layer_series(records[label], i, field) for i in range(depth)]
+                extent += [v for s in series[label] for v in s]
+                if records[label]:
+                    covered_steps[label] = (records[label][0].step, records[label][-1].step)
+                continue
+            keys = [(field, i + 1) for i in range(depth)]
+            cols = timeline.resample(spark, None, keys)
+            series[label] = [cols.series(key).tolist() for key in keys]
+            extent += [v for key in keys for which in ("lo", "hi")
+                       for v in cols.series(key, which).tolist()]
+            if len(cols):
+                covered_steps[label] = (int(cols.first[0]), int(cols.last[-1]))
+        finite = [v for v in extent
                   if v is not None and math.isfinite(v) and (v > 0 or not log)]
         # one axis for every layer and both runs, in whole decades, printed
         lo, hi = decade_range(finite) if log else (0.0, 1.0)
@@ -99,12 +116,12 @@ class CompareView(View):
                 for r, part in enumerate(chars):
                     rows[r].append(part, colour[k])
                     text = fmt(value) if r == 0 else ""
-                    rows[r].append(f" {text:>{VALUE_WIDTH}} ", colour[k])
+                    rows[r].append(f" {text:<{VALUE_WIDTH}} ", colour[k])  # by its own
             lines += rows + [Text("")]
         covered = Text(f"{'':<{LABEL_WIDTH}}")  # what each run's sparklines cover
         for k, label in enumerate(labels):
-            recs = records[label]
-            text = f"steps {recs[0].step:,}–{recs[-1].step:,}" if recs else ""
+            span = covered_steps.get(label)
+            text = f"steps {span[0]:,}–{span[1]:,}" if span else ""
             covered.append(f"{text:<{cell}}", colour[k])
         lines.append(covered)
         return crop_lines(lines)
@@ -180,9 +197,13 @@ class BranchScreen(LockstepPanel, RunnerControls, Screen):
     """A run and its branch from one kept step, side by side in lockstep: the original as
     it went, and the same state with one setting changed. Escape returns to the run."""
 
-    BINDINGS = [*CONTROL_BINDINGS, Binding("m", "metric", "Next statistic"),
+    # the status line names space, n and m: the footer keeps room for escape, help and quit
+    BINDINGS = [*(Binding(b.key, b.action, b.description, show=False, key_display=b.key_display)
+                  for b in CONTROL_BINDINGS),
+                Binding("m", "metric", "Next statistic", show=False),
                 Binding("escape", "close", "Back to the run")]
-    DEFAULT_CSS = "BranchScreen #status { height: 2; padding: 0 1; background: $boost; }"
+    DEFAULT_CSS = ("BranchScreen #status { height: 2; padding: 0 1; background: $boost; "
+                   "text-wrap: nowrap; text-overflow: ellipsis; }")
 
     def __init__(self, runner: Lockstep, change: str) -> None:
         super().__init__()
@@ -190,13 +211,16 @@ class BranchScreen(LockstepPanel, RunnerControls, Screen):
 
     def status(self) -> Text:
         runner = self.runner
-        return Text.assemble(
+        # two lines that never wrap (DEFAULT_CSS; at 80 columns the first wrapped over the
+        # keys)
+        text = Text.assemble(
             (f" {runner.state} ", "bold"),
-            f"  step {runner.sim.step_count:,}  the run and its branch ({self.change}) from "
-            f"step {runner.start:,}, in lockstep  speed {runner.speed_text}\n",
+            f"  step {runner.sim.step_count:,}  branched at step {runner.start:,}: "
+            f"{self.change}  speed {runner.speed_text}\n",
             ("space: play/pause · n: one step · m: next statistic · escape: back to the run",
              "italic"),
             (f"  {runner.message}" if runner.message else "", "bold red"))
+        return text
 
     def action_reset(self) -> None:
         self.app.notify("A branch starts at its step: escape and branch again to restart it.",

@@ -463,7 +463,7 @@ async def test_a_lessons_set_and_control_follow_every_run_and_the_check(monkeypa
 
 
 async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
-    from nnsim.tui.compare import BranchScreen
+    from nnsim.tui.compare import BranchScreen, CompareView
 
     def kept_to(step):  # the training thread has recorded the step and snapshotted it
         last = app.runner.history.last
@@ -501,6 +501,15 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         assert not lockstep.paused
         await until(pilot, lambda: str(app.screen.query_one("#status", Static).content)
                     .lstrip().startswith("running"))
+        # each run's sparklines cover its whole course from the branch, not its newest steps
+        view = app.screen.query_one(CompareView)
+        await until(pilot, lambda: lockstep.sim.step_count > start + 3 * view.size.width)
+        lockstep.pause()
+
+        def covered():
+            return [line.plain for line in view.lines(*view.size)][-1].split()
+        await until(pilot, lambda: covered()[1] == covered()[3]
+                    == f"{start + 1:,}–{lockstep.sim.step_count:,}")
         original, branch = (lockstep.histories[label].snapshot()[:3]
                             for label in lockstep.labels)
         assert [r.loss for r in original] == [r.loss for r in straight[start:start + 3]]
