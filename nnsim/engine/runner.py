@@ -287,6 +287,10 @@ class Runner:
             if record.nonfinite is not None:
                 self.paused = True
                 self.message = str(sim.divergence)
+                # said in full where a narrow status line cuts it, with the usual cure
+                self.notices.put(("warning", f"The run {self.message}. A learning rate too "
+                                  "high is the usual cause: [ halves it, then r starts again "
+                                  "from the same seed (e: a new seed; s: the settings)."))
             elif sim.stopped:
                 self.paused = True
                 self.message = sim.stopped

@@ -219,6 +219,14 @@ async def test_divergence_pauses_and_every_view_keeps_drawing():
         await pilot.pause(0.2)
         assert app.runner.paused and app.runner.state == "diverged"
         assert any("press r" in str(n.message) for n in app._notifications)
+        # the whole cause, in a note a narrow status line cannot cut, and the usual cure:
+        # [ halves the learning rate and r starts again from the seed with it
+        said = " ".join(str(n.message) for n in app._notifications)
+        assert f"The run {app.runner.message}. A learning rate too high" in said
+        await pilot.press("left_square_bracket")
+        await until(pilot, lambda: app.runner.sim.lr == 5.0)
+        await pilot.press("r")
+        await until(pilot, lambda: app.runner.sim.step_count == 0 and app.runner.sim.lr == 5.0)
         await pilot.press("r")
         await until(pilot, lambda: app.runner.state != "diverged")
 
