@@ -13,7 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, ScreenResultType
 from textual.validation import Integer, Number, ValidationResult, Validator
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Static, TabbedContent, TabPane, Tabs
+from textual.widgets import (Input, Label, OptionList, Select, Static, TabbedContent, TabPane,
+                             Tabs)
 
 from nnsim.config import (COMPONENT_KEYS, DTYPES, NORM_POSITIONS, PREPROCESS, SCHEMA, Config,
                           parse_set)
@@ -279,8 +280,8 @@ class SettingsScreen(TypingPausesTraining[None]):
                                                  "random seed: the same seed gives the same run")
                             yield from self.section_fields(section, d[section])
             yield Static("", id="about", markup=False)
-            yield Static("Enter applies a field · Tab: next field · shift+Tab, ←/→: another "
-                         "section", id="status", markup=False)
+            yield Static("Enter applies a field · Tab: next field · ←/→ (but in a text "
+                         "field): another section", id="status", markup=False)
 
     def section_fields(self, section: str, table: dict[str, Any]) -> ComposeResult:
         for key, value in table.items():
@@ -368,14 +369,19 @@ class SettingsScreen(TypingPausesTraining[None]):
     # ------------------------------------------------------------ reacting
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "section":  # elsewhere ←/→ belong to the field
-            return isinstance(self.focused, Tabs)
+        if action == "section":  # ←/→ move the cursor in a text field and nothing else
+            return not isinstance(self.focused, (Input, OptionList))  # (an open choice list)
         return True
 
     def action_section(self, step: int) -> None:
         tabs = self.query_one(TabbedContent)
         index = TABS.index(tabs.active.removeprefix("section-"))
-        tabs.active = "section-" + TABS[(index + step) % len(TABS)]
+        section = TABS[(index + step) % len(TABS)]
+        tabs.active = "section-" + section
+        if not isinstance(self.focused, Tabs):  # from a field: on to the new section's first
+            first = self.query(f"#section-{section} Input, #section-{section} Select")
+            if first:
+                first.first().focus()
 
     editing: Input | None = None  # the text field that had focus last
 

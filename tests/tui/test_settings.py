@@ -65,6 +65,27 @@ async def test_keys_typed_right_after_tab_reach_the_new_field():
         assert sections.active == "section-model"
 
 
+async def test_the_arrows_switch_sections_from_a_choice_field():
+    """←/→ switch sections wherever they move no cursor: on the tab bar and on a choice
+    (the first field, where the settings open); the hint under the form says so. They did
+    nothing from a choice field."""
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_settings(pilot)
+        sections = screen.query_one(TabbedContent)
+        assert screen.focused is widget(screen, "optimizer.name")
+        await pilot.press("right")
+        await until(pilot, lambda: sections.active == "section-model")
+        assert screen.focused is widget(screen, "model.hidden")  # its first field: a text
+        await pilot.press("left")  # … where the arrows move the cursor
+        assert sections.active == "section-model"
+        widget(screen, "model.activation").focus()  # a choice again
+        await pilot.press("right")
+        await until(pilot, lambda: sections.active == "section-train")
+        assert screen.focused is widget(screen, "seed")
+        assert "←/→" in str(screen.query_one("#status", Static).content)
+
+
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
 async def test_every_field_is_one_line_and_every_tab_fits(size):
     app = make_app(small_config(), paused=True)
