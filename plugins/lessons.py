@@ -209,18 +209,20 @@ class DeadRelu(Lesson):
     explanation = ("A ReLU whose input is negative for every example of the data passes no "
                    "gradient: it is dead, and nothing moves its weights again. Too-large steps "
                    "(Adam at lr 0.03 here) throw units' weights and biases to where that is so, "
-                   "and they die during training. A leaky ReLU keeps a slope below zero (0.1 "
-                   "here): a unit pushed there still gets a tenth of its gradient and can walk "
+                   "and they die during training. A leaky ReLU keeps a slope below zero (0.2 "
+                   "here): a unit pushed there still gets a fifth of its gradient and can walk "
                    "back, so far fewer end up there.")
     watch = ("dead % column (units inactive on every one of the last 1,000 training "
-             "examples): low at the start, rising for ReLU. The leaky ReLU's slope (0.1) is "
-             "a tenth of its largest, above the 5 % that counts as saturated, so its dead "
+             "examples): low at the start, rising for ReLU. The leaky ReLU's slope (0.2) is "
+             "a fifth of its largest, above the 5 % that counts as saturated, so its dead "
              "column reads 0 by definition; the check counts units whose input is ≤ 0 on "
              "every example, in both runs.")
     base = {"model.hidden": [32, 32, 32], "model.initializer": "he_normal",
             "optimizer.name": "adam", "optimizer.lr": 0.03}
     runs = {"relu": {"model.activation": "relu"},
-            "leaky_relu": {"model.activation": {"name": "leaky_relu", "slope": 0.1}}}
+            # slope 0.2: at 0.1 the leaky run's share of units below zero everywhere came
+            # within round-off of half the ReLU run's at one seed of ten on one machine
+            "leaky_relu": {"model.activation": {"name": "leaky_relu", "slope": 0.2}}}
     control = {"relu": {"optimizer.lr": 0.001}, "leaky_relu": {"optimizer.lr": 0.001}}
     control_note = "Adam at lr 0.001 instead of 0.03: steps too small to kill units"
     steps = 300
