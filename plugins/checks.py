@@ -151,7 +151,12 @@ class LearningRateHigh(DoctorCheck):
                             PROCESS, 3.0, (), (diverged.step, diverged.step), fix)]
         found = []
         high = ev.threshold("update_high")
-        early = [r for r in ev.records if r.layers][:int(ev.threshold("early"))]
+        # the first steps, but not of a batch-normalized network: its layers' outputs do
+        # not depend on the scale of their weights, so large first updates of small
+        # weights (N(0, 0.01) under batch norm: 0.25 of them) only turn the weights and
+        # grow them, and the ratio falls by itself; the steps since are judged as any
+        early = [r for r in ev.records if r.layers][:int(ev.threshold("early"))] \
+            if ev.config.model.normalizer.name != "batchnorm" else []
         for records, when in ((ev.measured, "per step"), (early, "in the first steps")):
             ratios = [statistics.median(layer.update_ratio for layer in r.layers
                                         if layer.kind == "hidden") for r in records
