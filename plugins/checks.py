@@ -29,7 +29,10 @@ def _fmt(x: float) -> str:
 
 
 def _times(x: float) -> str:
-    """A ratio for people: 12×, 340×, 65,600×."""
+    """A ratio for people: 12×, 340×, 65,600×, and past a million in powers of ten (1e+299×
+    was written out in 300 digits)."""
+    if x >= 1e6:
+        return f"{x:.1e}×".replace("e+0", "e").replace("e+", "e")
     return f"{x:,.0f}×" if x >= 100 else f"{x:.2g}×"
 
 

@@ -155,3 +155,39 @@ def test_no_learning_remedy_says_what_its_fix_does(initializer, normalizer, fix)
         assert finding.remedy.startswith("check the initialization")
     else:
         assert "already the lecture's" in finding.remedy and "batch norm" in finding.remedy
+
+
+def test_first_updates_of_a_batch_normalized_network_are_not_called_too_large():
+    """N(0, 0.01) under batch norm moves 0.25 of its tiny weights at first: only their
+    scale, which its layers' outputs do not depend on (the README's 'batch norm rescues
+    it' example was told to lower its learning rate). Without batch norm, large first
+    steps are still judged too large."""
+    from pathlib import Path
+
+    from nnsim.config import load
+
+    rescue = load(Path(__file__).parents[2] / "examples" / "batchnorm_rescue.toml")
+    plain = rescue.with_overrides([("model.normalizer", "none"),
+                                   ("model.initializer", "xavier_normal"),
+                                   ("optimizer.lr", 5.0)])
+    for config, flagged in ((rescue, False), (plain, True)):
+        records = list(Simulation(config).steps(40))
+        early = [f for f in diagnose(records, config, 3) if f.code == "learning_rate_high"
+                 and "first steps" in f.title]
+        assert bool(early) == flagged, (config.model.normalizer.name, early)
+
+
+def test_a_huge_ratio_is_written_in_powers_of_ten():
+    """A run whose first layer's gradient underflowed: its vanishing-gradients title wrote
+    the ratio out in 300 digits."""
+    from pathlib import Path
+
+    from nnsim.config import load
+
+    config = load(Path(__file__).parents[2] / "examples" / "batchnorm_rescue.toml") \
+        .with_overrides([("model.normalizer", "none"), ("model.initializer", "xavier_normal"),
+                         ("optimizer.lr", 5.0)])
+    found = diagnose(list(Simulation(config).steps(40)), config, 3)
+    vanishing = [f for f in found if f.code == "vanishing_gradients"]
+    assert vanishing and "e2" in vanishing[0].title  # about 1e299×
+    assert all(len(f.title) < 100 for f in found), [f.title for f in found]
