@@ -497,9 +497,8 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         def branch(text: str | None) -> None:
             if text:
                 self._open_branch(step, text)
-        self.push_screen(PathPrompt(f"Branch at step {step:,}: change one setting (KEY=VALUE, "
-                                    "e.g. optimizer.lr=0.5 or model.activation=relu):",
-                                    "optimizer.lr=0.5"), branch)
+        self.push_screen(PathPrompt(f"Branch at step {step:,}: one setting, KEY=VALUE (e.g. "
+                                    "model.activation=relu):", "optimizer.lr=0.5"), branch)
 
     def _open_branch(self, step: int, text: str) -> None:
         from nnsim.config import parse_set

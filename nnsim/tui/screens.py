@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -45,21 +48,25 @@ class HelpScreen(Dismissable):
         self.panels = list(panels)  # (title, what it shows)
 
     def compose(self) -> ComposeResult:
-        text = Text()
-        text.append("Keys\n", "bold")
-        width = max((len(key) for key, _ in self.keys), default=0) + 2
-        for key, what in self.keys:  # (the theme's text colour: readable in every theme)
-            text.append(f"  {key:<{width}}", "bold")
-            text.append(f"{what}\n")
-        text.append("\nPanels\n", "bold")
-        for name, what in self.panels:
-            text.append(f"  {name}\n", "bold")
-            text.append(f"    {what}\n")
-        text.append("\nThe status line shows the step, epoch, training and validation loss and "
-                    "accuracy, the learning rate, steps per second and the state. A run that "
-                    "goes non-finite pauses and says where. Escape closes this screen.", "dim")
+        # keys and their meanings as a grid, so that a meaning wraps under itself, not under
+        # the keys (the theme's text colour: readable in every theme)
+        keys = Table.grid(padding=(0, 2))
+        keys.add_column(no_wrap=True, style="bold")
+        keys.add_column()
+        for key, what in self.keys:
+            keys.add_row(key, what)
+        panels = [part for name, what in self.panels  # each meaning wraps under itself
+                  for part in (Padding(Text(name, "bold"), (0, 0, 0, 2)),
+                               Padding(Text(what), (0, 0, 0, 4)))]
+        body = Group(
+            Text("Escape or q closes this screen; the arrows and PgDn scroll it.\n", "dim"),
+            Text("Keys", "bold"), Padding(keys, (0, 0, 0, 2)),
+            Text("\nPanels", "bold"), *panels,
+            Text("\nThe status line shows the step, epoch, training and validation loss and "
+                 "accuracy, the learning rate, steps per second and the state. A run that "
+                 "goes non-finite pauses and says where.", "dim"))
         with VerticalScroll():
-            yield Static(text)
+            yield Static(body)
 
 
 class PluginsScreen(Dismissable):

@@ -516,7 +516,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
     lines = crop_lines(lines)
     if hidden and len(lines) < height:
         lines.append(Text(f"not shown at this width: {', '.join(c.title for c in hidden)} "
-                          "(a wider terminal shows them)", style=roles["muted"],
+                          f"(a wider terminal shows {'them' if len(hidden) > 1 else 'it'})",
+                          style=roles["muted"],
                           no_wrap=True, overflow="ellipsis"))
     return lines
 
@@ -965,11 +966,11 @@ class BoundaryView(View):
             points += [(rr, cc, k, mark) for rr, cc, k in zip(r.tolist(), c.tolist(), classes)]
         classes = min(grid["classes"], 10)
         # the longest legend that fits, the classes' colours with it where they fit too
-        wordings = (f"step {grid['step']}: ● training, ○ validation, in their class's colour; "
+        wordings = (f"step {grid['step']:,}: ● training, ○ validation, in their class's colour; "
                     "background = predicted class, brighter = more confident   ",
-                    f"step {grid['step']}: ● training ○ validation; background = predicted "
+                    f"step {grid['step']:,}: ● training ○ validation; background = predicted "
                     "class, brighter = surer  ",
-                    f"step {grid['step']}: ● train ○ val · background = predicted class, "
+                    f"step {grid['step']:,}: ● train ○ val · background = predicted class, "
                     "brighter = surer ")
         swatches = [(f"■ class {k} ", f"■ {k} ") for k in range(classes)]
         text, names = next(((text, [w[n] for w in swatches]) for text in wordings

@@ -1,9 +1,12 @@
 """Pilot tests: every key binding, the settings flow, files, the diverged state, quitting."""
 
 import asyncio
+import io
 import re
 import time
 
+from rich.console import Console
+from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Input, Select, Static
 
 from nnsim.config import load
@@ -558,10 +561,32 @@ async def test_the_help_screen_describes_every_panel():
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        text = str(app.screen.query_one(Static).content)
+        content = app.screen.query_one(Static).content
+
+        def rendered(width: int) -> list[str]:
+            console = Console(width=width, record=True, file=io.StringIO())
+            console.print(content)
+            return console.export_text().splitlines()
+
+        text = "\n".join(rendered(200))
         for _, label, cls in VIEWS:
             number, title = label.split(maxsplit=1)
             assert cls.HELP and f"{title} ({number})" in text and cls.HELP[:40] in text
+        assert "Escape or q closes this screen" in text.splitlines()[0]
+        # at 80 columns a key's meaning wraps under itself, not back to the keys' column
+        lines = rendered(76)
+        keys = lines[lines.index("Keys") + 1:lines.index("Panels") - 1]
+        column = min(len(line) - len(line[2:].split("  ", 1)[1].lstrip()) for line in keys
+                     if not line.startswith("   "))
+        wrapped = [line for line in keys if line.startswith("   ")]
+        assert wrapped and all(len(line) - len(line.lstrip()) == column for line in wrapped), \
+            (column, wrapped[:3])
+        scroll = app.screen.query_one(VerticalScroll)  # as its first line says
+        await pilot.press("pagedown")
+        await until(pilot, lambda: scroll.scroll_y > 0)
+        before = scroll.scroll_y
+        await pilot.press("up")
+        await until(pilot, lambda: scroll.scroll_y < before)
 
 
 async def test_panels_under_another_screen_are_redrawn_only_now_and_then(monkeypatch):
