@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -388,11 +389,12 @@ class Column:
 
     def __init__(self, title: str, field: str, role: str, log: bool = False, lo=None,
                  hi=None, percent: bool = False, output: bool = True,
-                 short: str | None = None, banded: bool = False) -> None:
+                 short: str | None = None, banded: bool = False, note: str = "") -> None:
         self.title, self.field, self.role, self.log = title, field, role, log
         self.short = short or title
         self.lo, self.hi, self.percent, self.output = lo, hi, percent, output
         self.banded = banded  # colour each column by its distance from 1e-3
+        self.note = note  # said after the axis where it fits (the values to compare with)
 
     def value_text(self, value: float) -> str:
         if self.percent and math.isfinite(value):
@@ -456,6 +458,8 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
         ax = axis_text(lo, hi, c.log, c.percent)
         if c.banded and len(ax) + 10 < cell:
             ax += " aim 1e-3"  # the rule of thumb; columns are coloured by their distance
+        if c.note and len(ax) + len(c.note) + 2 < cell:
+            ax += " " + c.note
         scale.append(f"{ax[:cell - 1]:<{cell}}")
     if extra_width:
         title.append("learnable (mean)", "bold")
@@ -622,12 +626,19 @@ class OptimizerView(View):
             return Text("Telemetry is off: no per-layer statistics.", style=roles["muted"])
         state_names = [name for name, _ in last.layers[0].state]
         cols = [Column(f"‖{n}‖", n, "state", log=True) for n in state_names]
-        cols += [Column("cos(−ΔW,∂L/∂W)", "update_cos", "good", lo=-1.0, hi=1.0,
-                        short="cos"),
-                 Column("step ‖ΔW‖/‖∂L/∂W‖", "step_size", "grad", log=True, short="step")]
         hypers = frame.extras.get("hypers", {})
         beta = hypers.get("beta")
-        if "velocity" in state_names and beta is not None and beta < 1:
+        momentum = "velocity" in state_names and beta is not None and beta < 1
+        # the step's two landmarks under its axis: lr, and with momentum lr/(1−β)
+        note = (f"lr {fmt(frame.lr)}" + (f", lr/(1−β) {fmt(frame.lr / (1 - beta))}"
+                                         if momentum else "")) if not state_names or momentum \
+            else ""
+        cols += [Column("cos(−ΔW,∂L/∂W)", "update_cos", "good", lo=-1.0, hi=1.0,
+                        short="cos"),
+                 Column("step ‖ΔW‖/‖∂L/∂W‖", "step_size", "grad", log=True, short="step",
+                        note=note)]
+        if momentum:
+            assert beta is not None
             ceiling = frame.lr / (1 - beta)
             say = (f"Momentum: the step ‖ΔW‖/‖∂L/∂W‖ grows from lr = {fmt(frame.lr)} towards "
                    f"lr/(1−β) = {fmt(ceiling)} while successive gradients agree (cos near 1), "
@@ -640,7 +651,8 @@ class OptimizerView(View):
         else:
             say = "Adaptive steps: ‖ΔW‖/‖∂L/∂W‖ differs by layer and changes over time."
         head = Text(f"{frame.optimizer}, lr {fmt(frame.lr)}. {say}", style=roles["muted"])
-        head_lines = 2 if width < 120 else 1
+        # the lines the words take (at 80 columns four, not the two reserved for them)
+        head_lines = len(textwrap.wrap(head.plain, max(width, 1))) or 1
         return Group(head, *layer_table(frame, cols, width, height - head_lines, roles,
                                         _label(frame)))
 

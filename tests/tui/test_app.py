@@ -806,3 +806,24 @@ async def test_the_timelines_step_is_marked_on_the_charts():
                           if "whole run" in "".join(s.text for s in ln))
         assert "step 1" in steps_line and "step 100" in steps_line  # the labels intact
         assert line.index("▲") - 9 == plot_cell(cursor_index(cols, step), len(cols), plot_w)
+
+
+async def test_the_optimizer_panel_fits_its_words_and_marks_lr_and_its_ceiling():
+    """At 80×24 its explanation takes four lines, not the two kept for it, and with six
+    hidden layers the table's step line fell off the panel; at 160 columns the step's axis
+    names its landmarks, lr and momentum's lr/(1−β)."""
+    from nnsim.config import Config
+
+    for size, note in (((80, 24), False), ((160, 48), True)):
+        app = make_app(Config.from_dict({}).with_overrides([("model.hidden", [32] * 6)]),
+                       paused=True)
+        async with app.run_test(size=size) as pilot:
+            app.runner.advance(40)
+            await until(pilot, lambda: stepped(app, 40))
+            await pilot.press("5")
+            view = app.query_one("#optimizer")
+            await until(pilot, lambda: len(view._strips) > 3 and "layer" in "".join(
+                strip.text for strip in view._strips))
+            shown = [strip.text.rstrip() for strip in view._strips][:view.size.height]
+            assert any("whole run" in line for line in shown), shown  # the step line
+            assert ("lr 0.05, lr/(1−β) 0.5" in "\n".join(shown)) == note
