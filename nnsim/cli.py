@@ -13,8 +13,10 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -896,14 +898,24 @@ def cmd_lessons(args) -> int:
                           for name, e in entries.items()], indent=2, default=str))
         return EXIT_OK
     width = max((len(n) for n in entries), default=0)
+    # on a terminal, long lines wrap under their own text (they wrapped to column 0)
+    columns = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
+
+    def say(head: str, text: str, label: str = "") -> None:
+        line = f"{head:<{width}}  {label}{text}"
+        if columns > width + 30:
+            line = textwrap.fill(line, columns - 1, subsequent_indent=" " * (width + 2
+                                                                              + len(label)))
+        print(line)
+
     for name, entry in entries.items():
         cls: Any = entry.cls
-        print(f"{name:<{width}}  {cls.title}")
+        say(name, cls.title)
         if cls.section:
-            print(f"{'':<{width}}  lecture: {cls.section}")
-        print(f"{'':<{width}}  runs: {', '.join(cls.runs)}")
+            say("", cls.section, "lecture: ")
+        say("", ", ".join(cls.runs), "runs: ")
         if cls.control_note:
-            print(f"{'':<{width}}  control: {cls.control_note}")
+            say("", cls.control_note, "control: ")
     return EXIT_OK
 
 

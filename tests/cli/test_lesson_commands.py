@@ -42,6 +42,26 @@ def test_lessons_json_lists_sections_and_controls(capsys):
     assert "lecture: Optimizers › Adding momentum" in out and "control: " in out
 
 
+def test_lessons_wrap_under_their_own_text_on_a_narrow_terminal(capsys, monkeypatch):
+    """On an 80-column terminal no line is longer than the terminal, and a wrapped line
+    starts under its own text, not at column 0; piped, lines stay whole for scripts."""
+    import os
+    import shutil
+    import sys
+
+    code, piped, _ = run(capsys, "lessons")
+    assert code == 0 and max(map(len, piped.splitlines())) > 80
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(shutil, "get_terminal_size", lambda *a: os.terminal_size((80, 24)))
+    code, out, _ = run(capsys, "lessons")
+    lines = out.splitlines()
+    assert code == 0 and max(map(len, lines)) < 80
+    width = len(lines[0]) - len(lines[0].split("  ", 1)[1].lstrip())  # where the text starts
+    assert all(line[:width].strip() in REG.names("lesson") or not line[:width].strip()
+               for line in lines), "a line wrapped into the names' column"
+    assert " ".join(out.split()) == " ".join(piped.split())  # the same words
+
+
 def test_lesson_headless_passes_and_its_control_fails(capsys):
     code, out, err = run(capsys, "lesson", "sigmoid_vanishing", "--headless")
     assert code == 0, out
