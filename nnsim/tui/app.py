@@ -341,7 +341,8 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         runner = self.runner
         while not runner.notices.empty():
             level, text = runner.notices.get_nowait()
-            self.notify(text, severity=level, timeout=6 if level == "error" else 3)
+            # an error or a warning (a divergence, said whole) stays long enough to read
+            self.notify(text, severity=level, timeout=3 if level == "information" else 8)
         if not redraw_covered(len(self.screen_stack) > 1, self._covered_drawn):
             return  # under another screen: redrawn now and then, not every frame
         if self.view_name == "boundary":
@@ -497,8 +498,9 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         def branch(text: str | None) -> None:
             if text:
                 self._open_branch(step, text)
-        self.push_screen(PathPrompt(f"Branch at step {step:,}: one setting, KEY=VALUE (e.g. "
-                                    "model.activation=relu):", "optimizer.lr=0.5"), branch)
+        # (the prompt's box is 66 columns inside: the line fits it)
+        self.push_screen(PathPrompt(f"Branch at step {step:,}: KEY=VALUE (e.g. "
+                                    "model.activation=relu)", "optimizer.lr=0.5"), branch)
 
     def _open_branch(self, step: int, text: str) -> None:
         from nnsim.config import parse_set

@@ -87,7 +87,8 @@ class CompareView(View):
                 if records[label]:
                     covered_steps[label] = (records[label][0].step, records[label][-1].step)
                 continue
-            keys = [(field, i + 1) for i in range(depth)]
+            # only the layers this run has (a shallower run's other rows stay blank)
+            keys = [(field, i + 1) for i in range(len(records[label][-1].layers))]
             cols = timeline.resample(spark, None, keys)
             series[label] = [cols.series(key).tolist() for key in keys]
             extent += [v for key in keys for which in ("lo", "hi")
@@ -111,7 +112,10 @@ class CompareView(View):
                     for r in range(block)]
             for k, label in enumerate(labels):
                 values = series[label][i] if i < len(series[label]) else []
-                value = values[-1] if values else None
+                # the newest step's value, as the loss row and the Layers panel give it (a
+                # bucket's mean would hide a NaN among finite steps)
+                newest = _layer_series(records[label], i, field)
+                value = newest[-1] if newest and values else None
                 chars = sparkline(values, spark, lo, hi, log, block)
                 for r, part in enumerate(chars):
                     rows[r].append(part, colour[k])

@@ -7,7 +7,7 @@ import time
 
 from rich.console import Console
 from textual.containers import VerticalScroll
-from textual.widgets import ContentSwitcher, Input, Select, Static
+from textual.widgets import ContentSwitcher, Input, Label, Select, Static
 
 from nnsim.config import load
 from nnsim.engine.writers import read_records
@@ -500,6 +500,9 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         assert app.runner.history.snapshot()[-(100 - back):] == straight[-(100 - back):]
         await pilot.press("comma", "B")
         await until(pilot, lambda: isinstance(app.screen, PathPrompt))
+        prompt = app.screen.query_one(Label)  # its line fits the box, nothing cut
+        box = prompt.parent
+        assert box is not None and box.content_size.width >= len(str(prompt.content)) > 30
         app.screen.query_one(Input).value = "optimizer.lr=0.5"
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, BranchScreen))

@@ -103,3 +103,29 @@ async def test_the_runs_read_at_four_and_a_half_to_one_in_every_theme():
                                         f"{contrast(fg, bg):.2f}")
     assert checked > 100
     assert not failures, "\n".join(failures[:10]) + f"\n({len(failures)} in all)"
+
+
+def test_each_value_is_the_newest_steps_and_a_shallower_run_leaves_its_missing_rows_blank():
+    """The sparklines cover each run's whole course in buckets; the number beside them is
+    the newest step's value (a bucket's mean differed: 0.39 for a newest 0.364), and rows
+    of layers a run does not have stay blank ('—'), not 'nan' over a row of dots."""
+    from nnsim.tui.render import fmt
+
+    lock = Lockstep(runs("optimizer.name=sgd,momentum"), paused=True)
+    lock.advance(600)
+    lock.run_pending()
+    view = CompareView()
+    view.runner = lock
+    lines = [line.plain for line in view.lines(100, 40)]
+    row = next(line for line in lines if line.startswith("L1"))
+    newest = [fmt(lock.histories[label].last.layers[0].grad_norm) for label in lock.labels]
+    assert [w for w in row.split() if w[0].isdigit()] == newest, (row, newest)
+    deep = Lockstep(runs("model.hidden=[16],[16,16,16]"), paused=True)
+    deep.advance(30)
+    deep.run_pending()
+    view.runner = deep
+    lines = [line.plain for line in view.lines(100, 40)]
+    assert "nan" not in "\n".join(lines)
+    l3 = lines.index(next(line for line in lines if line.startswith("L3")))
+    shallow = lines[l3][:len(lines[l3]) // 2 + 5]
+    assert "—" in shallow and not set(shallow[9:40]) - {" "}, lines[l3:l3 + 3]
