@@ -979,11 +979,11 @@ class BoundaryView(View):
         classes = min(grid["classes"], 10)
         # the longest legend that fits, the classes' colours with it where they fit too
         wordings = (f"step {grid['step']:,}: ● training, ○ validation, in their class's colour; "
-                    "background = predicted class, brighter = more confident   ",
+                    "background = predicted class, faded = less confident   ",
                     f"step {grid['step']:,}: ● training ○ validation; background = predicted "
-                    "class, brighter = surer  ",
+                    "class, faded = unsure  ",
                     f"step {grid['step']:,}: ● train ○ val · background = predicted class, "
-                    "brighter = surer ")
+                    "faded = unsure ")
         swatches = [(f"■ class {k} ", f"■ {k} ") for k in range(classes)]
         text, names = next(((text, [w[n] for w in swatches]) for text in wordings
                             for n in (0, 1)

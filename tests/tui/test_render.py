@@ -284,3 +284,16 @@ def test_a_whole_run_axis_never_narrows_as_the_run_grows():
                 (before, after, seen[before], seen[after])
             widened += (lo1, hi1) != (lo0, hi0)
     assert widened  # the run does reach values beyond its first axes
+
+
+def test_an_unsure_region_is_fainter_on_both_backgrounds():
+    """The Boundary legend says 'faded = unsure' (it said 'brighter = surer', backwards on
+    a light background, where a faint tint is the brighter colour): in both themes a region
+    stands out less from the background the less sure the network is."""
+    from nnsim.tui.render import DARK_BASE, LIGHT_BASE, PALETTE, _shade, contrast
+
+    for dark, base in ((True, DARK_BASE), (False, LIGHT_BASE)):
+        background = "#%02x%02x%02x" % base
+        for rgb in PALETTE[:3]:
+            ratios = [contrast(_shade(rgb, s, dark), background) for s in (0.0, 0.5, 1.0)]
+            assert ratios == sorted(ratios) and ratios[0] < ratios[-1], (dark, rgb, ratios)
