@@ -35,6 +35,13 @@ METRICS = (("grad_norm", "‖∂L/∂W‖", True), ("act_std", "act std", True),
 
 
 
+def _percent(value: float | None) -> str:
+    """A share (accuracy, saturated, dead) as the rest of the screen writes it: 95.3%."""
+    if value is None or not math.isfinite(value):
+        return fmt(value)
+    return f"{value:.1%}" if value < 1 else "100%"
+
+
 class CompareView(View):
     """One metric at a time: a row per layer, a column per run, on one shared scale."""
 
@@ -71,7 +78,8 @@ class CompareView(View):
                 sim = runner.sims[label]
                 if name == "loss" and sim.divergence is not None:
                     state = " diverged"
-                row.append(f"{fmt(value) + state:<{cell}}", colour[k])
+                text = fmt(value) if name == "loss" else _percent(value)  # as the status line
+                row.append(f"{text + state:<{cell}}", colour[k])
             lines.append(row)
         lines.append(Text(""))
         depth = max((len(r[-1].layers) for r in records.values() if r), default=0)
@@ -119,7 +127,8 @@ class CompareView(View):
                 chars = sparkline(values, spark, lo, hi, log, block)
                 for r, part in enumerate(chars):
                     rows[r].append(part, colour[k])
-                    text = fmt(value) if r == 0 else ""
+                    # fractions as the axis gives them: 0–100 %
+                    text = (fmt(value) if log else _percent(value)) if r == 0 else ""
                     rows[r].append(f" {text:<{VALUE_WIDTH}} ", colour[k])  # by its own
             lines += rows + [Text("")]
         covered = Text(f"{'':<{LABEL_WIDTH}}")  # what each run's sparklines cover

@@ -129,3 +129,19 @@ def test_each_value_is_the_newest_steps_and_a_shallower_run_leaves_its_missing_r
     l3 = lines.index(next(line for line in lines if line.startswith("L3")))
     shallow = lines[l3][:len(lines[l3]) // 2 + 5]
     assert "—" in shallow and not set(shallow[9:40]) - {" "}, lines[l3:l3 + 3]
+
+
+def test_shares_are_written_as_percentages_like_their_axis():
+    """Accuracy, saturated and dead shares in percent, as the axis (0–100 %) and the main
+    screen give them: the view wrote 0.953 and 0.0923 under an axis of 0–100%."""
+    lock = Lockstep(runs("optimizer.name=sgd,momentum"), paused=True)
+    lock.advance(60)
+    lock.run_pending()
+    view = CompareView()
+    view.runner = lock
+    view.metric = [m[0] for m in METRICS].index("saturated")
+    lines = [line.plain for line in view.lines(100, 40)]
+    accuracy = next(line for line in lines if line.startswith("accuracy")).split()[1:]
+    layer = [w for w in next(line for line in lines if line.startswith("L1")).split()[1:]
+             if w[0].isdigit()]
+    assert accuracy and layer and all(w.endswith("%") for w in accuracy + layer), lines[:8]
