@@ -73,6 +73,7 @@ class Runner:
         self._every = 1  # measure every k-th step's layer statistics (see MEASURED_PER_FRAME)
         self.findings: list = []  # the doctor's newest findings (nnsim.doctor)
         self._diagnosed = 0.0  # when the doctor last looked (time.monotonic)
+        self.findings_step = -1  # … and at which step
 
     # ------------------------------------------------------------ state
 
@@ -117,6 +118,15 @@ class Runner:
         self.rate = 0.0
         self._changed()
         self.submit(lambda: self._set_paused(True))
+        # a paused screen shows the doctor's view of the step it stopped at: the doctor
+        # otherwise looks every DOCTOR_EVERY steps, at most every DOCTOR_SECONDS (at full
+        # speed a few hundred steps apart), and the findings stood still 200 steps behind
+        self.submit(self._look_at_pause)
+
+    def _look_at_pause(self) -> None:
+        last = self.history.last
+        if last is not None and self.findings_step != last.step:
+            self.diagnose(force=True)
 
     def step_once(self) -> None:
         def step() -> None:
@@ -206,7 +216,7 @@ class Runner:
             self.paused = True
             self.message = ""
             self.grid = None
-            self.findings = []
+            self.findings, self.findings_step = [], -1
             self._changed()
             self.notices.put(("information", f"Back at step {step:,}: space replays from here, "
                                              "exactly as it went"))
@@ -308,6 +318,8 @@ class Runner:
         if not force and now - self._diagnosed < DOCTOR_SECONDS:
             return
         self._diagnosed = now
+        last = self.history.last
+        self.findings_step = last.step if last is not None else 0  # the step looked at
         from nnsim.doctor import diagnose_simulation
 
         try:
@@ -350,7 +362,7 @@ class Runner:
         self._changed()
 
     def _after_rebuild(self) -> None:
-        self.findings = []
+        self.findings, self.findings_step = [], -1
         self.snapshots.clear()
         if self._slow_starts:
             self.ramp, self.speed = True, RAMP[0][1]

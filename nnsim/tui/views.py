@@ -1068,7 +1068,8 @@ class DoctorView(View):
                          "gradients, saturation, dead units, a learning rate too high or too "
                          "low, no learning, overfitting, activations collapsing or growing "
                          "with depth, noisy small-batch gradients). It looks again every 50 "
-                         "steps.", style=roles["good"])]
+                         "steps (at most once a second) and when the run pauses.",
+                         style=roles["good"])]
         lines = [Text.assemble(("The doctor: ", "bold"),
                                (f"{len(frame.findings)} finding"
                                 f"{'s' if len(frame.findings) != 1 else ''}, surest first. "

@@ -207,3 +207,22 @@ def test_fast_frames_measure_every_kth_step_and_the_first():
     assert measured[0] == 1 and all(s % 10 == 0 for s in measured[1:])
     assert len(measured) < len(records) / 5
     assert runner.history.measured.layers and runner.history.first.step == 1
+
+
+def test_the_doctor_looks_again_when_the_run_pauses():
+    """Between its looks (every 50 steps, at most once a second) the findings stood still:
+    paused at step 1,430 the screen showed the doctor's look at step 1,200. Pausing looks at
+    the step the run stopped at."""
+    config = small_config(("model.activation", "sigmoid"), ("model.hidden", [16] * 8))
+    runner = Runner(config, paused=True)
+    runner.advance(50)
+    runner.run_pending()  # the look at step 50
+    assert runner.findings and runner.findings_step == 50
+    runner._diagnosed = time.monotonic()  # as at full speed: the next look is a second away
+    runner.advance(23)
+    runner.run_pending()
+    assert runner.findings_step == 50
+    runner.pause()
+    runner.run_pending()
+    assert runner.findings_step == 73
+    assert max(f.steps[1] for f in runner.findings) == 73
