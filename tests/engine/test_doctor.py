@@ -191,3 +191,20 @@ def test_a_huge_ratio_is_written_in_powers_of_ten():
     vanishing = [f for f in found if f.code == "vanishing_gradients"]
     assert vanishing and "e2" in vanishing[0].title  # about 1e299×
     assert all(len(f.title) < 100 for f in found), [f.title for f in found]
+
+
+def test_a_collapse_is_measured_to_the_deepest_layer_it_reaches():
+    """N(0, 0.01): the last hidden layer's std climbs back a little, and first-to-last said
+    65× where a middle layer was 1,400× below the first. The finding names the layer
+    furthest from the first, and its evidence gives every layer's std."""
+    import re
+
+    config = Config.default().with_overrides([("model.initializer", "normal")])
+    found = [f for f in diagnose(list(Simulation(config).steps(300)), config, 3)
+             if f.code == "activation_scale"]
+    assert len(found) == 1
+    stds = {int(i): float(v) for i, v in re.findall(r"L(\d+) ([0-9.e+-]+)", found[0].evidence)}
+    assert sorted(stds) == [1, 2, 3, 4, 5]
+    lowest = min(list(stds)[1:], key=stds.__getitem__)
+    assert found[0].title.endswith(f"from layer 1 to layer {lowest}")
+    assert lowest != 5, stds  # the case it is for: the last layer is not the lowest
