@@ -101,16 +101,29 @@ class Saturation(DoctorCheck):
         if not bad or mean <= limit:
             return []
         worst = max(bad, key=lambda i: shares[i])
+        good = ev.good_initializer()
+        lecture = good.replace("_normal", "")
+        # the remedy starts from what is not in place yet, and `f` applies that (it said
+        # "smaller initial weights (Xavier)" to a network initialized with Xavier)
+        if ev.config.model.initializer.name != good:
+            fix: tuple = (("model.initializer", good),)
+            remedy = (f"smaller initial weights ({lecture} for {ev.activation}), batch norm, "
+                      "or a non-saturating activation (ReLU)")
+        elif ev.config.model.normalizer.name == "none":
+            fix = (("model.normalizer", "batchnorm"),)
+            remedy = (f"the initialization is already the lecture's ({lecture}): batch norm, "
+                      "which keeps each layer's inputs where the activation has a slope, "
+                      "standardized inputs, or a non-saturating activation (ReLU)")
+        else:
+            fix = ()
+            remedy = (f"the initialization ({lecture}) and a normalizer are in place: "
+                      "standardized inputs, a smaller learning rate, or a non-saturating "
+                      "activation (ReLU)")
         return [Finding(
             self.name, f"saturation: {shares[worst]:.0%} of layer {worst}'s units are saturated",
             ", ".join(f"L{i} {shares[i]:.0%}" for i in bad) + f" saturated; {mean:.0%} over "
-            f"the hidden layers (limit {limit:.0%})",
-            f"smaller initial weights (Xavier for {ev.activation}), batch norm, or a "
-            "non-saturating activation (ReLU)", f"{ARCH} › TanH",
-            mean / limit - 1 + 0.5, tuple(bad), ev.steps,
-            (("model.initializer", ev.good_initializer()),)
-            if ev.config.model.initializer.name != ev.good_initializer()
-            else (("model.normalizer", "batchnorm"),))]
+            f"the hidden layers (limit {limit:.0%})", remedy, f"{ARCH} › TanH",
+            mean / limit - 1 + 0.5, tuple(bad), ev.steps, fix)]
 
 
 class DeadUnits(DoctorCheck):

@@ -208,3 +208,22 @@ def test_a_collapse_is_measured_to_the_deepest_layer_it_reaches():
     lowest = min(list(stds)[1:], key=stds.__getitem__)
     assert found[0].title.endswith(f"from layer 1 to layer {lowest}")
     assert lowest != 5, stds  # the case it is for: the last layer is not the lowest
+
+
+@pytest.mark.parametrize("lesson,run,fix,words", [
+    ("tanh_saturation", "normal(1.0)", ("model.initializer", "xavier_normal"),
+     "smaller initial weights"),
+    ("momentum_ill_conditioned", "momentum lr 0.01", ("model.normalizer", "batchnorm"),
+     "the initialization is already the lecture's")])
+def test_a_saturation_remedy_starts_from_what_is_not_in_place(lesson, run, fix, words):
+    """It said "smaller initial weights (Xavier for tanh)" to a network initialized with
+    Xavier, while `f` added batch norm; the words and the fix now agree."""
+    from nnsim.lessons import lesson_class
+
+    registry = default_registry()
+    config = run_config(lesson_class(registry, lesson)(), run, registry, seed=0)
+    sim = Simulation(config, registry)
+    found = [f for f in diagnose_simulation(sim, list(sim.steps(200)))
+             if f.code == "saturation"]
+    assert len(found) == 1 and found[0].fix == (fix,)
+    assert found[0].remedy.startswith(words), found[0].remedy
