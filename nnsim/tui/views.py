@@ -761,14 +761,22 @@ def loss_axis(lows: np.ndarray, highs: np.ndarray, chance: float | None
 def _axis(result, muted: str, log: bool = False) -> list[Runs]:
     """The plot's lines behind the y axis, in the axis' colour where no series is drawn."""
     lines, low, high = result
+    n = len(lines)
+    labels = {0: fmt(10 ** high if log else high), n - 1: fmt(10 ** low if log else low)}
+    # ticks between the ends, where rows allow: every power of ten a log axis crosses (a
+    # loss axis from 1.15 to 0.0057 had no other label), the middle of a linear one; each
+    # on the row that holds its value, two rows clear of any other label
+    span = high - low
+    inner = range(math.floor(high), math.ceil(low) - 1, -1) if log else [(low + high) / 2]
+    for value in inner:
+        if span <= 0 or not low < value < high:
+            continue
+        at = min(n - 1, int((high - value) / span * n))
+        if all(abs(at - other) > 1 for other in labels):
+            labels[at] = fmt(10.0 ** value if log else value)
     out = []
     for i, line in enumerate(lines):
-        if i == 0:
-            label = fmt(10 ** high if log else high)
-        elif i == len(lines) - 1:
-            label = fmt(10 ** low if log else low)
-        else:
-            label = ""
+        label = labels.get(i, "")
         row = Runs(f"{label:>7} ┤", style=muted)
         row.extend(line)
         out.append(row)

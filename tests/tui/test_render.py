@@ -297,3 +297,27 @@ def test_an_unsure_region_is_fainter_on_both_backgrounds():
         for rgb in PALETTE[:3]:
             ratios = [contrast(_shade(rgb, s, dark), background) for s in (0.0, 0.5, 1.0)]
             assert ratios == sorted(ratios) and ratios[0] < ratios[-1], (dark, rgb, ratios)
+
+
+def test_a_curve_axis_labels_each_power_of_ten_on_the_row_that_draws_it():
+    """A loss axis from 1.15 to 0.0057 had two labels; every power of ten between the ends
+    is labelled, on the row where the plot draws that value."""
+    import math
+
+    from nnsim.tui.render import plot
+    from nnsim.tui.views import _axis
+
+    for rows in (6, 8, 12, 25):
+        lo, hi = math.log10(0.0057), math.log10(1.15)
+        for decade in (0.1, 0.01):
+            drawn = plot([(np.full(40, decade), "white")], 20, rows, lo=lo, hi=hi, log=True)
+            lines = [line.plain for line in _axis(drawn, "grey", log=True)]
+            labelled = [i for i, line in enumerate(lines) if line.split("┤")[0].strip()
+                        == ("0.1" if decade == 0.1 else "0.01")]
+            inked = [i for i, line in enumerate(lines) if line.split("┤")[1].strip()]
+            others = [i for i, line in enumerate(lines) if line.split("┤")[0].strip()]
+            if labelled:
+                assert labelled == inked, (rows, decade, lines)
+            else:  # it gives way only to a label in the next row
+                assert any(abs(inked[0] - i) <= 1 for i in others), (rows, decade, lines)
+        assert sum(1 for line in lines if line.split("┤")[0].strip()) >= 3 or rows < 8
