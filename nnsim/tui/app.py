@@ -321,6 +321,7 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
             speed=runner.speed_text, activation=sim.config.model.activation.name,
             optimizer=sim.config.optimizer.name, lr=sim.lr, grid=runner.grid,
             extras={"input_dim": sim.data.input_dim,
+                    "eval_every": sim.config.train.eval_every,
                     "focus": self.lesson.focus if self.lesson is not None else "",
                     "hypers": dict(sim.config.optimizer.hypers),
                     "cursor": self.cursor,

@@ -706,8 +706,12 @@ class CurvesView(View):
                                         1 / frame.classes if frame.classes else None)):
             if name == "accuracy" and not has_acc:
                 break
+            # validation is measured every eval_every steps: its line is a staircase
+            every = frame.extras.get("eval_every")
+            val = f"━ validation (every {every} steps) " if every and width >= 100 else \
+                "━ validation "
             head = Text.assemble((f"{name}{' (log)' if log else ''}  ", "bold"),
-                                 ("━ train ", roles["train"]), ("━ validation ", roles["val"]),
+                                 ("━ train ", roles["train"]), (val, roles["val"]),
                                  no_wrap=True, overflow="ellipsis")
             if chance is not None:
                 head.append(f"╌ chance {fmt(chance)} ", roles["muted"])

@@ -830,3 +830,17 @@ async def test_the_optimizer_panel_fits_its_words_and_marks_lr_and_its_ceiling()
             shown = [strip.text.rstrip() for strip in view._strips][:view.size.height]
             assert any("whole run" in line for line in shown), shown  # the step line
             assert ("lr 0.05, lr/(1−β) 0.5" in "\n".join(shown)) == note
+
+
+async def test_the_curves_say_how_often_validation_is_measured():
+    """Validation is measured every eval_every steps, so its line is a staircase: the
+    legend says so where it fits."""
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.runner.advance(30)
+        await until(pilot, lambda: stepped(app, 30))
+        await pilot.press("2")
+        view = app.query_one("#curves")
+        every = app.runner.sim.config.train.eval_every
+        await until(pilot, lambda: any(f"validation (every {every} steps)" in strip.text
+                                       for strip in view._strips))
