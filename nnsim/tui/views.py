@@ -995,6 +995,9 @@ class BoundaryView(View):
                     f"step {grid['step']:,}: ● training ○ validation; background = predicted "
                     "class, faded = unsure  ",
                     f"step {grid['step']:,}: ● train ○ val · background = predicted class, "
+                    "faded = unsure ",
+                    # (short enough for the classes' key at 80 columns)
+                    f"step {grid['step']:,}: ● train ○ val · background = class, "
                     "faded = unsure ")
         swatches = [(f"■ class {k} ", f"■ {k} ") for k in range(classes)]
         text, names = next(((text, [w[n] for w in swatches]) for text in wordings
