@@ -383,7 +383,7 @@ def point_colour(k: int, dark: bool = True) -> str:
     return "#%02x%02x%02x" % tuple(int(c + (target - c) * t) for c in (r, g, b))
 
 
-def heatmap(label, confidence, classes: int, points=(), dark: bool = True) -> list[Text]:
+def heatmap(label, confidence, classes: int, points=(), dark: bool = True) -> list[Runs]:
     """Decision regions as half blocks: each cell shows two grid rows (top as foreground
     '▀', bottom as background). Colour is the winning class, strength its probability
     above chance. `points` are (row, col, class, mark) cells drawn as `mark` (e.g. '●') in
@@ -404,7 +404,7 @@ def heatmap(label, confidence, classes: int, points=(), dark: bool = True) -> li
     lines = []
     for cell_row in range(rows // 2):
         top, bottom = code[2 * cell_row].tolist(), code[2 * cell_row + 1].tolist()
-        text = Text()
+        line = Runs()  # (runs of one style, made into a Strip directly: no Text to render)
         run_style: str | None = None
         run: list[str] = []
         for c in range(cols):
@@ -418,13 +418,13 @@ def heatmap(label, confidence, classes: int, points=(), dark: bool = True) -> li
                     style = f"{colours[top[c]]} on {colours[bottom[c]]}"
                 styles[key] = style
             if style != run_style and run:
-                text.append("".join(run), run_style)
+                line.append("".join(run), run_style or "")
                 run = []
             run_style = style
             run.append("▀" if mark is None else mark[1])
         if run:
-            text.append("".join(run), run_style)
-        lines.append(text)
+            line.append("".join(run), run_style or "")
+        lines.append(line)
     return lines
 
 

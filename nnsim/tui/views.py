@@ -1010,13 +1010,16 @@ class BoundaryView(View):
         legend.no_wrap, legend.overflow = True, "crop"
         dark = roles["bg"] == "default" or _is_dark(roles["bg"])
         body = heatmap(label, conf, grid["classes"], points, dark=dark)
-        out = [legend]
+        out: list[Text | Runs] = [legend]
         n = len(body)
         for i, line in enumerate(body):
             y = y1 - (y1 - y0) * (2 * i + 0.5) / max(rows - 1, 1)
             tick = f"{axis_number(y, y1 - y0, self.AXIS - 2):>{self.AXIS - 2}} ┤" \
                 if i in (0, n // 2, n - 1) else f"{'':>{self.AXIS - 2}} │"
-            out.append(Text(tick, style=roles["muted"]) + line)
+            plotted = Runs()
+            plotted.append(tick, roles["muted"])
+            plotted.extend(line)
+            out.append(plotted)
         ticks = [" "] * (cols + 1)
         labels = Text(" " * self.AXIS, style=roles["muted"])
         row = [" "] * cols
