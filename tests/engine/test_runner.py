@@ -226,3 +226,33 @@ def test_the_doctor_looks_again_when_the_run_pauses():
     runner.run_pending()
     assert runner.findings_step == 73
     assert max(f.steps[1] for f in runner.findings) == 73
+
+
+def test_a_costly_decision_grid_is_computed_coarser_and_drawn_at_the_size_asked():
+    """A 3×4096 network's 80×80 grid took 4.3 s of the training thread, and keys waited
+    for it: a grid is computed at most as finely as GRID_SECONDS allow at the last grid's
+    cost per point, and its cells are repeated up to the size asked for."""
+    from nnsim.engine.runner import GRID_SECONDS
+
+    runner = Runner(small_config(), paused=True)
+    runner.advance(3)
+    runner.run_pending()
+    computed = []
+    original = runner.sim.decision_grid
+
+    def grid(nx, ny):
+        computed.append((nx, ny))
+        return original(nx, ny)
+
+    runner.sim.decision_grid = grid
+    runner._make_grid((80, 80))  # cheap: at the size asked
+    assert computed[-1] == (80, 80) and runner.grid["label"].shape == (80, 80)
+    runner._grid_cost = 1e-3  # as if a point cost a millisecond (a very large network)
+    runner._make_grid((80, 80))
+    nx, ny = computed[-1]
+    assert nx == ny and nx * ny * 1e-3 <= GRID_SECONDS < (nx + 1) ** 2 * 1e-3
+    label = runner.grid["label"]
+    assert label.shape == (80, 80)
+    coarse = original(nx, ny)["label"]
+    assert (label[::80 // nx + 1, ::80 // nx + 1] == coarse[:len(label[::80 // nx + 1]),
+                                                           :len(label[::80 // nx + 1])]).all()
