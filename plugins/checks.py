@@ -36,6 +36,19 @@ def _times(x: float) -> str:
     return f"{x:,.0f}×" if x >= 100 else f"{x:.2g}×"
 
 
+def _scale_fix(ev) -> tuple[str, tuple]:
+    """The first of the lecture's two cures for a network whose activations sit in the
+    wrong range that is not in place yet: ("initializer", its fix) when the initializer is
+    not the lecture's for the activation, else ("normalizer", batch norm) when there is no
+    normalizer, else ("", ()): a remedy names what `f` applies."""
+    good = ev.good_initializer()
+    if ev.config.model.initializer.name != good:
+        return "initializer", (("model.initializer", good),)
+    if ev.config.model.normalizer.name == "none":
+        return "normalizer", (("model.normalizer", "batchnorm"),)
+    return "", ()
+
+
 class VanishingGradients(DoctorCheck):
     """The first hidden layer's gradient is orders of magnitude below the last's."""
 
@@ -101,24 +114,19 @@ class Saturation(DoctorCheck):
         if not bad or mean <= limit:
             return []
         worst = max(bad, key=lambda i: shares[i])
-        good = ev.good_initializer()
-        lecture = good.replace("_normal", "")
+        lecture = ev.good_initializer().replace("_normal", "")
         # the remedy starts from what is not in place yet, and `f` applies that (it said
         # "smaller initial weights (Xavier)" to a network initialized with Xavier)
-        if ev.config.model.initializer.name != good:
-            fix: tuple = (("model.initializer", good),)
-            remedy = (f"smaller initial weights ({lecture} for {ev.activation}), batch norm, "
-                      "or a non-saturating activation (ReLU)")
-        elif ev.config.model.normalizer.name == "none":
-            fix = (("model.normalizer", "batchnorm"),)
-            remedy = (f"the initialization is already the lecture's ({lecture}): batch norm, "
-                      "which keeps each layer's inputs where the activation has a slope, "
-                      "standardized inputs, or a non-saturating activation (ReLU)")
-        else:
-            fix = ()
-            remedy = (f"the initialization ({lecture}) and a normalizer are in place: "
-                      "standardized inputs, a smaller learning rate, or a non-saturating "
-                      "activation (ReLU)")
+        missing, fix = _scale_fix(ev)
+        remedy = {
+            "initializer": f"smaller initial weights ({lecture} for {ev.activation}), batch "
+                           "norm, or a non-saturating activation (ReLU)",
+            "normalizer": f"the initialization is already the lecture's ({lecture}): batch "
+                          "norm, which keeps each layer's inputs where the activation has a "
+                          "slope, standardized inputs, or a non-saturating activation (ReLU)",
+            "": f"the initialization ({lecture}) and a normalizer are in place: standardized "
+                "inputs, a smaller learning rate, or a non-saturating activation (ReLU)",
+        }[missing]
         return [Finding(
             self.name, f"saturation: {shares[worst]:.0%} of layer {worst}'s units are saturated",
             ", ".join(f"L{i} {shares[i]:.0%}" for i in bad) + f" saturated; {mean:.0%} over "
@@ -256,20 +264,19 @@ class StuckAtChance(DoctorCheck):
         limit = ev.threshold("chance")
         if off >= limit:
             return []
-        good = ev.good_initializer()
-        normalized = ev.config.model.normalizer.name != "none"
-        fix = (("model.initializer", good),) if ev.config.model.initializer.name != good \
-            else () if normalized else (("model.normalizer", "batchnorm"),)
-        lecture = good.replace("_normal", "")
+        lecture = ev.good_initializer().replace("_normal", "")
         # the remedy names what `f` applies: the initializer, or batch norm when it is
         # already the lecture's (it said "check the initialization" beside a batch-norm fix)
-        remedy = (f"check the initialization (for {ev.activation} the lecture's is {lecture}) "
-                  "and the learning rate" if fix and fix[0][0] == "model.initializer" else
-                  f"the initialization is already the lecture's ({lecture}): try batch norm, "
-                  "which keeps each layer's inputs where the activation has a slope, and "
-                  "check the learning rate" if fix else
-                  f"the initialization ({lecture}) and the normalizer are in place: check the "
-                  "learning rate and the data")
+        missing, fix = _scale_fix(ev)
+        remedy = {
+            "initializer": f"check the initialization (for {ev.activation} the lecture's is "
+                           f"{lecture}) and the learning rate",
+            "normalizer": f"the initialization is already the lecture's ({lecture}): try batch "
+                          "norm, which keeps each layer's inputs where the activation has a "
+                          "slope, and check the learning rate",
+            "": f"the initialization ({lecture}) and the normalizer are in place: check the "
+                "learning rate and the data",
+        }[missing]
         return [Finding(
             self.name, f"no learning: the loss is still ln {ev.classes} = {chance:.3g} after "
                        f"{ev.step:,} steps",
