@@ -84,19 +84,15 @@ class CompareView(View):
         lines.append(Text(""))
         depth = max((len(r[-1].layers) for r in records.values() if r), default=0)
         # each run over its whole course (from the step they set out from), in buckets of
-        # min, mean and max: the sparkline draws the means, the shared axis spans the
-        # extremes; without a timeline, the newest records
+        # min, mean and max (a Lockstep's histories keep timelines): the sparkline draws the
+        # means, the shared axis spans the extremes
         series, extent, covered_steps = {}, [], {}
         for label in labels:
             timeline = runner.histories[label].timeline
-            if timeline is None or not records[label]:
-                series[label] = [_layer_series(records[label], i, field) for i in range(depth)]
-                extent += [v for s in series[label] for v in s]
-                if records[label]:
-                    covered_steps[label] = (records[label][0].step, records[label][-1].step)
-                continue
+            assert timeline is not None
             # only the layers this run has (a shallower run's other rows stay blank)
-            keys = [(field, i + 1) for i in range(len(records[label][-1].layers))]
+            keys = [(field, i + 1) for i in range(len(records[label][-1].layers)
+                                                  if records[label] else 0)]
             cols = timeline.resample(spark, None, keys)
             series[label] = [cols.series(key).tolist() for key in keys]
             extent += [v for key in keys for which in ("lo", "hi")
@@ -122,7 +118,7 @@ class CompareView(View):
                 values = series[label][i] if i < len(series[label]) else []
                 # the newest step's value, as the loss row and the Layers panel give it (a
                 # bucket's mean would hide a NaN among finite steps)
-                newest = _layer_series(records[label], i, field)
+                newest = _layer_series(records[label][-1:], i, field)
                 value = newest[-1] if newest and values else None
                 chars = sparkline(values, spark, lo, hi, log, block)
                 for r, part in enumerate(chars):
