@@ -1078,6 +1078,10 @@ def cmd_sweep(args) -> int:
             client.close()
     print(sw.summary_table(summaries))
     failed = [s for s in summaries if sw.failed(s.outcome)]
+    kept = [s.kept for s in summaries if s.kept]
+    if kept:
+        _err(f"nnsim: {len(kept)} earlier run(s) of other settings kept beside the new ones: "
+             + ", ".join(kept[:3]) + (", …" if len(kept) > 3 else "") + f" (see {sw.MANIFEST})")
     _err(f"nnsim: runs and summary.csv in {args.out}"
          + (f"; {len(failed)} of {len(summaries)} runs failed (see outcome)" if failed else ""))
     if any(s.outcome.startswith("plugin error") for s in failed):

@@ -4,6 +4,8 @@ cluster), one JSON Lines file per run plus a summary.
 A run's identity is a hash of its full effective config (seed included) and its steps; a
 sweep run again skips only the runs whose identity and file match an earlier one, so an
 interrupted sweep picks up where it stopped and a changed `--set`, `--steps` or seed reruns.
+An earlier run's records are never overwritten by a run of another identity: they are kept
+beside it as `<run>.<identity>.jsonl`, and a later sweep with that identity takes them back.
 Every run ends with an outcome (ok, diverged at step k, stopped early, plugin error, error);
 one failing run never stops the others.
 """
@@ -59,6 +61,8 @@ class RunSummary:
     skipped: bool = False
     id: str = ""
     lr: float | None = None
+    #: the file an earlier run of another identity was moved to, to make way for this one
+    kept: str = ""
 
     @property
     def state(self) -> str:  # the name this field had before outcomes were recorded
@@ -204,6 +208,35 @@ def _older_sweep(out: Path, entries: list[str]) -> bool:
     return header.split(",")[0] == SUMMARY_FIELDS[0]
 
 
+def _reusable(entry: Any, ident: str, path: Path) -> bool:
+    """Whether a manifest entry is a finished run of identity `ident` with its file."""
+    return (isinstance(entry, dict) and entry.get("id") == ident and path.exists()
+            and not failed(str(entry.get("outcome") or "")))
+
+
+def _keep_aside(out: Path, name: str, manifest: dict[str, Any]) -> str:
+    """Move the records of run `name`, when it has some, to `<name>.<its identity>.jsonl`
+    (a file of an older nnsim, with no identity: the hash of its bytes), with its manifest
+    entry; returns the new file name, or "" when there was nothing to keep."""
+    path = out / f"{name}.jsonl"
+    entry = manifest.get(name)
+    try:
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(ident, str) or not re.fullmatch(r"[0-9a-f]{16}", ident):
+            ident = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        aside = out / f"{name}.{ident}.jsonl"
+        os.replace(path, aside)
+    except FileNotFoundError:
+        manifest.pop(name, None)
+        return ""
+    except OSError as exc:
+        raise NnsimError(f"{path}: cannot keep the earlier run's records aside "
+                         f"({exc.strerror or exc}); check the permissions of {out}") from None
+    manifest[f"{name}.{ident}"] = manifest.pop(name, None) or {"run": name, "id": ident}
+    _write_manifest(out, manifest)
+    return aside.name
+
+
 def _prepare_folder(out: Path) -> dict[str, Any]:
     """Create or check the sweep folder; returns the manifest of earlier runs."""
     if out.exists() and not out.is_dir():
@@ -323,7 +356,8 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     Runs finished earlier with the same identity (config, seed and steps) are read back,
     not rerun; runs that failed (plugin error, error) are run again. Results are written as
     `<run>.jsonl` in `out_dir`, with `sweep.json` (each run's identity and outcome) and
-    `summary.csv`; summaries come back in grid order.
+    `summary.csv`; summaries come back in grid order. A run's file that holds a run of
+    another identity is first moved aside to `<run>.<identity>.jsonl` (`RunSummary.kept`).
     Ctrl-C raises SweepInterrupted after keeping every finished run.
     """
     out = Path(out_dir).expanduser()
@@ -337,14 +371,24 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     manifest = dict(earlier)
     summaries: dict[str, RunSummary] = {}
     done = 0
+    kept: dict[str, str] = {}  # label: where an earlier run of another identity went
     for label, _ in runs:
-        entry = earlier.get(names[label])
-        path = out / f"{names[label]}.jsonl"
-        if (isinstance(entry, dict) and entry.get("id") == ids[label] and path.exists()
-                and not failed(str(entry.get("outcome") or ""))):
+        name = names[label]
+        path = out / f"{name}.jsonl"
+        entry = earlier.get(name)
+        aside = manifest.get(f"{name}.{ids[label]}")
+        if not _reusable(entry, ids[label], path) and _reusable(aside, ids[label],
+                                                                out / f"{name}.{ids[label]}.jsonl"):
+            # this identity ran in an earlier sweep and was kept aside: back into place
+            kept[label] = _keep_aside(out, name, manifest)
+            os.replace(out / f"{name}.{ids[label]}.jsonl", path)
+            entry = manifest[name] = manifest.pop(f"{name}.{ids[label]}")
+            _write_manifest(out, manifest)
+        if _reusable(entry, ids[label], path):
             summaries[label] = _summary(label, path.read_text(encoding="utf-8").splitlines(),
                                         float(entry.get("seconds") or 0.0),
                                         str(entry.get("outcome") or "ok"), True, ids[label])
+            summaries[label].kept = kept.get(label, "")
             done += 1
             if progress:
                 progress(done, len(runs), summaries[label])
@@ -375,8 +419,12 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
             except Exception as exc:  # noqa: BLE001 — the worker itself died
                 lines, seconds = [], 0.0
                 outcome = one_line(f"error: {exc.__class__.__name__}: {exc}")
+            entry = manifest.get(names[label])
+            if not isinstance(entry, dict) or entry.get("id") != ids[label]:
+                kept[label] = _keep_aside(out, names[label], manifest)
             _write_atomic(out / f"{names[label]}.jsonl", "".join(line + "\n" for line in lines))
             summaries[label] = _summary(label, lines, seconds, outcome, ident=ids[label])
+            summaries[label].kept = kept.get(label, "")
             manifest[names[label]] = {"run": label, "id": ids[label], "steps": steps,
                                       "outcome": outcome, "seconds": round(seconds, 3)}
             _write_manifest(out, manifest)

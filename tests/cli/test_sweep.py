@@ -311,3 +311,35 @@ def test_a_grid_that_would_mislabel_or_repeat_runs_is_refused(tmp_path, capsys, 
     vary = [a for g in grid for a in ("--vary", g)]
     assert main(["compare", *vary, "--steps", "2"]) == 2
     assert says.replace("--grid", "--vary") in capsys.readouterr().err
+
+
+def test_a_rerun_of_other_settings_keeps_the_earlier_records_and_takes_them_back(tmp_path):
+    grid = ["model.activation=tanh,relu"]
+    first = sweep(small_config(), grid, 5, tmp_path, jobs=1)
+    before = {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl")}
+    longer = sweep(small_config(), grid, 7, tmp_path, jobs=1)
+    assert not any(s.skipped for s in longer) and all(s.steps == 7 for s in longer)
+    for old in first:  # each earlier run's records, byte for byte, under its identity
+        name = slug(old.run)
+        assert next(s for s in longer if s.run == old.run).kept == f"{name}.{old.id}.jsonl"
+        assert (tmp_path / f"{name}.{old.id}.jsonl").read_bytes() == before[f"{name}.jsonl"]
+    manifest = json.loads((tmp_path / sw.MANIFEST).read_text())["runs"]
+    assert manifest[f"activation-relu.{first[1].id}"]["steps"] == 5
+    rows = list(csv.DictReader(open(tmp_path / "summary.csv")))
+    assert [r["steps"] for r in rows] == ["7", "7"]  # the summary is this grid's
+    again = sweep(small_config(), grid, 5, tmp_path, jobs=1)  # the first settings again
+    assert all(s.skipped and s.steps == 5 for s in again)
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.jsonl")
+            if p.name.count(".") == 1} == before
+    assert {p.name for p in tmp_path.glob("*.jsonl")} == {
+        f"{slug(s.run)}{suffix}.jsonl" for s in longer for suffix in ("", f".{s.id}")}
+
+
+def test_the_sweep_command_names_the_earlier_runs_it_kept(tmp_path, capsys):
+    args = ["sweep", *SMALL, "--grid", "model.activation=tanh,relu", "-j", "1",
+            "--out", str(tmp_path)]
+    assert main([*args, "--steps", "4"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--steps", "6"]) == 0
+    err = capsys.readouterr().err
+    assert "2 earlier run(s) of other settings kept beside the new ones: activation-tanh." in err
