@@ -6,7 +6,9 @@ Size: the default network's checkpoint holding 4,096 records measured on every s
 most a run keeps). Cost: `nnsim run --steps N` as the CLI runs it (records to /dev/null),
 plain, with a final checkpoint, and with a checkpoint every `--every` steps; the three are
 interleaved round by round and timed in CPU seconds (`time.process_time`), and the overhead
-is the median over rounds of the per-round ratio, with its spread. Because whole runs vary
+is the median over rounds of the per-round ratio, with its spread; the cost of the option
+`--checkpoint-every` itself is the periodic run against the final-checkpoint run (the
+option needs `--checkpoint`, so that run is the same command without it). Because whole runs vary
 by more than the saves cost on a shared machine, the CPU time spent inside the saves is
 also summed directly and given as a share of the rest of the run. BLAS runs one thread
 (set OPENBLAS_NUM_THREADS to change it). The machine's load is printed before and after.
@@ -114,6 +116,8 @@ def main() -> None:
           f"{spread([100 * (f / p_ - 1) for p_, f, _ in rows])}")
     print(f"  a checkpoint every {args.every:<4d}:   "
           f"{spread([100 * (e / p_ - 1) for p_, _, e in rows])}")
+    print(f"  --checkpoint-every {args.every} itself (against --checkpoint alone, which "
+          f"it needs): {spread([100 * (e / f - 1) for _, f, e in rows])}")
     print(f"  CPU inside the saves, every {args.every}, as a share of the rest of the run: "
           f"periodic {spread([p_ for p_, _ in shares])}; final "
           f"{spread([f for _, f in shares])}; both "
