@@ -467,6 +467,12 @@ class _Signals:
         self.received: int | None = None
         self._saved: dict[int, Any] = {}
 
+    @property
+    def noting(self) -> bool:
+        """Whether a Ctrl-C now would only be noted (no KeyboardInterrupt): one raised
+        meanwhile came from a plugin (`pluginmanager.plugin_failure`)."""
+        return self.received is None
+
     def __enter__(self) -> _Signals:
         try:
             for sig in EXIT_SIGNAL:

@@ -28,6 +28,12 @@ def cap(text: str, limit: int = MAX_MESSAGE) -> str:
     return f"{head} … ({len(text) - len(head) - len(tail):,} characters left out) … {tail}"
 
 
+def raised(exc: BaseException) -> str:
+    """'raised ValueError: bad width', or 'raised SystemExit' when there is no message."""
+    text = str(exc)
+    return f"raised {type(exc).__name__}" + (f": {text}" if text else "")
+
+
 class NnsimError(Exception):
     """Base of the errors nnsim explains to the user without a traceback."""
 

@@ -13,8 +13,8 @@ from nnsim.components import Lesson, Verdict
 from nnsim.config import Config, parse_set
 from nnsim.engine.records import StepRecord
 from nnsim.engine.simulation import Simulation
-from nnsim.errors import PluginError
-from nnsim.pluginmanager import Registry, default_registry
+from nnsim.errors import PluginError, raised
+from nnsim.pluginmanager import Registry, default_registry, plugin_failure
 
 
 @dataclass
@@ -115,10 +115,12 @@ def run_lesson(lesson: Lesson, registry: Registry | None = None, steps: int | No
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         try:
             return results, lesson.check(results)
-        except Exception as exc:  # the lesson's own failure: one line naming it
+        except BaseException as exc:  # the lesson's own failure: one line naming it
+            if not plugin_failure(exc):
+                raise
             table = registry.families.get("lesson", {})
             source = table[lesson.name].source if lesson.name in table else None
-            raise PluginError.at(lesson, "check", f"raised {type(exc).__name__}: {exc}",
+            raise PluginError.at(lesson, "check", raised(exc),
                                  source) from exc
 
 

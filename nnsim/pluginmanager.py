@@ -19,7 +19,7 @@ import pluggy
 
 from nnsim import hookspecs
 from nnsim.components import FAMILIES, Component
-from nnsim.errors import PluginError, did_you_mean
+from nnsim.errors import PluginError, did_you_mean, raised
 
 DEFAULT_PLUGINS = (
     "nnsim_plugins.activations",
@@ -125,6 +125,26 @@ if _NUMPY_STATE is not None:
     numpy_state = _NUMPY_STATE.get  # noqa: F811 — the same, without a Python frame
 
 
+def plugin_failure(exc: BaseException) -> bool:
+    """Whether `exc`, raised while a plugin's method ran, is that plugin's failure (to be
+    reported as a PluginError naming it) rather than the user stopping nnsim.
+
+    Any Exception is, and SystemExit too: a plugin calling `sys.exit()` must not end a run
+    quietly with status 0. A KeyboardInterrupt is the user's Ctrl-C only where Ctrl-C can
+    raise one: in the main thread, with SIGINT neither ignored (sweep workers) nor only
+    noted by a handler that lets the step finish (`nnsim run`'s first Ctrl-C); anywhere
+    else it came from the plugin."""
+    if isinstance(exc, (Exception, SystemExit)):
+        return True
+    if not isinstance(exc, KeyboardInterrupt):
+        return False
+    if threading.current_thread() is not threading.main_thread():
+        return True
+    handler = signal.getsignal(signal.SIGINT)
+    return handler is signal.SIG_IGN or bool(getattr(getattr(handler, "__self__", None),
+                                                     "noting", False))
+
+
 def call_plugin(component: Any, method: str, *args: Any) -> Any:
     """Call a plugin's method: its failures become a PluginError naming it (a PluginError
     it raises with a message alone is given its name), and NumPy's error state is put back
@@ -134,8 +154,10 @@ def call_plugin(component: Any, method: str, *args: Any) -> Any:
         return getattr(component, method)(*args)
     except PluginError as exc:
         raise exc.placed(component, method) from exc.__cause__
-    except Exception as exc:
-        raise PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}") \
+    except BaseException as exc:
+        if not plugin_failure(exc):
+            raise
+        raise PluginError.at(component, method, raised(exc)) \
             from exc
     finally:
         if numpy_state() != state:

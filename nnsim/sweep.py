@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from nnsim.compare import parse_vary, variants
 from nnsim.config import Config, read_toml_text
@@ -159,7 +159,7 @@ def run_one(label: str, config_toml: str, steps: int, threads: int = 0
                 outcome = "ok"
         except PluginError as exc:
             outcome = one_line(f"plugin error: {exc}")
-        except Exception as exc:  # noqa: BLE001 — one run's failure is its outcome
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 — one run's failure is its outcome
             outcome = one_line(f"error: {exc.__class__.__name__}: {exc}")
     return label, lines, time.perf_counter() - start, outcome
 
@@ -208,7 +208,7 @@ def _older_sweep(out: Path, entries: list[str]) -> bool:
     return header.split(",")[0] == SUMMARY_FIELDS[0]
 
 
-def _reusable(entry: Any, ident: str, path: Path) -> bool:
+def _reusable(entry: Any, ident: str, path: Path) -> TypeGuard[dict[str, Any]]:
     """Whether a manifest entry is a finished run of identity `ident` with its file."""
     return (isinstance(entry, dict) and entry.get("id") == ident and path.exists()
             and not failed(str(entry.get("outcome") or "")))

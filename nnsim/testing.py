@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from nnsim.components import Activation, Component, Dataset, Initializer, Normalizer, Optimizer
-from nnsim.errors import did_you_mean
+from nnsim.errors import did_you_mean, raised
 
 RTOL, ATOL = 1e-4, 1e-7
 
@@ -73,7 +73,7 @@ def _run(component: str, name: str, fn: Callable[[], tuple[bool, str]],
     try:
         passed, detail = fn()
     except Exception as exc:  # a check that blows up is a failed check, never a crash
-        return Check(component, name, False, f"raised {type(exc).__name__}: {exc}", criterion)
+        return Check(component, name, False, raised(exc), criterion)
     return Check(component, name, passed, detail, criterion)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from nnsim.config import DataConfig
 from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import Registry, numpy_state, restore_numpy_state
+from nnsim.pluginmanager import Registry, numpy_state, plugin_failure, restore_numpy_state
 
 
 def fit_preprocess(kind: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +43,9 @@ def _class_labels(name: str, dataset, y: np.ndarray) -> np.ndarray:
     state = numpy_state()
     try:
         classes = dataset.n_classes()
-    except Exception as exc:  # noqa: BLE001 — a plugin's failure, reported as one line
+    except BaseException as exc:  # a plugin's failure, reported as one line
+        if not plugin_failure(exc):
+            raise
         raise PluginError(f"raised {type(exc).__name__}: {_short(exc)}", family="dataset",
                           component=name, method="n_classes") from exc
     finally:
@@ -100,7 +102,9 @@ class DataPipeline:
             raise ConfigError("data", f"the {cfg.dataset.name} dataset as configured "
                                       f"({_sizes(cfg)}) does not fit in the memory available; "
                                       f"use fewer samples or fewer input dimensions") from None
-        except Exception as exc:
+        except BaseException as exc:
+            if not plugin_failure(exc):
+                raise
             raise PluginError.at(dataset, "generate", f"failed: {type(exc).__name__}: {exc}") \
                 from exc
         finally:

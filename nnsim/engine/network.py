@@ -17,8 +17,9 @@ import numpy as np
 
 from nnsim.components import Activation, Normalizer
 from nnsim.config import ModelConfig
-from nnsim.errors import ConfigError, PluginError
-from nnsim.pluginmanager import Registry, call_plugin, numpy_state, restore_numpy_state
+from nnsim.errors import ConfigError, PluginError, raised
+from nnsim.pluginmanager import (Registry, call_plugin, numpy_state, plugin_failure,
+                                 restore_numpy_state)
 
 
 #: flat vectors up to this many entries have their per-part sums of squares taken in two
@@ -185,8 +186,10 @@ class Network:
             value = np.asarray(init.sample(shape, layer.fan_in, layer.fan_out, rng))
         except ValueError as exc:  # the initializer refuses this use (e.g. orthogonal biases)
             raise ConfigError(key, f"{init.name}: {exc}") from None
-        except Exception as exc:
-            raise PluginError.at(init, "sample", f"raised {type(exc).__name__}: {exc}") \
+        except BaseException as exc:
+            if not plugin_failure(exc):
+                raise
+            raise PluginError.at(init, "sample", raised(exc)) \
                 from exc
         finally:
             restore_numpy_state(state)
@@ -261,7 +264,7 @@ class Network:
             return self._forward(x, training, rng)
         except PluginError as exc:
             raise self._place(exc) from exc.__cause__
-        except Exception as exc:
+        except BaseException as exc:
             raise self._blame(exc)
 
     def backward(self, grad_logits: np.ndarray, input_grad: bool = False) -> None:
@@ -272,20 +275,20 @@ class Network:
             self._backward(grad_logits, input_grad)
         except PluginError as exc:
             raise self._place(exc) from exc.__cause__
-        except Exception as exc:
+        except BaseException as exc:
             raise self._blame(exc)
 
     def _place(self, exc: PluginError) -> PluginError:
         """A PluginError a plugin raised with a message alone, naming the method running."""
         return exc if self._where is None else exc.placed(*self._where)
 
-    def _blame(self, exc: Exception) -> Exception:
-        """A failure inside a plugin's method becomes a PluginError naming it; any other
-        failure is the engine's own and propagates as it is."""
-        if self._where is None:
+    def _blame(self, exc: BaseException) -> BaseException:
+        """A failure inside a plugin's method becomes a PluginError naming it (`plugin_failure`);
+        any other failure is the engine's own, or the user's Ctrl-C, and propagates as it is."""
+        if self._where is None or not plugin_failure(exc):
             return exc
         component, method = self._where
-        error = PluginError.at(component, method, f"raised {type(exc).__name__}: {exc}")
+        error = PluginError.at(component, method, raised(exc))
         error.__cause__ = exc
         return error
 

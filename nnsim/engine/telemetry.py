@@ -14,8 +14,8 @@ import numpy as np
 
 from nnsim.engine.network import Network
 from nnsim.engine.records import LayerRecord
-from nnsim.errors import PluginError
-from nnsim.pluginmanager import numpy_state, restore_numpy_state
+from nnsim.errors import PluginError, raised
+from nnsim.pluginmanager import numpy_state, plugin_failure, restore_numpy_state
 
 HIST_BINS = 20
 #: histograms count at most about this many activations per layer: the first rows of the
@@ -129,8 +129,10 @@ class Telemetry:
             mask = act.saturated(layer.z, layer.a)
         except PluginError as exc:
             raise exc.placed(act, "saturated") from exc.__cause__
-        except Exception as exc:
-            raise PluginError.at(act, "saturated", f"raised {type(exc).__name__}: {exc}") \
+        except BaseException as exc:
+            if not plugin_failure(exc):
+                raise
+            raise PluginError.at(act, "saturated", raised(exc)) \
                 from exc
         finally:
             if numpy_state() != state:

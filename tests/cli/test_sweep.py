@@ -343,3 +343,34 @@ def test_the_sweep_command_names_the_earlier_runs_it_kept(tmp_path, capsys):
     assert main([*args, "--steps", "6"]) == 0
     err = capsys.readouterr().err
     assert "2 earlier run(s) of other settings kept beside the new ones: activation-tanh." in err
+
+
+def test_a_plugin_that_exits_mid_run_is_that_runs_outcome_and_the_others_finish(
+        tmp_path, monkeypatch, capsys):
+    """A plugin calling sys.exit() inside a run ended the sweep (and `run`, `compare`)
+    with status 0 and nothing said."""
+    from nnsim.pluginmanager import default_registry
+
+    relu = default_registry().get("activation", "relu")
+    forward = relu.forward
+    calls = []
+
+    def quits(self, x):
+        calls.append(1)
+        if len(calls) > 15:  # mid-run: 20 steps call it 23 times
+            raise SystemExit(0)
+        return forward(self, x)
+
+    monkeypatch.setattr(relu, "forward", quits)
+    summaries = sweep(small_config(), ["model.activation=tanh,relu,sigmoid"], 20, tmp_path,
+                      executor=ThreadPoolExecutor(1))
+    outcomes = {s.run: s.outcome for s in summaries}
+    assert outcomes["activation=tanh"] == outcomes["activation=sigmoid"] == "ok"
+    assert outcomes["activation=relu"].startswith(
+        "plugin error: activation 'relu'") and "forward() raised SystemExit: 0" in \
+        outcomes["activation=relu"]
+    calls.clear()
+    assert main(["run", *SMALL, "--set", "model.activation=relu", "--steps", "20",
+                 "--out", str(tmp_path / "r.jsonl")]) == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "forward() raised SystemExit: 0" in err[0]

@@ -513,3 +513,83 @@ def test_an_optimizer_state_of_objects_is_refused_when_the_simulation_is_built()
     with pytest.raises(PluginError, match="init_state.. must return arrays of numbers "
                                           "shaped like the parameters, got 'notes'"):
         simulation("optimizer", ObjectStateOptimizer, "optimizer.name")
+
+
+class Quits(Activation):
+    """Calls sys.exit (or raises KeyboardInterrupt) in the middle of a run."""
+    name = "quits"
+    raises: type[BaseException] | None = None
+    where = "forward"
+
+    def forward(self, x):
+        if self.raises is not None and self.where == "forward":
+            raise self.raises(0)
+        return np.tanh(x)
+
+    def backward(self, x, y, grad_y):
+        return grad_y * (1 - y * y)
+
+    def saturated(self, z, a):
+        if self.raises is not None and self.where == "saturated":
+            raise self.raises(0)
+        return np.abs(a) > 0.99
+
+
+class QuittingOptimizer(Optimizer):
+    name = "quitting"
+
+    def init_state(self, params):
+        return {}
+
+    def update(self, params, grads, state, t):
+        raise SystemExit(0)
+
+
+def _quit_after(sim, steps: int, monkeypatch, exc: type[BaseException], where: str = "forward"):
+    sim.run(steps)
+    monkeypatch.setattr(Quits, "raises", exc)
+    monkeypatch.setattr(Quits, "where", where)
+
+
+@pytest.mark.parametrize("where", ["forward", "saturated"])
+def test_a_plugin_calling_sys_exit_mid_run_is_its_failure_not_nnsims_exit(monkeypatch, where):
+    sim = simulation("activation", Quits, "model.activation")
+    _quit_after(sim, 3, monkeypatch, SystemExit, where)
+    with pytest.raises(PluginError, match=rf"activation 'quits' \(from nnsim-bad 0.1\): "
+                                          rf"{where}\(\) raised SystemExit: 0"):
+        sim.step()
+    sim = simulation("optimizer", QuittingOptimizer, "optimizer.name")
+    with pytest.raises(PluginError, match=r"update\(\) raised SystemExit"):
+        sim.step()
+
+
+def test_a_plugins_keyboard_interrupt_is_its_failure_where_ctrl_c_cannot_raise_one(
+        monkeypatch):
+    """In the main thread, with Python's own SIGINT handler, a KeyboardInterrupt may be the
+    user's Ctrl-C and stops as one; with SIGINT ignored (a sweep's workers), or in another
+    thread (the TUI's training thread), it can only be the plugin's."""
+    import signal
+    import threading
+
+    sim = simulation("activation", Quits, "model.activation")
+    _quit_after(sim, 2, monkeypatch, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sim.step()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(PluginError, match=r"forward\(\) raised KeyboardInterrupt"):
+            sim.step()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    caught: list[BaseException] = []
+
+    def step() -> None:
+        try:
+            sim.step()
+        except BaseException as exc:  # noqa: BLE001 — what the thread saw
+            caught.append(exc)
+
+    thread = threading.Thread(target=step)
+    thread.start()
+    thread.join()
+    assert len(caught) == 1 and isinstance(caught[0], PluginError)
