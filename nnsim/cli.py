@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any, Sequence
 
 from nnsim import __version__
-from nnsim.errors import NnsimError
+from nnsim.errors import ConfigError, NnsimError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
 
@@ -1101,8 +1101,11 @@ def cmd_landscape(args) -> int:
     from nnsim.config import parse_set
     from nnsim.landscape import Landscape
 
-    specs = [parse_set(f"o={text}")[1] for text in args.optimizers] or \
-        ["sgd", "momentum", "nesterov", "adam"]
+    try:
+        specs = [parse_set(f"o={text}")[1] for text in args.optimizers] or \
+            ["sgd", "momentum", "nesterov", "adam"]
+    except ConfigError as exc:
+        raise ConfigError("--optimizer", exc.message) from None
     params = {}
     if args.condition is not None:
         if not args.condition >= 1:

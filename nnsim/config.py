@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -263,6 +264,15 @@ def read_toml_text(text: str, name: str) -> dict[str, Any]:
             message = message.replace("at end of document",
                                       f"at end of document, line {lines}")
         raise ConfigError(name, f"malformed TOML: {message}") from None
+    except ValueError as exc:  # Python's limit on the digits of an integer
+        raise ConfigError(name, f"malformed TOML: {_too_long(exc)}") from None
+
+
+def _too_long(exc: ValueError) -> str:
+    if "integer string conversion" in str(exc):
+        return (f"an integer of more than {sys.get_int_max_str_digits():,} digits; no setting "
+                f"takes a number that long")
+    return str(exc)
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -279,6 +289,8 @@ def parse_set(item: str) -> tuple[str, Any]:
                                "levels") from None
     except tomllib.TOMLDecodeError:
         value = text
+    except ValueError as exc:  # Python's limit on the digits of an integer
+        raise ConfigError(key, _too_long(exc)) from None
     return key, value
 
 

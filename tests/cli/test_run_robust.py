@@ -330,3 +330,17 @@ def test_a_checkpoint_name_too_long_is_one_line_before_training(tmp_path, capsys
     assert main(["run", "--resume", str(tmp_path / ("b" * 300)), "--steps", "1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_integer_past_pythons_digit_limit_is_one_line_everywhere(tmp_path, capsys):
+    """Python refuses to read an integer of more than 4,300 digits (ValueError); from
+    `--set`, a config file, a grid or `landscape --optimizer` it was a traceback."""
+    huge = "1" * 4301
+    (tmp_path / "big.toml").write_text(f"seed = {huge}\n")
+    for argv in (["run", "--set", f"seed={huge}", "--steps", "2"],
+                 ["config", str(tmp_path / "big.toml")],
+                 ["sweep", "--grid", f"seed={huge},1", "--out", str(tmp_path / "s")],
+                 ["landscape", "--headless", "--optimizer", f"{{name='adam', lr={huge}}}"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "more than 4,300 digits" in err, argv
