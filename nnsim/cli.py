@@ -323,6 +323,25 @@ def _load_config(args):
 
 
 
+def _grid_config(args, grid: Sequence[str], option: str):
+    """For compare and sweep: (the base config, the `--set` overrides to apply with each
+    run's varied values, the runs' configs as `compare.variants` gives them). The `--set`
+    values go into the base when they fit it; otherwise into every run, so that a
+    hyperparameter of a component only the varied values choose is accepted
+    (`--set model.activation.slope=0.3 --vary model.activation=leaky_relu,prelu`), and a
+    value that fits no run is refused naming the run's component."""
+    from nnsim import compare as cmp
+    from nnsim.config import load, parse_set
+
+    varied = cmp.parse_vary(grid, option)
+    try:
+        base, fixed = _load_config(args), []
+    except ConfigError:
+        sets = list(args.sets) + ([f"seed={args.seed}"] if args.seed is not None else [])
+        base, fixed = load(args.config), [parse_set(item) for item in sets]
+    return base, fixed, cmp.variants(base, varied, fixed=fixed)
+
+
 def command(name: str) -> Command:
     """The table entry of a subcommand."""
     return next(c for c in COMMANDS if c.name == name)
@@ -1019,8 +1038,8 @@ def cmd_compare(args) -> int:
     if not args.vary:
         raise UsageError("nnsim compare: give at least one --vary KEY=V1,V2 "
                          "(e.g. --vary optimizer.name=sgd,momentum)")
-    config = _load_config(args)
-    runs = cmp.variants(config, cmp.parse_vary(args.vary))
+    _, _, runs = _grid_config(args, args.vary, "--vary")
+    config = runs[0][1]
     if len(runs) < 2:
         raise UsageError("nnsim compare: --vary needs two or more values to compare")
     if args.tui:
@@ -1057,8 +1076,8 @@ def cmd_sweep(args) -> int:
                          "(e.g. --grid model.activation=sigmoid,tanh,relu)")
     if args.jobs < 1:
         raise UsageError(f"nnsim sweep: -j must be 1 or more, got {args.jobs}")
-    config = _load_config(args)
-    steps = config.train.steps if args.steps is None else args.steps
+    config, fixed, runs = _grid_config(args, args.grid, "--grid")
+    steps = runs[0][1].train.steps if args.steps is None else args.steps
     if steps < 1:
         raise UsageError(f"nnsim sweep: --steps must be 1 or more, got {steps}")
 
@@ -1072,7 +1091,7 @@ def cmd_sweep(args) -> int:
     client = sw.dask_client(args.scheduler) if args.scheduler else None
     try:
         with _TermAsInterrupt() as term:
-            summaries = sw.sweep(config, args.grid, steps, args.out,
+            summaries = sw.sweep(config, args.grid, steps, args.out, fixed=fixed,
                                  executor=client.get_executor() if client else None,
                                  jobs=args.jobs, progress=progress)
     except sw.SweepInterrupted as stop:

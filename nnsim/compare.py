@@ -84,13 +84,15 @@ def _short(key: str) -> str:
 
 
 def variants(base: Config, varied: Sequence[tuple[str, list[Any]]],
-             registry: Registry | None = None) -> list[tuple[str, Config]]:
-    """Every combination of the varied values, as (label, config)."""
+             registry: Registry | None = None, fixed: Sequence[tuple[str, Any]] = ()
+             ) -> list[tuple[str, Config]]:
+    """Every combination of the varied values, as (label, config). `fixed`: overrides
+    applied with each combination's (`--set` values that fit every run but not `base`)."""
     out = []
     for combo in itertools.product(*(values for _, values in varied)):
         overrides = [(key, value) for (key, _), value in zip(varied, combo)]
         label = " ".join(f"{_short(key)}={_label_value(value)}" for key, value in overrides)
-        out.append((label, base.with_overrides(overrides, registry)))
+        out.append((label, base.with_overrides([*fixed, *overrides], registry)))
     return out
 
 

@@ -350,8 +350,10 @@ STOP_SECONDS = 2.0
 
 def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
           executor: Executor | None = None, jobs: int = 1,
-          progress: Callable[[int, int, RunSummary], None] | None = None) -> list[RunSummary]:
-    """Run every combination of `grid` (KEY=V1,V2 strings) on top of `base`.
+          progress: Callable[[int, int, RunSummary], None] | None = None,
+          fixed: Sequence[tuple[str, Any]] = ()) -> list[RunSummary]:
+    """Run every combination of `grid` (KEY=V1,V2 strings) on top of `base`, with the
+    overrides `fixed` applied to each (see `compare.variants`).
 
     Runs finished earlier with the same identity (config, seed and steps) are read back,
     not rerun; runs that failed (plugin error, error) are run again. Results are written as
@@ -361,7 +363,7 @@ def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
     Ctrl-C raises SweepInterrupted after keeping every finished run.
     """
     out = Path(out_dir).expanduser()
-    runs = variants(base, parse_vary(grid, "--grid"))
+    runs = variants(base, parse_vary(grid, "--grid"), fixed=fixed)
     earlier = _prepare_folder(out)
     names = {label: slug(label) for label, _ in runs}
     if len(set(names.values())) != len(names):

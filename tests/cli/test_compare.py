@@ -103,3 +103,19 @@ def test_fit_never_fills_its_column():
         for width in (9, 10):  # (-7e-300 and a gap need 8)
             text = fit(value, width, 3)
             assert len(text) == width and text[0] == " ", (value, width, text)
+
+
+@pytest.mark.parametrize("name,option", [("compare", "--vary"), ("sweep", "--grid")])
+def test_a_set_hyperparameter_of_the_varied_components_is_given_to_every_run(name, option):
+    """`--set model.activation.slope=0.3` with the activation varied between two that take
+    a slope: the default activation (tanh) has none, which refused the whole command."""
+    from nnsim.cli import _grid_config, command, parse
+
+    argv = ["--set", "model.activation.slope=0.3", option,
+            "model.activation=leaky_relu,prelu", "--set", "train.steps=7"]
+    _, _, runs = _grid_config(parse(command(name), argv), argv[3:4], option)
+    assert [(c.model.activation.name, c.model.activation.hypers["slope"], c.train.steps)
+            for _, c in runs] == [("leaky_relu", 0.3, 7), ("prelu", 0.3, 7)]
+    argv[3] = "model.activation=tanh,prelu"  # a run it does not fit: refused, naming it
+    with pytest.raises(ConfigError, match="activation 'tanh' has no hyperparameter 'slope'"):
+        _grid_config(parse(command(name), argv), argv[3:4], option)
