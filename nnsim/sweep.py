@@ -144,11 +144,15 @@ def run_one(label: str, config_toml: str, steps: int, threads: int = 0
             sim = Simulation(Config.from_dict(read_toml_text(config_toml, label)))
             stop = _STOP
             interrupted = False
+            clock = time.perf_counter
+            looked = clock()
             for record in sim.steps(steps):
                 lines.append(json.dumps(record.to_dict(), separators=(",", ":")))
-                if stop is not None and record.step % STOP_EVERY == 0 and stop.is_set():
-                    interrupted = True
-                    break
+                if stop is not None and clock() - looked >= STOP_LOOK:
+                    looked = clock()
+                    if stop.is_set():
+                        interrupted = True
+                        break
             if interrupted:
                 outcome = f"interrupted at step {sim.step_count}"
             elif sim.divergence is not None:
@@ -179,8 +183,9 @@ def _write_atomic(path: Path, text: str) -> None:
 #: in a worker of the local pool: the parent's stop flag (a multiprocessing Event), which
 #: each run checks between steps
 _STOP: Any = None
-#: how often (in steps) a run looks at the stop flag
-STOP_EVERY = 8
+#: how often (in seconds, at the end of a step) a run looks at the stop flag: by time, not
+#: steps, so that a run of large steps stops as soon as a run of small ones
+STOP_LOOK = 0.05
 
 
 def init_worker(stop: Any = None) -> None:
@@ -345,7 +350,7 @@ def _stop_workers(pool: Executor, stop: Any, futures: Sequence[Future]) -> None:
 
 
 #: how long Ctrl-C waits for in-flight runs to stop before their workers are terminated
-STOP_SECONDS = 2.0
+STOP_SECONDS = 0.9
 
 
 def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,
