@@ -720,6 +720,7 @@ def _run(args, held: contextlib.ExitStack) -> int:
     last_step = sim.step_count + steps
     progress = Progress(last_step, sys.stderr) if sys.stderr.isatty() else None
     record = None
+    diverged_here = False
     write_error: OSError | None = None
 
     def write(rec) -> None:
@@ -740,8 +741,11 @@ def _run(args, held: contextlib.ExitStack) -> int:
                 history.append(record)
                 if snapshots is not None:
                     snapshots.keep(sim)
-                if record.step % args.every == 0 or record.step == last_step \
-                        or record.nonfinite:
+                # the step that diverged is always written; with --on-divergence continue
+                # the non-finite steps after it follow --every like any other
+                diverged_here = record.nonfinite is not None and sim.divergence is not None \
+                    and record.step == sim.divergence.step
+                if record.step % args.every == 0 or record.step == last_step or diverged_here:
                     write(record)
                 if progress:
                     progress.update(record)
@@ -750,7 +754,7 @@ def _run(args, held: contextlib.ExitStack) -> int:
                                     snapshots=snapshots, compact=False)
                 if write_error is not None or signals.received is not None:
                     break
-            if record is not None and record.step % args.every and not record.nonfinite \
+            if record is not None and record.step % args.every and not diverged_here \
                     and record.step != last_step:
                 write(record)  # the last record, when stopped early between K-steps
         finally:

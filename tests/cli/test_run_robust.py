@@ -344,3 +344,16 @@ def test_an_integer_past_pythons_digit_limit_is_one_line_everywhere(tmp_path, ca
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and "more than 4,300 digits" in err, argv
+
+
+def test_after_a_divergence_run_continues_to_write_every_kth_step(tmp_path):
+    """With --on-divergence continue every step after the divergence was written (1,997
+    rows of a 2,000-step table); the step that diverged is written, then --every holds."""
+    out = tmp_path / "r.jsonl"
+    assert main(["run", "--set", "data.samples=200", "--set", "optimizer.name=sgd",
+                 "--set", "optimizer.lr=10",
+                 "--set", "model.activation=relu", "--steps", "300", "--every", "100",
+                 "--on-divergence", "continue", "--out", str(out)]) == 3  # diverged
+    steps = [r["step"] for r in records(out.read_text()) if "step" in r]
+    first = next(r for r in records(out.read_text()) if r.get("nonfinite"))
+    assert first["step"] < 100 and steps == [first["step"], 100, 200, 300]
