@@ -24,13 +24,18 @@ from pathlib import Path
 from typing import IO, Any, Sequence
 
 from nnsim import __version__
-from nnsim.errors import ConfigError, NnsimError
+from nnsim.errors import ConfigError, NnsimError, cap
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED, EXIT_PLUGIN = 0, 1, 2, 3, 4
 
 
 class UsageError(Exception):
     """Bad command-line usage, reported as one line with exit code 2."""
+
+
+#: the longest error line printed: a value the user gave (a 100 KB argument) is echoed
+#: only in part, head and tail
+MAX_LINE = 1000
 
 
 class Parser(argparse.ArgumentParser):
@@ -372,12 +377,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"{did_you_mean(first, names)}; commands: {', '.join(names)}")
         return cmd_tui(build_tui_parser().parse_args(argv))
     except UsageError as exc:
-        _err(str(exc))
+        _err(cap(str(exc), MAX_LINE))
         return EXIT_USAGE
     except NnsimError as exc:
         from nnsim.errors import PluginError
 
-        _err(f"nnsim: error: {exc}")
+        _err(cap(f"nnsim: error: {exc}", MAX_LINE))
         return EXIT_PLUGIN if isinstance(exc, PluginError) else EXIT_USAGE
     except KeyboardInterrupt:
         _err("nnsim: interrupted")

@@ -9,12 +9,17 @@ conformance kit, and a README.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
 
+from nnsim.errors import cap
+
 #: a plugin name: a letter, then letters, digits, '-' or '_'
 NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+#: the longest plugin name (a folder and a module are named after it)
+MAX_NAME = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,12 +37,21 @@ def names(name: str) -> dict[str, str]:
     if slug.startswith("nnsim-") or slug.startswith("nnsim_"):
         slug = slug[len("nnsim-"):]
     if not slug:
-        raise ValueError(f"the plugin name {name!r} has nothing after the 'nnsim-' prefix; "
+        raise ValueError(f"the plugin name {cap(name, 60)!r} has nothing after the 'nnsim-' prefix; "
                          f"give a name of its own (e.g. 'mine' or 'nnsim-mine')")
     if not NAME.match(slug):
-        raise ValueError(f"the plugin name {name!r} must start with a letter and hold only "
+        raise ValueError(f"the plugin name {cap(name, 60)!r} must start with a letter and hold only "
                          f"ASCII letters, digits, '-' and '_' (e.g. 'mine' or 'nnsim-mine')")
+    if len(slug) > MAX_NAME:
+        raise ValueError(f"the plugin name {cap(name, 60)!r} is {len(slug):,} characters "
+                         f"long; give one of at most {MAX_NAME}")
     prefix = re.sub(r"[-_]+", "_", slug)
+    module = f"nnsim_{prefix}"
+    taken = importlib.util.find_spec(module)
+    if taken is not None:
+        raise ValueError(f"the plugin name {name!r} gives the module {module}, which is "
+                         f"already installed ({taken.origin or 'a namespace package'}); "
+                         f"choose another name")
     return {"dist": f"nnsim-{re.sub(r'[-_]+', '-', slug)}", "module": f"nnsim_{prefix}",
             "entry": prefix, "prefix": prefix}
 

@@ -465,10 +465,14 @@ def summary_table(summaries: Sequence[RunSummary]) -> str:
     return "\n".join(lines)
 
 
+#: a Dask scheduler's address: protocol://host[:port], the host a name, IPv4 or [IPv6]
+SCHEDULER = re.compile(r"(tcp|tls|ucx|ws|wss)://([^\s/:\[\]]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?/?")
+
+
 def dask_client(address: str):
     """A client of an existing Dask cluster (needs nnsim[dask]); its `get_executor()` is a
     concurrent.futures executor for `sweep`. Close it when done."""
-    if not re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^\s/:]+(:\d{1,5})?/?", address or ""):
+    if not SCHEDULER.fullmatch(address or ""):
         raise NnsimError(f"--scheduler: expected tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), "
                          f"got {one_line(repr(address), 80)}")
     try:

@@ -223,3 +223,13 @@ def test_config_prints_the_effective_config_as_toml_that_loads_back(tmp_path, ca
 def test_config_refuses_bad_input_in_one_line(capsys, args, needle):
     code, out, err = run(capsys, *args)
     assert code == 2 and out == "" and needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--seed", "x" * 100_000], ["check-plugin", "x" * 100_000],
+    ["lesson", "x" * 100_000, "--headless"],
+    ["sweep", "--grid", "seed=1,2", "--scheduler", f"tcp://{'x' * 100_000}:1"]])
+def test_an_error_echoes_a_huge_argument_in_part(argv, capsys):
+    assert main(argv) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and len(err) <= 1001 and "characters left out" in err

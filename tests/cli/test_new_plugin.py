@@ -99,3 +99,17 @@ def test_names():
     assert names("My_Plugin") == {"dist": "nnsim-my-plugin", "module": "nnsim_my_plugin",
                                   "entry": "my_plugin", "prefix": "my_plugin"}
     assert names("nnsim-mine")["dist"] == "nnsim-mine"
+
+
+def test_a_name_too_long_or_taken_by_an_installed_module_is_refused(tmp_path, capsys):
+    """'plugins' gave the module nnsim_plugins, nnsim's own: the written distribution
+    installed, but its components never loaded and its tests failed."""
+    from nnsim.cli import main
+
+    for name, says in (("plugins", "gives the module nnsim_plugins, which is already "
+                                   "installed"),
+                       ("a" * 100_000, "is 100,000 characters long; give one of at most 64")):
+        assert main(["new-plugin", name, "--dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count("\n") == 1 and len(err) < 300
+    assert not list(tmp_path.iterdir())

@@ -392,3 +392,10 @@ def test_a_run_of_slow_steps_sees_the_stop_flag_after_its_step_in_progress(monke
     monkeypatch.setattr(sw, "_STOP", stop)
     _, lines, seconds, outcome = sw.run_one("slow", small_config().to_toml(), 100)
     assert outcome == "interrupted at step 1" and len(lines) == 1
+
+
+def test_a_scheduler_address_may_be_ipv6():
+    for good in ("tcp://127.0.0.1:8786", "tcp://[::1]:8786", "tls://sched.example", "tcp://[fe80::1]"):
+        assert sw.SCHEDULER.fullmatch(good), good
+    for bad in ("127.0.0.1:8786", "tcp://[::1", "tcp://a b:1", "http://x:1", "tcp://x:123456"):
+        assert not sw.SCHEDULER.fullmatch(bad), bad
