@@ -210,7 +210,9 @@ def _older_sweep(out: Path, entries: list[str]) -> bool:
             header = f.readline().strip()
     except (OSError, UnicodeDecodeError):
         return False
-    return header.split(",")[0] == SUMMARY_FIELDS[0]
+    fields = header.split(",")
+    # the summary's own columns (this version's, or an earlier one's: 'state' for 'outcome')
+    return fields[0] == "run" and "loss" in fields and set(fields) <= {*SUMMARY_FIELDS, "state"}
 
 
 def _reusable(entry: Any, ident: str, path: Path) -> TypeGuard[dict[str, Any]]:

@@ -288,6 +288,17 @@ def test_a_users_summary_csv_is_not_taken_for_a_sweep_folder(tmp_path):
     with pytest.raises(NnsimError, match="not a sweep folder"):
         sweep(small_config(), ["seed=1,2"], 2, mine)
     assert (mine / "summary.csv").read_text() == "precious\n"
+    (mine / "summary.csv").write_text("run,score\n1,0.5\n")  # a user's, headed like ours
+    (mine / "run1.jsonl").write_text("{}\n")
+    with pytest.raises(NnsimError, match="not a sweep folder"):
+        sweep(small_config(), ["seed=1,2"], 2, mine)
+    assert (mine / "summary.csv").read_text() == "run,score\n1,0.5\n"
+    old = tmp_path / "old"  # the summary of the first nnsim with sweeps, no manifest
+    old.mkdir()
+    (old / "summary.csv").write_text("run,steps,loss,accuracy,val_loss,val_accuracy,state,"
+                                     "seconds\nseed=1,2,0.7,0.5,,,ok,0.1\n")
+    (old / "seed-1.jsonl").write_text("{}\n")
+    assert len(sweep(small_config(), ["seed=1,2"], 2, old)) == 2
     # an earlier nnsim's sweep folder (no manifest) is still taken up
     sweep(small_config(), ["seed=1,2"], 2, tmp_path / "s")
     (tmp_path / "s" / sw.MANIFEST).unlink()
