@@ -285,7 +285,7 @@ def parse_set(item: str) -> tuple[str, Any]:
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except RecursionError:
-        raise ConfigError(key, "--set value nested too deeply; a config needs at most a few "
+        raise ConfigError(key, "value nested too deeply; a config needs at most a few "
                                "levels") from None
     except tomllib.TOMLDecodeError:
         value = text

@@ -1003,6 +1003,9 @@ def _from_bundle(blob: np.ndarray, start: int, names: dict) -> dict[str, np.ndar
         dt = np.dtype(dtype)
         if dt.hasobject:
             raise ValueError(f"{name}: objects are not stored in checkpoints")
+        if any(int(n) < 0 for n in shape):
+            raise ValueError(f"{name} declares the shape {cap(repr(shape), 80)}, with a "
+                             f"negative size")
         count = int(np.prod(shape, dtype=np.int64))
         begin = start + int(offset)
         if begin < 0 or begin + count * dt.itemsize > blob.size:

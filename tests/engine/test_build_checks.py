@@ -97,7 +97,7 @@ def test_deeply_nested_toml_is_one_line(tmp_path):
     deep = "[" * 5000 + "1" + "]" * 5000
     with pytest.raises(ConfigError, match="nested too deeply"):
         read_toml_text(f"x = {deep}\n", "deep.toml")
-    with pytest.raises(ConfigError, match="model.hidden: --set value nested too deeply"):
+    with pytest.raises(ConfigError, match="model.hidden: value nested too deeply"):
         parse_set(f"model.hidden={deep}")
     path = tmp_path / "deep.toml"
     path.write_text(f"[model]\nhidden = {deep}\n")

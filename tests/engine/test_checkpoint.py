@@ -690,3 +690,25 @@ def test_a_buffer_of_python_objects_is_a_one_line_error_not_a_pickle(tmp_path, m
                                               "Python objects, not numbers"):
         save(sim, tmp_path, sim.run(1))
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_a_snapshot_declaring_a_negative_shape_is_damaged(tmp_path):
+    """It read as an empty array, and a branch from it said the network's layout changed."""
+    from nnsim.engine.rewind import SnapshotStore
+
+    sim = Simulation(small_config())
+    store = SnapshotStore(interval=5)
+    for _ in range(6):
+        store.keep(sim)
+        sim.step()
+    save(sim, tmp_path, [], snapshots=store)
+    path = checkpoint.checkpoint_path(tmp_path)
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    index = json.loads(str(arrays["snapshots/index"]))
+    index["5"][1]["params"][2] = [-1]
+    arrays["snapshots/index"] = np.array(json.dumps(index))
+    np.savez(path, **arrays)
+    with pytest.raises(CheckpointError, match="damaged snapshot at step 5 .*params declares "
+                                              "the shape \\[-1\\], with a negative size"):
+        checkpoint.load_snapshot(tmp_path, 5)
