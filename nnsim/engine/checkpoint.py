@@ -454,20 +454,97 @@ def _columns(records: list[StepRecord], layout: list, counts: np.ndarray | None 
             "measured": measured, "values": values, "hist": hist}
 
 
+#: how a chunk's numbers are coded before compression (`_encode`): 0 as they are; 1 with
+#: each histogram as its change from the row before, and each layer's step size as its
+#: difference from update_ratio · weight_norm / grad_norm (both hold ‖ΔW‖), which is small
+CODING = 1
+#: the step size, and the statistics it is predicted from (`_predictions`)
+_PREDICTED = ("step_size", "update_ratio", "weight_norm", "grad_norm")
+
+
+def _predictions(layout: list, lnames: Sequence[str]) -> list[tuple[int, int, int, int]]:
+    """Per layer, the columns of (step size, update ratio, weight norm, gradient norm) in a
+    chunk's values, when the statistics named `lnames` include all four."""
+    if not set(_PREDICTED) <= set(lnames):
+        return []
+    at = [list(lnames).index(name) for name in _PREDICTED]
+    out, c = [], 0
+    for *_, state, learn in layout:
+        out.append(tuple(c + i for i in at))
+        c += len(lnames) + len(state) + len(learn)
+    return out  # type: ignore[return-value]
+
+
+def _zigzag(d: np.ndarray) -> np.ndarray:
+    """Signed integers as unsigned ones, small magnitudes small: 0, −1, 1, −2 → 0, 1, 2, 3."""
+    bits = 8 * d.dtype.itemsize
+    return ((d << 1) ^ (d >> (bits - 1))).view(d.dtype.str.replace("i", "u"))
+
+
+def _unzigzag(z: np.ndarray) -> np.ndarray:
+    signed = z.view(z.dtype.str.replace("u", "i"))
+    return (z >> 1).view(signed.dtype) ^ -(signed & 1)
+
+
+def _predicted(values: np.ndarray, cols: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A step-size column's prediction from the same rows' other columns, as bits, and where
+    it is finite (elsewhere the value is stored as it is: a finite result of finite
+    arithmetic is the same on every machine; a NaN's bits need not be)."""
+    _, ratio, weight, grad = cols
+    with np.errstate(all="ignore"):
+        guess = (values[:, ratio].astype(np.float64) * values[:, weight] / values[:, grad]
+                 ).astype(values.dtype)
+    ok = np.isfinite(guess)
+    return guess.view(f"i{values.dtype.itemsize}"), ok
+
+
+def _code_values(values: np.ndarray, layout: list, lnames: Sequence[str],
+                 decode: bool = False) -> np.ndarray:
+    """`values` (floats) with each step-size column replaced by its zigzagged difference
+    from its prediction (`decode`: the other way round). The columns it is predicted from
+    are never themselves coded, so each prediction is the same both ways."""
+    if values.dtype.kind != "f":
+        return values
+    values = values.copy()
+    ints = values.view(f"i{values.dtype.itemsize}")
+    uints = values.view(f"u{values.dtype.itemsize}")
+    for cols in _predictions(layout, lnames):
+        guess, ok = _predicted(values, cols)
+        target = cols[0]
+        if decode:
+            ints[:, target] = np.where(ok, _unzigzag(uints[:, target].copy()) + guess,
+                                       ints[:, target])
+        else:
+            uints[:, target] = np.where(ok, _zigzag(ints[:, target] - guess),
+                                        uints[:, target])
+    return values
+
+
 def _encode(cols: dict[str, np.ndarray], layout: list, dtype: str,
-            nonfinite: dict[str, str], level: int = 1) -> tuple[bytes, dict]:
+            nonfinite: dict[str, str], level: int = 1, coding: int | None = None
+            ) -> tuple[bytes, dict]:
     """The columns as one chunk of bytes, and its description. `level` 0 (periodic saves)
     stores the bytes as they are, in zlib's format: about twice the size of level 1, for
-    a fifth of its compression time; a final save compresses them."""
-    hist = cols["hist"]
+    a fifth of its compression time; a final save compresses them. The numbers are coded
+    first (`CODING`) when they are compressed: the default network's 4,096 records
+    compress 9 % smaller, and faster; an uncompressed chunk is left as it is."""
+    if coding is None:
+        coding = CODING if level else 0
+    hist = cols["hist"].astype(np.int64)
+    with np.errstate(over="ignore"):  # past float32's range: inf, as the network holds it
+        values = cols["values"].astype(dtype)
+    if coding == 1:
+        hist = _zigzag(np.diff(hist, axis=0, prepend=np.zeros((1, hist.shape[1]), np.int64)))
+        values = _code_values(values, layout, _LAYER_FLOATS)
     hist_dtype = "uint16" if not hist.size or (hist.min() >= 0 and hist.max() < 2**16) \
-        else "int64"
+        else str(hist.dtype)
     flags = np.concatenate([cols["none"], cols["measured"][:, None]], axis=1)
     parts = [_pack(cols["step"][:, None], level), _pack(cols["global"], level),
-             _pack(cols["values"].astype(dtype), level), np.packbits(flags, axis=-1).ravel(),
+             _pack(values, level), np.packbits(flags, axis=-1).ravel(),
              _pack(hist.astype(hist_dtype), level)]
     meta = {"rows": len(cols["step"]), "layers": layout, "dtype": dtype, "hist": hist_dtype,
-            "parts": [len(x) for x in parts], "nonfinite": nonfinite, "level": level}
+            "parts": [len(x) for x in parts], "nonfinite": nonfinite, "level": level,
+            "coding": coding}
     return b"".join(x.tobytes() for x in parts), meta
 
 
@@ -482,9 +559,10 @@ def _chunk(records: list[StepRecord], layout: list, dtype: str, level: int = 1,
     return cols["step"], blob, meta
 
 
-def _decode(blob: np.ndarray, meta: dict, g: int, nstats: int) -> dict[str, np.ndarray]:
-    """The arrays `_encode` packed into `blob`."""
-    n, layout = int(meta["rows"]), meta["layers"]
+def _decode(blob: np.ndarray, meta: dict, g: int, lnames: Sequence[str]
+            ) -> dict[str, np.ndarray]:
+    """The arrays `_encode` packed into `blob` (`lnames`: the layer statistics' names)."""
+    n, layout, nstats = int(meta["rows"]), meta["layers"], len(lnames)
     width = sum(nstats + len(st) + len(le) for _, _, _, _, st, le in layout)
     bins = sum(h for _, _, _, h, _, _ in layout)
     ends = np.cumsum([0, *meta["parts"]])
@@ -493,11 +571,18 @@ def _decode(blob: np.ndarray, meta: dict, g: int, nstats: int) -> dict[str, np.n
                          f"{ends[-1]}")
     step_b, glob_b, values_b, flags_b, hist_b = (blob[a:b] for a, b in zip(ends, ends[1:]))
     flags = np.unpackbits(flags_b.reshape(n, -1), axis=-1, count=g + 1).astype(bool)
+    values = _unpack(values_b, meta["dtype"], (n, width + 2 * len(layout)))
+    hist = _unpack(hist_b, meta["hist"], (n, bins))
+    coding = meta.get("coding", 0)
+    if coding == 1:
+        values = _code_values(values, layout, lnames, decode=True)
+        hist = np.cumsum(_unzigzag(hist.astype(np.uint64)), axis=0)
+    elif coding != 0:
+        raise ValueError(f"a history chunk is coded as {cap(repr(coding), 40)}; this nnsim "
+                         f"reads codings 0 and 1")
     return {"step": _unpack(step_b, "int64", (n, 1))[:, 0],
             "global": _unpack(glob_b, "float64", (n, g)), "none": flags[:, :g],
-            "measured": flags[:, g],
-            "values": _unpack(values_b, meta["dtype"], (n, width + 2 * len(layout))),
-            "hist": _unpack(hist_b, meta["hist"], (n, bins))}
+            "measured": flags[:, g], "values": values, "hist": hist}
 
 
 def _merge(chunks: list, dtype: str, first: int | None = None) -> list:
@@ -517,7 +602,7 @@ def _merge(chunks: list, dtype: str, first: int | None = None) -> list:
     for step, blob, meta, last, group in out:
         trim = int(step[0]) < start
         if len(group) > 1 or trim or meta.get("level", 1) == 0:
-            parts = [_decode(np.frombuffer(b, np.uint8), m, g, len(_LAYER_FLOATS))
+            parts = [_decode(np.frombuffer(b, np.uint8), m, g, _LAYER_FLOATS)
                      for b, m in group]
             cols = {k: np.concatenate([c[k] for c in parts]) for k in parts[0]}
             if trim:
@@ -554,7 +639,7 @@ def _layers(layout: list, lnames: list, row: list, hist_row: list, ranges: list
 def _unchunk(blob: np.ndarray, meta: dict, gnames: list, lnames: list) -> list[StepRecord]:
     n, layout, g = int(meta["rows"]), meta["layers"], len(gnames)
     width = sum(len(lnames) + len(st) + len(le) for _, _, _, _, st, le in layout)
-    cols = _decode(blob, meta, g, len(lnames))
+    cols = _decode(blob, meta, g, lnames)
     steps, values, hist = cols["step"], cols["values"], cols["hist"]
     glob = cols["global"].tolist()
     flags = np.concatenate([cols["none"], cols["measured"][:, None]], axis=1)
