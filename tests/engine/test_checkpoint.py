@@ -476,18 +476,23 @@ def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_facto
 
 @pytest.mark.parametrize("entry", [[0, 999999], 7, [0], ["x", {}], None,
                                    [0, {}, "../../checkpoint.npz"], [0, {}, 5]])
-def test_a_damaged_snapshot_index_is_one_line(tmp_path, entry):
+def _with_snapshots(where: Path, steps: int = 10) -> tuple[Path, dict[str, np.ndarray]]:
+    """A checkpoint saved with a snapshot every 5 steps, and its arrays (to damage)."""
     from nnsim.engine.rewind import SnapshotStore
 
     sim = Simulation(small_config())
     store = SnapshotStore(interval=5)
-    for _ in range(10):
+    for _ in range(steps):
         store.keep(sim)
         sim.step()
-    save(sim, tmp_path, [], snapshots=store)
-    path = checkpoint.checkpoint_path(tmp_path)
+    save(sim, where, [], snapshots=store)
+    path = checkpoint.checkpoint_path(where)
     with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+        return path, {k: npz[k] for k in npz.files}
+
+
+def test_a_damaged_snapshot_index_is_one_line(tmp_path, entry):
+    path, arrays = _with_snapshots(tmp_path)
     arrays["snapshots/index"] = np.array(json.dumps({"5": entry}))
     np.savez(path, **arrays)
     with pytest.raises(CheckpointError, match="damaged snapshot at step 5") as info:
@@ -694,17 +699,7 @@ def test_a_buffer_of_python_objects_is_a_one_line_error_not_a_pickle(tmp_path, m
 
 def test_a_snapshot_declaring_a_negative_shape_is_damaged(tmp_path):
     """It read as an empty array, and a branch from it said the network's layout changed."""
-    from nnsim.engine.rewind import SnapshotStore
-
-    sim = Simulation(small_config())
-    store = SnapshotStore(interval=5)
-    for _ in range(6):
-        store.keep(sim)
-        sim.step()
-    save(sim, tmp_path, [], snapshots=store)
-    path = checkpoint.checkpoint_path(tmp_path)
-    with np.load(path) as npz:
-        arrays = {k: npz[k] for k in npz.files}
+    path, arrays = _with_snapshots(tmp_path, 6)
     index = json.loads(str(arrays["snapshots/index"]))
     index["5"][1]["params"][2] = [-1]
     arrays["snapshots/index"] = np.array(json.dumps(index))
