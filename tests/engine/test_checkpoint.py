@@ -474,8 +474,6 @@ def test_any_sequence_of_saves_loads_back_the_window_it_was_given(tmp_path_facto
         assert dumps(load(where)[1]) == kept(window, "float64")
 
 
-@pytest.mark.parametrize("entry", [[0, 999999], 7, [0], ["x", {}], None,
-                                   [0, {}, "../../checkpoint.npz"], [0, {}, 5]])
 def _with_snapshots(where: Path, steps: int = 10) -> tuple[Path, dict[str, np.ndarray]]:
     """A checkpoint saved with a snapshot every 5 steps, and its arrays (to damage)."""
     from nnsim.engine.rewind import SnapshotStore
@@ -491,6 +489,8 @@ def _with_snapshots(where: Path, steps: int = 10) -> tuple[Path, dict[str, np.nd
         return path, {k: npz[k] for k in npz.files}
 
 
+@pytest.mark.parametrize("entry", [[0, 999999], 7, [0], ["x", {}], None,
+                                   [0, {}, "../../checkpoint.npz"], [0, {}, 5]])
 def test_a_damaged_snapshot_index_is_one_line(tmp_path, entry):
     path, arrays = _with_snapshots(tmp_path)
     arrays["snapshots/index"] = np.array(json.dumps({"5": entry}))
