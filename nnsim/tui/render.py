@@ -484,7 +484,9 @@ def theme_roles(variables: dict[str, str]) -> dict[str, str]:
     `bg` the background itself. ANSI themes keep the terminal's own colours."""
     background = variables.get("background", "#000000")
     if not background.startswith("#"):  # an ANSI theme: the terminal's palette decides
-        roles = {role: variables.get(var, "default").split()[0]
+        # Textual names the terminal's colours 'ansi_blue', 'ansi_bright_red'; rich (which
+        # draws the panels) 'blue', 'bright_red'
+        roles = {role: variables.get(var, "default").split()[0].removeprefix("ansi_")
                  for role, var in ROLE_VARIABLES.items()}
         roles["fg"] = "default"
         roles["muted"] = "default"

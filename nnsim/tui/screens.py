@@ -441,7 +441,11 @@ class SettingsScreen(TypingPausesTraining[None]):
         event.stop()
         if key is None:
             return
-        _, value = parse_set(f"{key}={event.value}")
+        try:
+            _, value = parse_set(f"{key}={event.value}")
+        except ConfigError as exc:  # too long, or nested too deeply, to read at all
+            self.show_error(key, f"refused: {exc.message}")
+            return
         self.try_apply(key, value)
         event.input.value = _text(self.current(key))  # the value now in force
 

@@ -277,3 +277,20 @@ async def test_the_file_name_prompt_pauses_training_too():
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, PathPrompt))
         await until(pilot, lambda: app.runner.sim.step_count > steps + 2)
+
+
+async def test_a_value_too_long_to_read_is_refused_under_its_field_not_a_crash():
+    """An integer past Python's 4,300 digits, or brackets nested thousands deep: reading
+    it raised in the submit handler and closed the app."""
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_settings(pilot)
+        lr = widget(screen, "optimizer.lr")
+        for typed, says in (("1" * 4400, "more than 4,300 digits"), ("[" * 3000, "nested too deeply")):
+            lr.value = typed
+            lr.focus()
+            await pilot.press("enter")
+            error = screen.query_one("#error-optimizer-lr", Static)
+            await until(pilot, lambda: says in str(error.render()))
+        assert app.is_running and app.return_code is None
+        assert app.runner.sim.optimizer.lr == 0.05

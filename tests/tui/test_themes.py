@@ -128,3 +128,18 @@ def test_an_empty_theme_name_still_gives_every_role(monkeypatch):
     monkeypatch.setattr(View, "app", property(lambda self: EmptyThemeApp()))
     roles = View().roles
     assert {"bg", "fg", "train", "val", "muted"} <= set(roles)
+
+
+@pytest.mark.parametrize("theme", ["ansi-dark", "ansi-light"])
+def test_an_ansi_themes_roles_are_colours_rich_can_draw(theme):
+    """Textual calls them 'ansi_blue'; rich, which draws the panels, refused that name and
+    the status line's first coloured part (the timeline cursor, a finding) closed the app."""
+    from rich.style import Style
+    from textual.app import App
+
+    app = App()
+    app.theme = theme
+    roles = theme_roles(app.get_css_variables())
+    for role, colour in roles.items():
+        Style.parse(f"bold {colour}")  # raises on a name rich does not know
+    assert any(colour != "default" for colour in roles.values())
