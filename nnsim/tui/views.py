@@ -248,6 +248,9 @@ class View(Widget):
 
     def _build(self, width: int, height: int) -> None:
         self._drawn = (id(self.frame), width, height, self._roles[0])
+        if width < 1:  # squeezed to nothing (a lesson beside it on a narrow terminal)
+            self._made, self._strips = {}, []
+            return
         base = self.base_style
         strips = []
         # a line drawn as in the last frame reuses its Strip: no new segments, and the

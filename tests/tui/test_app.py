@@ -5,6 +5,8 @@ import io
 import re
 import time
 
+import pytest
+
 from rich.console import Console
 from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Input, Label, Select, Static
@@ -844,3 +846,17 @@ async def test_the_curves_say_how_often_validation_is_measured():
         every = app.runner.sim.config.train.eval_every
         await until(pilot, lambda: any(f"validation (every {every} steps)" in strip.text
                                        for strip in view._strips))
+
+
+@pytest.mark.parametrize("width", [20, 30, 31])
+async def test_a_lesson_on_a_terminal_too_narrow_for_its_panel_does_not_crash(width):
+    """The lesson's panel (at least 28 columns) left the live view none at 30 columns, and
+    wrapping a sentence to width 0 raised inside rich."""
+    app = lesson_app("dead_relu")
+    async with app.run_test(size=(width, 12)) as pilot:
+        app.runner.advance(3)
+        await until(pilot, lambda: stepped(app, 3))
+        await pilot.pause(0.3)
+        await pilot.resize_terminal(width - 5, 10)
+        await pilot.pause(0.3)
+        assert app.is_running and app.return_code is None
