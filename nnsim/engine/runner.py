@@ -211,7 +211,12 @@ class Runner:
         """Go back to the kept snapshot at `step` (paused): the run from there replays
         exactly as it went, unless something is changed."""
         def go():
-            snap = self.snapshots.get(step)
+            try:
+                snap = self.snapshots.get(step)
+            except KeyError:  # no longer kept (the run was reset meanwhile)
+                self.notices.put(("warning", f"Step {step:,} is no longer kept; pick a "
+                                             "step on the timeline again (, and .)"))
+                return
             if snap.config != self.sim.config:  # a live change since: undone too
                 self.sim.reconfigure(snap.config)
             restore(self.sim, snap)

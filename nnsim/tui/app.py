@@ -326,7 +326,7 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
                     "eval_every": sim.config.train.eval_every,
                     "focus": self.lesson.focus if self.lesson is not None else "",
                     "hypers": dict(sim.config.optimizer.hypers),
-                    "cursor": self.cursor,
+                    "cursor": self._kept_cursor(),
                     "kept": len(runner.snapshots.snapshots) if self.cursor is not None else 0},
             timeline=history.timeline, window=self.window, smooth=self.smooth,
             findings=list(runner.findings),
@@ -486,15 +486,22 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
             self.cursor = steps[max(0, min(len(steps) - 1, i))]
         self.redraw()
 
+    def _kept_cursor(self) -> int | None:
+        """The timeline cursor, dropped once its step is no longer kept (a reset, a new
+        config or a rewind to before it cleared the snapshots)."""
+        if self.cursor is not None and self.cursor not in self.runner.snapshots.snapshots:
+            self.cursor = None
+        return self.cursor
+
     def action_rewind(self) -> None:
-        if self.cursor is None:
+        if self._kept_cursor() is None:
             self.notify("Pick a step first with , and . (the timeline)", timeout=3)
             return
         self.runner.rewind(self.cursor)
         self.cursor = None
 
     def action_branch(self) -> None:
-        if self.cursor is None:
+        if self._kept_cursor() is None:
             self.notify("Pick a step first with , and . (the timeline), then B", timeout=3)
             return
         step = self.cursor

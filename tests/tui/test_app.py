@@ -860,3 +860,25 @@ async def test_a_lesson_on_a_terminal_too_narrow_for_its_panel_does_not_crash(wi
         await pilot.resize_terminal(width - 5, 10)
         await pilot.pause(0.3)
         assert app.is_running and app.return_code is None
+
+
+async def test_a_reset_drops_the_timeline_cursor_and_g_never_halts_the_new_run():
+    """After r the status line still said 'timeline: step 20 (0 kept)' at step 0, and g
+    halted the new run with KeyError: 20."""
+    app = make_app(small_config(), paused=True)
+    async with app.run_test(size=SIZE) as pilot:
+        app.runner.advance(30)
+        await until(pilot, lambda: stepped(app, 30) and app.runner.snapshots.steps()[-1] >= 20)
+        await pilot.press("comma")
+        await until(pilot, lambda: "timeline: step" in status_text(app))
+        await pilot.press("r")
+        await until(pilot, lambda: app.runner.sim.step_count == 0)
+        await pilot.pause(0.3)
+        assert "timeline: step" not in status_text(app)
+        await pilot.press("g")
+        await pilot.pause(0.3)
+        assert app.runner.state != "halted" and not app.runner.message
+        # the runner refuses a step that is no longer kept, with a notice, not a halt
+        app.runner.rewind(20)
+        await until(pilot, lambda: app.runner.sim.step_count == 0 and app.runner.state != "halted")
+        assert not app.runner.message
