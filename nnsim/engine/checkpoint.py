@@ -24,7 +24,6 @@ import os
 import re
 import struct
 import uuid
-import zipfile
 import zlib
 from pathlib import Path
 from collections.abc import Sequence
@@ -894,8 +893,9 @@ def load(where: str | Path, registry=None):
     try:
         with np.load(path, allow_pickle=False) as npz:
             data = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
-        # MemoryError: an array header declaring a shape larger than any memory
+    except Exception as exc:  # noqa: BLE001 — whatever a damaged zip or .npy header raises
+        # (MemoryError: a shape larger than any memory; NotImplementedError: an unknown zip
+        # version or compression; SyntaxError: a header that is not a Python literal)
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
     if data.get("format") is None or str(data["format"]) != FORMAT:
         raise CheckpointError(f"{path}: not an nnsim checkpoint")
@@ -1129,7 +1129,7 @@ def _snapshot_index(path: Path) -> tuple[dict, Any]:
             names = npz.files
             if "snapshots/index" in names:
                 return json.loads(str(npz["snapshots/index"])), None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except Exception as exc:  # noqa: BLE001 — whatever a damaged zip raises (see `load`)
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__})") \
             from None
     # files of the first format: five entries per snapshot, "snap/<step>/<name>"
@@ -1206,7 +1206,7 @@ def _load_snapshots(path: Path, index: dict, steps: list[int], registry) -> dict
                                      config)
     except NnsimError:
         raise
-    except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 — a damaged part, whatever it raises
         raise CheckpointError(f"{path}: damaged snapshot at step {step} ({type(exc).__name__}: "
                               f"{cap(str(exc), 200)})") from None
     return out

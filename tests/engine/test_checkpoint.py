@@ -783,3 +783,23 @@ def test_snapshots_are_stored_compactly_and_those_of_earlier_versions_still_read
     assert np.array_equal(old.data[0], new.data[0]) and old.data[0].dtype == np.int64
     assert old.rngs == new.rngs and old.counters == new.counters
     assert np.array_equal(old.params, new.params)
+
+
+@pytest.mark.parametrize("damage", ["zip version", "npy header"])
+def test_a_checkpoint_damaged_where_zipfile_or_numpy_raise_oddly_is_one_line(tmp_path, damage):
+    """An unknown zip version raised NotImplementedError and a broken .npy header
+    SyntaxError: `--resume` printed a traceback and the TUI's l halted the run on screen."""
+    path, _ = _with_snapshots(tmp_path)
+    data = bytearray(path.read_bytes())
+    if damage == "zip version":
+        at = data.find(b"PK\x01\x02")
+        data[at + 6] = 0xFF  # the central directory's "version needed": 25.5
+    else:
+        at = data.find(b"\x93NUMPY")
+        data[data.find(b"}", at)] = ord("(")
+    path.write_bytes(bytes(data))
+    # (the broken header is the first array's: the snapshots, apart from it, still read)
+    for read in (load, checkpoint.load_snapshots) if damage == "zip version" else (load,):
+        with pytest.raises(CheckpointError) as info:
+            read(tmp_path)
+        assert "\n" not in str(info.value)
