@@ -494,17 +494,18 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         return self.cursor
 
     def action_rewind(self) -> None:
-        if self._kept_cursor() is None:
+        step = self._kept_cursor()
+        if step is None:
             self.notify("Pick a step first with , and . (the timeline)", timeout=3)
             return
-        self.runner.rewind(self.cursor)
+        self.runner.rewind(step)
         self.cursor = None
 
     def action_branch(self) -> None:
-        if self._kept_cursor() is None:
+        step = self._kept_cursor()
+        if step is None:
             self.notify("Pick a step first with , and . (the timeline), then B", timeout=3)
             return
-        step = self.cursor
 
         def branch(text: str | None) -> None:
             if text:
