@@ -491,7 +491,10 @@ def layer_table(frame: Frame, cols: list[Column], width: int, height: int, roles
                 tail = values.tolist()[-spark:]
                 pad = spark - len(tail)
                 bands = [_band_role(v) for v in tail]
-                runs = [0] + [k for k in range(1, len(bands)) if bands[k] != bands[k - 1]]
+                # (no values in the window: a reset or a rewind on the training thread
+                # emptied the timeline since this frame was taken)
+                runs = [0] + [k for k in range(1, len(bands)) if bands[k] != bands[k - 1]] \
+                    if bands else []
                 for r, row_chars in enumerate(chars):
                     _marked(rows[r], row_chars[:pad], "", mark, on)
                     for a, b in zip(runs, runs[1:] + [len(bands)]):

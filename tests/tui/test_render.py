@@ -323,3 +323,27 @@ def test_a_curve_axis_labels_each_power_of_ten_on_the_row_that_draws_it():
             else:  # it gives way only to a label in the next row
                 assert any(abs(inked[0] - i) <= 1 for i in others), (rows, decade, lines)
         assert sum(1 for line in lines if line.split("┤")[0].strip()) >= 3 or rows < 8
+
+
+def test_a_layer_table_whose_timeline_was_emptied_meanwhile_draws():
+    """The training thread can clear the timeline (a reset, a rewind) between the frame
+    being taken and drawn: the banded column's first run of colours was read from an
+    empty list (IndexError)."""
+    from nnsim.engine import Simulation
+    from nnsim.engine.timeline import Timeline
+    from nnsim.tui.views import Column, Frame, layer_table
+    from tests.helpers import small_config
+
+    sim = Simulation(small_config())
+    records = sim.run(5)
+    timeline = Timeline()
+    for record in records:
+        timeline.append(record)
+    cols = [Column("ratio", "update_ratio", "grad", log=True, banded=True)]
+    roles = {k: "white" for k in ("grad", "act", "muted", "good", "warn", "bad")}
+    frame = Frame(records=records, evals=[], state="running", message="", rate=0.0,
+                  speed="", activation="tanh", optimizer="sgd", lr=sim.lr,
+                  timeline=timeline, first=records[0])
+    assert layer_table(frame, cols, 120, 20, roles, lambda layer: [f"L{layer.index}"])
+    timeline.clear()
+    assert layer_table(frame, cols, 120, 20, roles, lambda layer: [f"L{layer.index}"])
