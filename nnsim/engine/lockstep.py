@@ -59,9 +59,14 @@ class Lockstep(Runner):
                     self._halt(f"{label}: {exc}")
                     return False
                 self.histories[label].append(record)
-            self._count(self.sims[self.labels[0]].last or record)
+            self._count(record)  # (the newest run's: the first may have stopped)
             self.version += 1
         return True
+
+    @property
+    def step_count(self) -> int:
+        """The step of the runs that go furthest (a diverged run stops where it was)."""
+        return max(sim.step_count for sim in self.sims.values())
 
     @property
     def state(self) -> str:

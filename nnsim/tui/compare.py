@@ -157,7 +157,7 @@ class LockstepPanel(_PanelHost):
     def status(self) -> Text:
         runner = self.runner
         return Text.assemble(
-            (f" {runner.state} ", "bold"), f"  step {runner.sim.step_count:,}  "
+            (f" {runner.state} ", "bold"), f"  step {runner.step_count:,}  "
             f"{len(runner.labels)} runs in lockstep from seed {runner.sim.config.seed}  speed "
             f"{runner.speed_text}", (f"  {runner.message}" if runner.message else "",
                                      "bold red"))
@@ -224,7 +224,7 @@ class BranchScreen(LockstepPanel, RunnerControls, Screen):
         # keys)
         text = Text.assemble(
             (f" {runner.state} ", "bold"),
-            f"  step {runner.sim.step_count:,}  branched at step {runner.start:,}: "
+            f"  step {runner.step_count:,}  branched at step {runner.start:,}: "
             f"{self.change}  speed {runner.speed_text}\n",
             ("space: play/pause · n: one step · m: next statistic · escape: back to the run",
              "italic"),

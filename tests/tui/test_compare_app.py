@@ -145,3 +145,23 @@ def test_shares_are_written_as_percentages_like_their_axis():
     layer = [w for w in next(line for line in lines if line.startswith("L1")).split()[1:]
              if w[0].isdigit()]
     assert accuracy and layer and all(w.endswith("%") for w in accuracy + layer), lines[:8]
+
+
+async def test_the_status_follows_the_runs_still_going_when_the_first_diverges():
+    """The status line (and the steps a second) read the first run's step, which froze when
+    that run diverged while the others went on."""
+    from textual.widgets import Static
+
+    wild = small_config(("model.activation", "relu"), ("optimizer.name", "sgd"),
+                        ("model.initializer", "he_normal"), ("model.hidden", [64, 64, 64]))
+    lock = Lockstep(runs("optimizer.lr=10.0,0.05", base=wild), paused=True)
+    app = CompareApp(lock)
+    async with app.run_test(size=(120, 36)) as pilot:
+        lock.advance(40)
+        deadline = time.monotonic() + 20
+        while "step 40 " not in str(app.query_one("#status", Static).content):
+            assert time.monotonic() < deadline, str(app.query_one("#status", Static).content)
+            await pilot.pause(0.05)
+        first = next(iter(lock.sims.values()))
+        assert first.divergence is not None and first.step_count < 40
+        assert lock.step_count == 40
