@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import stat
 import sys
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -235,8 +236,25 @@ def ordered(overrides: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
             + [kv for kv in items if not chooses_component(kv[0])])
 
 
+#: the largest config file read (a config is a few hundred bytes; /dev/zero never ends)
+MAX_CONFIG_BYTES = 2**20
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise ConfigError(str(p), "no such file") from None
+    except OSError:
+        info = None  # reading says what is wrong
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(str(p), "is not a regular file (a device or a pipe); expected "
+                                      "a TOML file")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(str(p), f"is {info.st_size:,} bytes; a config is a TOML file "
+                                      f"of at most {MAX_CONFIG_BYTES:,}")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -115,3 +115,15 @@ def test_an_error_never_echoes_a_huge_value(item):
         load(sets=[item])
     text = str(info.value)
     assert len(text) < 1000 and "characters left out" in text and "\n" not in text
+
+
+def test_a_config_that_is_a_device_or_too_large_is_refused_before_reading(tmp_path):
+    """ctrl+o on /dev/zero read forever on the TUI's thread while memory grew."""
+    from nnsim.config import MAX_CONFIG_BYTES, read_toml
+
+    with pytest.raises(ConfigError, match="/dev/zero: is not a regular file"):
+        read_toml("/dev/zero")
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+    with pytest.raises(ConfigError, match="a config is a TOML file of at most"):
+        read_toml(big)
