@@ -623,6 +623,15 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         self.query_one("#views", ContentSwitcher).current = name
         self.redraw()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """While a branch is on screen, the keys that act on the run behind it (e, g, the
+        timeline, the panels, live changes) do nothing: only help and quit stay."""
+        from nnsim.tui.compare import BranchScreen
+
+        if isinstance(self.screen, BranchScreen):
+            return action in ("help", "quit", "command_palette")
+        return True
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.HELP_KEYS, [
             (f"{label.split(maxsplit=1)[1]} ({label.split()[0]})", cls.HELP)

@@ -530,6 +530,12 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
                             for label in lockstep.labels)
         assert [r.loss for r in original] == [r.loss for r in straight[start:start + 3]]
         assert [r.loss for r in branch] != [r.loss for r in original]
+        # the keys that act on the run behind the branch do nothing while it is shown (e
+        # reseeded and reset it, g rewound it)
+        seed = app.runner.sim.config.seed
+        await pilot.press("e", "comma", "g", "3")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, BranchScreen) and app.runner.sim.config.seed == seed
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, BranchScreen))
         assert app.runner.sim.step_count == 100  # the run itself is where it was
