@@ -248,15 +248,15 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(str(p), "no such file") from None
     except OSError:
         info = None  # reading says what is wrong
-    if info is not None and not stat.S_ISDIR(info.st_mode):
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(str(p), "is not a regular file (a device or a pipe); expected "
-                                      "a TOML file")
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(str(p), f"is {info.st_size:,} bytes; a config is a TOML file "
-                                      f"of at most {MAX_CONFIG_BYTES:,}")
+    if info is not None and (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
+        raise ConfigError(str(p), "is a device, not a file; expected a TOML file")
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(p, "rb") as f:  # (a pipe too: `--config <(make-config)`)
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(str(p), f"is larger than {MAX_CONFIG_BYTES:,} bytes; a config "
+                                      f"is a short TOML file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(str(p), "no such file") from None
     except IsADirectoryError:

@@ -86,6 +86,7 @@ def write(name: str, parent: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        n = names(args.name)  # (once: after writing, its module exists)
         root = write(args.name, Path(args.dir))
     except ValueError as exc:
         print(f"nnsim new-plugin: {exc}", file=sys.stderr)
@@ -95,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"nnsim new-plugin: cannot write the plugin: {reason}{where}", file=sys.stderr)
         return 2
-    n = names(args.name)
     print(f"wrote {root}/ (distribution {n['dist']}, module {n['module']}, entry point "
           f"{n['entry']})\n"
           f"next: pip install -e {root} && python -m pytest {root}/tests\n"

@@ -163,7 +163,8 @@ def run_one(label: str, config_toml: str, steps: int, threads: int = 0
                 outcome = "ok"
         except PluginError as exc:
             outcome = one_line(f"plugin error: {exc}")
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 — one run's failure is its outcome
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 — one run's
+            # failure is its outcome (workers ignore SIGINT: a KeyboardInterrupt is not Ctrl-C)
             outcome = one_line(f"error: {exc.__class__.__name__}: {exc}")
     return label, lines, time.perf_counter() - start, outcome
 
@@ -352,7 +353,7 @@ def _stop_workers(pool: Executor, stop: Any, futures: Sequence[Future]) -> None:
 
 
 #: how long Ctrl-C waits for in-flight runs to stop before their workers are terminated
-STOP_SECONDS = 0.9
+STOP_SECONDS = 2.0
 
 
 def sweep(base: Config, grid: Sequence[str], steps: int, out_dir: str | Path,

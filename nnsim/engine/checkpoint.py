@@ -37,7 +37,10 @@ from nnsim.engine.writers import restore_nonfinite
 from nnsim.errors import ConfigError, NnsimError, cap
 
 FORMAT = "nnsim-checkpoint"
-VERSION = 1
+#: 2: history chunks may be coded (`CODING`) and snapshot descriptions UTF-8, which an
+#: nnsim reading only version 1 would misread; version 1 files still load
+VERSION = 2
+READS = (1, 2)
 FILE_NAME = "checkpoint.npz"
 #: step counters read from a checkpoint stay below this (they are int64 in the records)
 MAX_STEP = 2**62
@@ -487,13 +490,20 @@ def _unzigzag(z: np.ndarray) -> np.ndarray:
 
 def _predicted(values: np.ndarray, cols: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """A step-size column's prediction from the same rows' other columns, as bits, and where
-    it is finite (elsewhere the value is stored as it is: a finite result of finite
-    arithmetic is the same on every machine; a NaN's bits need not be)."""
+    it is used: where it and its inputs are normal numbers (elsewhere the value is stored as
+    it is: IEEE arithmetic on normal numbers is the same on every machine; a NaN's bits or
+    a subnormal's treatment need not be)."""
     _, ratio, weight, grad = cols
     with np.errstate(all="ignore"):
         guess = (values[:, ratio].astype(np.float64) * values[:, weight] / values[:, grad]
                  ).astype(values.dtype)
-    ok = np.isfinite(guess)
+    # normal numbers only (finite, not subnormal, not zero), in and out: a process that
+    # flushes subnormals to zero would otherwise compute another prediction
+    tiny = np.finfo(values.dtype).tiny
+    ok = np.ones(len(values), bool)
+    for x in (guess, values[:, ratio], values[:, weight], values[:, grad]):
+        with np.errstate(invalid="ignore"):
+            ok &= np.isfinite(x) & (np.abs(x) >= tiny)
     return guess.view(f"i{values.dtype.itemsize}"), ok
 
 
@@ -903,9 +913,9 @@ def load(where: str | Path, registry=None):
     if version is None or version.shape != () or version.dtype.kind not in "iu":
         raise CheckpointError(f"{path}: damaged checkpoint (version must be an integer, got "
                               f"{cap(repr(version), 80)})")
-    if int(version) != VERSION:
+    if int(version) not in READS:
         raise CheckpointError(f"{path}: checkpoint version {int(version)}; this nnsim "
-                              f"reads version {VERSION}")
+                              f"reads versions {READS[0]} to {READS[-1]}")
     try:
         info = json.loads(str(data["sim"]))
         if not isinstance(info, dict):

@@ -707,7 +707,11 @@ class NnsimApp(ReadableChrome, RunnerControls, App):
         self.notify(f"{done} {path}", timeout=4)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        from nnsim.tui.compare import BranchScreen
+
         yield from super().get_system_commands(screen)
+        if isinstance(screen, BranchScreen):  # the run behind it is left alone (check_action)
+            return
         yield SystemCommand("Play / pause", "Start or stop training", self.action_play_pause)
         yield SystemCommand("Step", "Take one training step", self.action_step)
         yield SystemCommand("Reset", "Rebuild with the same seed", self.action_reset)

@@ -113,3 +113,13 @@ def test_a_name_too_long_or_taken_by_an_installed_module_is_refused(tmp_path, ca
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1 and len(err) < 300
     assert not list(tmp_path.iterdir())
+
+
+def test_writing_into_the_folder_it_is_run_from_is_no_traceback(tmp_path, monkeypatch, capsys):
+    """Run from inside the folder it writes, the new module is importable once written:
+    asking for the names again afterwards refused them (a ValueError traceback)."""
+    (tmp_path / "nnsim-zq").mkdir()
+    monkeypatch.chdir(tmp_path / "nnsim-zq")
+    monkeypatch.syspath_prepend(str(tmp_path / "nnsim-zq"))
+    assert main(["new-plugin", "zq", "--dir", str(tmp_path)]) == 0
+    assert "module nnsim_zq" in capsys.readouterr().out

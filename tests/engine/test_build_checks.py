@@ -118,12 +118,22 @@ def test_an_error_never_echoes_a_huge_value(item):
 
 
 def test_a_config_that_is_a_device_or_too_large_is_refused_before_reading(tmp_path):
-    """ctrl+o on /dev/zero read forever on the TUI's thread while memory grew."""
+    """ctrl+o on /dev/zero read forever on the TUI's thread while memory grew. A pipe
+    (`--config <(make-config)`) still reads."""
+    import os
+    import threading
+
     from nnsim.config import MAX_CONFIG_BYTES, read_toml
 
-    with pytest.raises(ConfigError, match="/dev/zero: is not a regular file"):
+    with pytest.raises(ConfigError, match="/dev/zero: is a device, not a file"):
         read_toml("/dev/zero")
     big = tmp_path / "big.toml"
     big.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
-    with pytest.raises(ConfigError, match="a config is a TOML file of at most"):
+    with pytest.raises(ConfigError, match="is larger than 1,048,576 bytes"):
         read_toml(big)
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("seed = 3\n"))
+    writer.start()
+    assert read_toml(fifo) == {"seed": 3}
+    writer.join()

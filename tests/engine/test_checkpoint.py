@@ -803,3 +803,30 @@ def test_a_checkpoint_damaged_where_zipfile_or_numpy_raise_oddly_is_one_line(tmp
         with pytest.raises(CheckpointError) as info:
             read(tmp_path)
         assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_written_by_the_previous_version_loads_as_it_did():
+    """tests/engine/data/version1 was saved by nnsim before the history coding and the
+    compact snapshots (version 1), with what that nnsim read back from it."""
+    where = Path(__file__).parent / "data" / "version1"
+    expected = json.loads((where / "expected.json").read_text())
+    sim, history = load(where)
+    assert [r.to_dict() for r in history] == expected["history"]
+    assert sim.step_count == expected["step"]
+    snap = checkpoint.load_snapshot(where, 20)
+    assert float(snap.params.astype("float64").sum()) == expected["snapshot20_params_sum"]
+    assert snap.data[0].tolist()[:10] == expected["snapshot20_order"]
+    with np.load(where / "checkpoint.npz") as npz:
+        assert int(npz["version"]) == 1
+
+
+def test_a_checkpoint_is_written_as_version_2_which_an_older_reader_refuses(tmp_path):
+    """Coded chunks read by an nnsim that does not know the coding would give wrong
+    histograms and step sizes without an error: the version says it is newer."""
+    path = save(Simulation(small_config()), tmp_path)
+    with np.load(path) as npz:
+        assert int(npz["version"]) == checkpoint.VERSION == 2
+    _rewrite(path, version=np.array(3))
+    with pytest.raises(CheckpointError, match="checkpoint version 3; this nnsim reads "
+                                              "versions 1 to 2"):
+        load(tmp_path)

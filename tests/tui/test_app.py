@@ -536,6 +536,8 @@ async def test_timeline_rewind_replays_and_branch_opens_side_by_side():
         await pilot.press("e", "comma", "g", "3")
         await pilot.pause(0.3)
         assert isinstance(app.screen, BranchScreen) and app.runner.sim.config.seed == seed
+        offered = [c.title for c in app.get_system_commands(app.screen)]  # nor the palette
+        assert "Quit" in offered and "New seed" not in offered and "Reset" not in offered
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, BranchScreen))
         assert app.runner.sim.step_count == 100  # the run itself is where it was
