@@ -139,6 +139,8 @@ def run_one(label: str, config_toml: str, steps: int, threads: int = 0
 
     start = time.perf_counter()
     lines: list[str] = []
+    if _STOP is not None and _STOP.is_set():  # queued before Ctrl-C: not begun at all
+        return label, lines, 0.0, "interrupted at step 0"
     with _blas_threads(threads):
         try:
             sim = Simulation(Config.from_dict(read_toml_text(config_toml, label)))
