@@ -394,12 +394,12 @@ def test_a_run_of_slow_steps_sees_the_stop_flag_after_its_step_in_progress(monke
     step = Simulation.step
 
     def slow(self, measure=True):
+        stop.set()  # Ctrl-C during the first step
         time.sleep(0.06)
         return step(self, measure)
 
     monkeypatch.setattr(Simulation, "step", slow)
     stop = threading.Event()
-    stop.set()
     monkeypatch.setattr(sw, "_STOP", stop)
     _, lines, seconds, outcome = sw.run_one("slow", small_config().to_toml(), 100)
     assert outcome == "interrupted at step 1" and len(lines) == 1
