@@ -244,10 +244,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
         info = p.stat()
-    except FileNotFoundError:
-        raise ConfigError(str(p), "no such file") from None
     except OSError:
-        info = None  # reading says what is wrong
+        info = None  # opening it says what is wrong
     if info is not None and (stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)):
         raise ConfigError(str(p), "is a device, not a file; expected a TOML file")
     try:

@@ -501,8 +501,8 @@ def _predicted(values: np.ndarray, cols: tuple[int, int, int, int]) -> tuple[np.
     # flushes subnormals to zero would otherwise compute another prediction
     tiny = np.finfo(values.dtype).tiny
     ok = np.ones(len(values), bool)
-    for x in (guess, values[:, ratio], values[:, weight], values[:, grad]):
-        with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):
+        for x in (guess, values[:, ratio], values[:, weight], values[:, grad]):
             ok &= np.isfinite(x) & (np.abs(x) >= tiny)
     return guess.view(f"i{values.dtype.itemsize}"), ok
 
